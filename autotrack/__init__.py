@@ -1,0 +1,78 @@
+"""autotrack: complete, free and crash-safe experiment tracking in a local SQLite store.
+
+    import autotrack
+    autotrack.autolog()                       # or a callback / wrapper per framework
+    with autotrack.start_run(name="baseline", experiment="house-prices") as run:
+        run.log_params({"lr": 0.01})
+        run.log_metric("val/rmse", 0.41, step=3)
+    autotrack.runs(experiment="house-prices")  # a pandas DataFrame
+
+Importing autotrack imports no ML framework and not pandas.
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    AutotrackError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    QuerySyntaxError,
+    RunEndedError,
+    RunLockedError,
+    RunNotFoundError,
+    StoreError,
+    StoreVersionError,
+    UnsafeArtifactNameError,
+)
+from ._query import Artifact, RunRecord, delete_run, get_run, runs
+from ._run import (
+    Run,
+    active_run,
+    end_run,
+    flush,
+    get_store,
+    log_artifact,
+    log_metric,
+    log_metrics,
+    log_param,
+    log_params,
+    set_store,
+    set_tag,
+    set_tags,
+    start_run,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Artifact",
+    "AutotrackError",
+    "InvalidArgumentError",
+    "MissingDependencyError",
+    "QuerySyntaxError",
+    "Run",
+    "RunEndedError",
+    "RunLockedError",
+    "RunNotFoundError",
+    "RunRecord",
+    "StoreError",
+    "StoreVersionError",
+    "UnsafeArtifactNameError",
+    "__version__",
+    "active_run",
+    "delete_run",
+    "end_run",
+    "flush",
+    "get_run",
+    "get_store",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "runs",
+    "set_store",
+    "set_tag",
+    "set_tags",
+    "start_run",
+]

@@ -1,0 +1,187 @@
+"""The one patching mechanism every ``autolog()`` uses, and the guard every callback hook uses.
+
+Rules (DESIGN.md, "Patching"):
+
+* the framework's own exceptions pass through untouched (same object, same traceback);
+* autotrack's own failures become one warning and the user's call still runs (or, when it already
+  ran, its result is returned);
+* ``AUTOTRACK_STRICT=1`` makes autotrack's failures raise instead (tests and CI);
+* ``AUTOTRACK_DISABLE=1`` turns every patch into a plain call of the original;
+* every patch can be undone: :func:`unpatch` restores exactly what was there.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_MISSING = object()
+
+
+def strict() -> bool:
+    return os.environ.get("AUTOTRACK_STRICT") == "1"
+
+
+def disabled() -> bool:
+    return os.environ.get("AUTOTRACK_DISABLE") == "1"
+
+
+_warned: set[str] = set()
+_warn_lock = threading.Lock()
+
+
+def report_failure(where: str, exc: BaseException) -> None:
+    """An autotrack fault: raise it under AUTOTRACK_STRICT=1, else warn once per place."""
+    if strict():
+        raise exc
+    with _warn_lock:
+        if where in _warned:
+            return
+        _warned.add(where)
+    warnings.warn(
+        f"autotrack: {where} failed and was skipped; training goes on unchanged. "
+        f"({type(exc).__name__}: {exc}). Set AUTOTRACK_STRICT=1 to raise instead.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def guarded(where: str) -> Callable[[F], F]:
+    """Decorate a hook (a callback method) so that its failures never reach the user's training."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the guard's whole purpose
+                report_failure(where or fn.__qualname__, exc)
+                return None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+@dataclass
+class _Patch:
+    integration: str
+    owner: Any
+    name: str
+    original: Any  # the attribute as found in owner.__dict__, or _MISSING when inherited
+    wrapper: Any
+
+
+_registry: list[_Patch] = []
+
+
+class _CallState:
+    __slots__ = ("original", "called", "result", "error")
+
+    def __init__(self, original: Callable[..., Any]) -> None:
+        self.original = original
+        self.called = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.called = True
+        try:
+            self.result = self.original(*args, **kwargs)
+        except BaseException as exc:
+            self.error = exc
+            raise
+        return self.result
+
+
+def patch(
+    integration: str,
+    owner: Any,
+    name: str,
+    replacement: Callable[..., Any],
+) -> None:
+    """Replace ``owner.name`` by a safe wrapper around ``replacement(original, *args, **kwargs)``.
+
+    ``replacement`` receives the original callable as its first argument and decides when to call
+    it. Whatever the original raises passes through unchanged; whatever ``replacement`` itself
+    raises becomes a warning, and the original is called if it had not been yet.
+    """
+    found = owner.__dict__.get(name, _MISSING) if hasattr(owner, "__dict__") else _MISSING
+    current = getattr(owner, name)
+    if getattr(current, "__autotrack_patch__", None) == integration:
+        return  # already patched by this integration
+    unbound = found.__func__ if isinstance(found, (staticmethod, classmethod)) else current
+    if isinstance(found, classmethod):
+        raise TypeError("classmethods are not supported by autotrack's patch()")
+
+    @functools.wraps(unbound)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if disabled() or _in_original.get():
+            return unbound(*args, **kwargs)
+        state = _CallState(unbound)
+        try:
+            return replacement(state, *args, **kwargs)
+        except BaseException as exc:
+            if state.error is exc or not isinstance(exc, Exception):
+                raise  # the framework's (or the user's) own exception, untouched
+            report_failure(f"autologging of {integration} ({getattr(owner, '__name__', owner)}.{name})", exc)
+            if state.called:
+                if state.error is not None:
+                    raise state.error from None
+                return state.result
+            return unbound(*args, **kwargs)
+
+    wrapper.__autotrack_patch__ = integration  # type: ignore[attr-defined]
+    setattr(owner, name, staticmethod(wrapper) if isinstance(found, staticmethod) else wrapper)
+    _registry.append(_Patch(integration, owner, name, found, wrapper))
+
+
+def unpatch(integration: str | None = None) -> int:
+    """Undo the patches of ``integration`` (all when None), newest first. Returns how many."""
+    undone = 0
+    for p in reversed(list(_registry)):
+        if integration is not None and p.integration != integration:
+            continue
+        if p.original is _MISSING:
+            try:
+                delattr(p.owner, p.name)
+            except AttributeError:
+                pass
+        else:
+            setattr(p.owner, p.name, p.original)
+        _registry.remove(p)
+        undone += 1
+    return undone
+
+
+def patched(integration: str | None = None) -> list[tuple[Any, str]]:
+    return [(p.owner, p.name) for p in _registry if integration is None or p.integration == integration]
+
+
+class _Flag(threading.local):
+    value = False
+
+    def get(self) -> bool:
+        return self.value
+
+
+_in_original = _Flag()
+
+
+class suspended:
+    """Within this block, patched calls in this thread go straight to the originals (used when
+    autotrack itself calls patched functions, e.g. ``torch.save`` while saving a model)."""
+
+    def __enter__(self) -> None:
+        self._previous = _in_original.value
+        _in_original.value = True
+
+    def __exit__(self, *exc: object) -> None:
+        _in_original.value = self._previous
