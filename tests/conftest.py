@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("AUTOTRACK_STRICT", "1")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator["autotrack.get_store"]:  # type: ignore[name-defined]
+    """A fresh store folder for one test; every run the test leaves open is ended afterwards."""
+    import autotrack
+    from autotrack import _run
+
+    previous = _run._store_override
+    st = autotrack.set_store(tmp_path / "store")
+    yield st
+    while (run := autotrack.active_run()) is not None:
+        run.end()
+    autotrack.flush()
+    _run._store_override = previous
