@@ -186,11 +186,10 @@ def _print_runs_table(frame: pd.DataFrame, columns: str | None) -> None:
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
 def show_command(store_path: str, run_id: str, as_json: bool) -> None:
-    """Show one run: params, last metrics, captured sections and artifacts."""
-    from ._query import get_run
-
+    """Show one run (an id, a unique prefix, a name, or `latest`): params, last metrics, captured
+    sections and artifacts."""
     try:
-        rec = get_run(run_id, store=_open_store(store_path))
+        rec = _resolve(run_id, _open_store(store_path))
     except AutotrackError as exc:
         _fail(exc)
         return
@@ -198,6 +197,18 @@ def show_command(store_path: str, run_id: str, as_json: bool) -> None:
         click.echo(json.dumps(rec.to_dict(), indent=2, default=str, allow_nan=True))
         return
     _print_run(rec)
+
+
+def _resolve(run_id: str, store: Any) -> RunRecord:
+    from ._errors import RunNotFoundError
+    from ._query import get_run, runs
+
+    if run_id == "latest":
+        frame = runs(limit=1, store=store)
+        if frame.empty:
+            raise RunNotFoundError(run_id, [], f"the store at {store.root} has no runs; no run matches")
+        run_id = frame["id"][0]
+    return get_run(run_id, store=store)
 
 
 def _print_run(rec: RunRecord) -> None:
@@ -290,11 +301,9 @@ def compare_command(store_path: str, run_ids: Sequence[str], show_all: bool, as_
     """Compare runs side by side: params, and final and best metrics. Differing rows are highlighted."""
     from rich.table import Table
 
-    from ._query import get_run
-
     store = _open_store(store_path)
     try:
-        records = [get_run(r, store=store) for r in run_ids]
+        records = [_resolve(r, store) for r in run_ids]
     except AutotrackError as exc:
         _fail(exc)
         return
