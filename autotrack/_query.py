@@ -160,6 +160,29 @@ class RunRecord:
                                 json.loads(meta) if meta else {}, deleted is not None, path))
         return out
 
+    def read_artifact(self, name: str) -> bytes:
+        """The bytes of the newest artifact called ``name``, verified against its sha256."""
+        from ._errors import StoreError
+        from ._store import file_sha256
+
+        matches = [a for a in self.artifacts if a.name == name]
+        if not matches:
+            close = difflib.get_close_matches(name, [a.name for a in self.artifacts], n=3)
+            raise InvalidArgumentError("name", name, f"run {self.id[:8]} has no such artifact. Did you mean {', '.join(close) or 'one of rec.artifacts'}?")
+        art = matches[-1]
+        path = self._store.artifact_path(art.sha256) if art.stored else Path(art.path or "")
+        if path is None or not path.is_file():
+            raise StoreError(f"the bytes of artifact {name!r} of run {self.id[:8]} are missing ({art.path})")
+        data = path.read_bytes()
+        import hashlib
+
+        if hashlib.sha256(data).hexdigest() != art.sha256:
+            raise StoreError(
+                f"artifact {name!r} of run {self.id[:8]} does not match its recorded sha256 {art.sha256}: "
+                "the file was changed or damaged after it was logged"
+            )
+        return data
+
     def info(self, section: str) -> dict[str, Any]:
         """A captured section: hardware, environment, source, model, optimizer, data, config, seeds."""
         row = self._conn.execute(
