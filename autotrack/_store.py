@@ -202,7 +202,7 @@ class Store:
             if self._initialised_pid == pid:
                 return
             for folder in (self.root, self.artifact_dir, self.tmp_dir):
-                folder.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(mode=0o755, parents=True, exist_ok=True)
                 _not_world_writable(folder)
             self.journal_mode = "delete" if self._on_network_filesystem() else "wal"
             try:
@@ -212,7 +212,8 @@ class Store:
                     raise StoreError(f"cannot open the store at {self.root}: {exc}") from exc
                 self._quarantine(exc)
                 self._open_and_migrate()
-            _not_world_writable(self.db_path)
+            for suffix in ("", "-wal", "-shm"):
+                _not_world_writable(Path(str(self.db_path) + suffix))
             self._initialised_pid = pid
 
     def _open_and_migrate(self) -> None:
@@ -438,7 +439,8 @@ class Store:
             if final.exists() and final.stat().st_size == size:
                 os.unlink(tmp_name)
             else:
-                final.parent.mkdir(exist_ok=True)
+                final.parent.mkdir(mode=0o755, exist_ok=True)
+                _not_world_writable(final.parent)
                 os.chmod(tmp_name, 0o444)
                 os.replace(tmp_name, final)
             return StoredBlob(sha, size)
