@@ -24,6 +24,7 @@ from ._errors import (
     StoreVersionError,
     UnsafeArtifactNameError,
 )
+from ._autolog import autolog
 from ._query import Artifact, RunRecord, delete_run, get_run, runs
 from ._run import (
     Run,
@@ -60,6 +61,7 @@ __all__ = [
     "UnsafeArtifactNameError",
     "__version__",
     "active_run",
+    "autolog",
     "delete_run",
     "end_run",
     "flush",
