@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from ._errors import InvalidArgumentError
-from ._patching import report_failure, unpatch
+from ._patching import patch, report_failure, unpatch
 
 #: framework switch -> (modules whose import triggers it, integration module)
 FRAMEWORKS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -76,6 +76,7 @@ def autolog(
         _options.clear()
         _options.update(log_models=log_models, grad_norm_every=grad_norm_every)
         _configure_capture(system_metrics, seeds)
+        _record_script_arguments()
         for framework in FRAMEWORKS:
             if not switches.get(framework, True):
                 _disable(framework)
@@ -152,12 +153,46 @@ def _disable(framework: str) -> None:
 def _disable_all() -> None:
     for framework in FRAMEWORKS:
         _disable(framework)
+    unpatch("script")
+    _script_params.clear()
     try:
         from . import _capture
 
         _capture.disable_seed_capture()
     except ImportError:
         pass
+
+
+# -- argparse results as params ------------------------------------------------------------------
+
+_script_params: dict[str, Any] = {}
+
+
+def _record_script_arguments() -> None:
+    """Parsed command-line arguments become params of the runs autolog records."""
+    import argparse
+
+    from ._run import add_start_hook
+
+    patch("script", argparse.ArgumentParser, "parse_known_args", _parse_known_args)
+    add_start_hook(_apply_script_params)
+
+
+def _parse_known_args(original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
+    namespace, extras = original(self, *args, **kwargs)
+    params = {k: v for k, v in vars(namespace).items() if not k.startswith("_")}
+    _script_params.update(params)
+    from ._run import active_run
+
+    run = active_run()
+    if run is not None and params:
+        run.log_params(params)
+    return namespace, extras
+
+
+def _apply_script_params(run: Any) -> None:
+    if _script_params and run.parent_id is None:
+        run.log_params(dict(_script_params))
 
 
 # -- the post-import hook ---------------------------------------------------------------------
