@@ -8,8 +8,6 @@ a framework the script does not.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
 import os
 import sys
 import threading
@@ -18,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from ._errors import InvalidArgumentError
+from ._imports import cancel, when_imported
 from ._patching import patch, report_failure, unpatch
 
 #: framework switch -> (modules whose import triggers it, integration module)
@@ -195,73 +194,19 @@ def _apply_script_params(run: Any) -> None:
         run.log_params(dict(_script_params))
 
 
-# -- the post-import hook ---------------------------------------------------------------------
+# -- waiting for frameworks the script imports later ----------------------------------------------
 
-_watched: dict[str, str] = {}  # module name -> framework
+_watchers: dict[str, Callable[[ModuleType], None]] = {}  # framework -> its post-import callback
 
 
 def _watch(modules: Sequence[str], framework: str) -> None:
+    callback = _watchers.setdefault(framework, lambda module: _enable(framework))
     for name in modules:
-        _watched[name] = framework
-    if _finder not in sys.meta_path:
-        sys.meta_path.insert(0, _finder)
+        when_imported(name, callback)
 
 
 def _unwatch(framework: str) -> None:
-    for name in [n for n, f in _watched.items() if f == framework]:
-        del _watched[name]
-    if not _watched and _finder in sys.meta_path:
-        sys.meta_path.remove(_finder)
-
-
-class _PostImportFinder(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: it wraps the real loader of a watched module so that, once the
-    module has executed, that framework's autolog is enabled."""
-
-    def __init__(self) -> None:
-        self._busy = threading.local()
-
-    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
-        framework = _watched.get(fullname)
-        if framework is None or getattr(self._busy, "name", None) == fullname:
-            return None
-        self._busy.name = fullname
-        try:
-            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-            if spec is None:
-                for finder in sys.meta_path:
-                    if finder is self or not hasattr(finder, "find_spec"):
-                        continue
-                    spec = finder.find_spec(fullname, path, target)
-                    if spec is not None:
-                        break
-        finally:
-            self._busy.name = None
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        spec.loader = _NotifyingLoader(spec.loader, framework)
-        return spec
-
-
-class _NotifyingLoader(importlib.abc.Loader):
-    def __init__(self, loader: Any, framework: str) -> None:
-        self._loader = loader
-        self._framework = framework
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        # the module keeps its real loader for anything that inspects it later
-        module.__loader__ = self._loader
-        if module.__spec__ is not None:
-            module.__spec__.loader = self._loader
-        self._loader.exec_module(module)
-        if self._framework in _watched.values():
-            _enable(self._framework)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
-
-
-_finder = _PostImportFinder()
+    callback = _watchers.pop(framework, None)
+    if callback is not None:
+        for name in FRAMEWORKS[framework][0]:
+            cancel(name, callback)

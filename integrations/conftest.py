@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("AUTOTRACK_STRICT", "1")
+# Start-of-run capture and the system sampler are tested in their own files (which turn them on);
+# everywhere else they would only slow hundreds of test runs down.
+os.environ.setdefault("AUTOTRACK_CAPTURE", "0")
+os.environ.setdefault("AUTOTRACK_SYSTEM_METRICS", "0")
 
 
 @pytest.fixture

@@ -72,7 +72,9 @@ def test_disable_undoes_every_patch(fake_framework):
     assert fakefw.Estimator.fit is not original
     autotrack.autolog(disable=True)
     assert fakefw.Estimator.fit is original and patched("fakefw") == []
-    assert _autolog._finder not in sys.meta_path
+    from autotrack import _imports
+
+    assert _imports._finder not in sys.meta_path
 
 
 def test_env_disable_turns_autolog_off(fake_framework, monkeypatch):
