@@ -32,6 +32,12 @@ def capture_hardware() -> dict[str, Any]:
     return section
 
 
+def clear_cache() -> None:
+    """Forget the cached inventory (tests that change what NVML reports)."""
+    with _cache_lock:
+        _static_cache.clear()
+
+
 # -- host ---------------------------------------------------------------------------------------
 
 

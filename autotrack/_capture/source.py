@@ -23,22 +23,44 @@ MAX_UNTRACKED_NAMES = 500
 GIT_TIMEOUT_S = 10.0
 
 
+def _installed_roots() -> list[Path]:
+    import site
+    import sysconfig
+
+    roots = {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib", "scripts")}
+    try:
+        roots.update(site.getsitepackages())
+        roots.add(site.getusersitepackages())
+    except AttributeError:  # some virtualenv layouts
+        pass
+    return [Path(r).resolve() for r in roots if r]
+
+
+def is_installed_code(path: Path) -> bool:
+    """True for files of the interpreter, installed packages and their console scripts
+    (``python -m pytest``, ``torchrun``): never the user's own code."""
+    path = path.resolve()
+    return any(path.is_relative_to(root) for root in _installed_roots())
+
+
 def entry_point() -> tuple[str | None, Path | None]:
-    """(description of how the program was started, the entry script file if there is one)."""
+    """(how the program was started, the user's entry script file if there is one: not set for
+    code of installed packages such as ``python -m pytest``)."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
     argv0 = sys.argv[0] if sys.argv else ""
     if spec is not None and getattr(spec, "name", None) and spec.name != "__main__":
         module = spec.name[: -len(".__main__")] if spec.name.endswith(".__main__") else spec.name
         origin = getattr(spec, "origin", None)
-        return f"python -m {module}", Path(origin) if origin and os.path.isfile(origin) else None
+        script = Path(origin).resolve() if origin and os.path.isfile(origin) else None
+        return f"python -m {module}", None if script is None or is_installed_code(script) else script
     if argv0 in ("", "-c"):
         return ("python -c" if argv0 == "-c" else "interactive"), None
     if "ipykernel" in argv0 or "IPython" in sys.modules and argv0.endswith("ipython"):
         return "notebook/ipython", None
     path = Path(argv0)
     if path.is_file():
-        return str(path.resolve()), path.resolve()
+        return str(path.resolve()), None if is_installed_code(path) else path.resolve()
     return argv0, None
 
 
