@@ -38,6 +38,7 @@ def test_start_hook_is_registered():
 
 
 def test_doctor_json_against_truth(tmp_path, monkeypatch):
+    monkeypatch.delenv("AUTOTRACK_CAPTURE", raising=False)
     monkeypatch.setenv("AUTOTRACK_SYSTEM_METRICS", "0")
     store = tmp_path / "store"
     assert isinstance(doctor_command, click.Command)

@@ -86,7 +86,8 @@ def test_planted_secrets_never_reach_the_store(tmp_path):
     ("name", "secret"),
     [("HF_TOKEN", True), ("AWS_SECRET_ACCESS_KEY", True), ("--hub_token", True), ("api-key", True),
      ("db.password", True), ("GITHUB_PAT", True), ("WANDB_API_KEY", True), ("key_size", False),
-     ("max_tokens", False), ("tokenizer", False), ("PWD", False), ("monkey", False), ("lr", False)],
+     ("max_tokens", False), ("tokenizer", False), ("PWD", False), ("monkey", False), ("lr", False),
+     ("pad_token", False), ("--eos-token", False), ("hub_token", True)],
 )
 def test_secret_names(name, secret):
     assert is_secret_name(name) is secret
@@ -107,4 +108,5 @@ def test_redact_url_and_text():
     cleaned = redact_text(text, extra=[])
     assert "AKIAABCDEFGHIJKLMNOP" not in cleaned and "s3cr3t-value" not in cleaned
     assert "steps = 10" in cleaned
+    assert redact_text('tok.pad_token = "<pad>"\n', extra=[]) == 'tok.pad_token = "<pad>"\n'
     assert redact_text("value is hunter2-planted", extra=["hunter2-planted"]) == "value is ***"

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def _fresh(monkeypatch):
+    monkeypatch.delenv("AUTOTRACK_CAPTURE", raising=False)
     monkeypatch.setenv("AUTOTRACK_SYSTEM_METRICS", "0")
     monkeypatch.setenv("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED", "0"))
     monkeypatch.setenv("PL_GLOBAL_SEED", "0")

@@ -24,6 +24,9 @@ _SECRET_PARTS = {"token", "secret", "password", "passwd", "credential", "credent
 #: Name parts that make it a credential only as the last part (``--api_key`` yes, ``--key_size`` no).
 _SECRET_LAST = {"key", "pat", "sas", "signature"}
 
+#: Tokenizer special tokens are not credentials (``pad_token = "<pad>"``).
+_TOKENIZER_WORDS = {"pad", "eos", "bos", "unk", "sep", "cls", "mask", "start", "end", "special", "additional"}
+
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s:]*(?::[^/@\s]*)?)@")
 _TOKEN_SHAPES = re.compile(
     "|".join(
@@ -55,9 +58,15 @@ def is_secret_name(name: str) -> bool:
     parts = [p for p in re.split(r"[^a-z0-9]+", name.lower()) if p]
     if not parts:
         return False
+    if _is_tokenizer_word(parts):
+        return False
     if any(p in _SECRET_PARTS for p in parts):
         return True
     return parts[-1] in _SECRET_LAST or "".join(parts[-2:]) in ("apikey", "accesskey", "privatekey")
+
+
+def _is_tokenizer_word(parts: list[str]) -> bool:
+    return len(parts) >= 2 and parts[-1] in ("token", "tokens") and parts[-2] in _TOKENIZER_WORDS
 
 
 def secret_env_values(environ: dict[str, str] | None = None) -> list[str]:
@@ -79,7 +88,13 @@ def redact_text(text: str, extra: Sequence[str] | None = None) -> str:
             text = text.replace(value, REDACTED)
     text = _URL_USERINFO.sub(lambda m: m.group("scheme"), text)
     text = _TOKEN_SHAPES.sub(REDACTED, text)
-    return _ASSIGNMENT.sub(lambda m: f"{m.group('name')}{m.group('sep')}{m.group('quote')}{REDACTED}{m.group('quote')}", text)
+    return _ASSIGNMENT.sub(_redact_assignment, text)
+
+
+def _redact_assignment(m: re.Match[str]) -> str:
+    if _is_tokenizer_word([p for p in re.split(r"[^a-z0-9]+", m.group("name").lower()) if p]):
+        return m.group(0)
+    return f"{m.group('name')}{m.group('sep')}{m.group('quote')}{REDACTED}{m.group('quote')}"
 
 
 def redact_argv(argv: Sequence[str]) -> list[str]:
