@@ -119,7 +119,7 @@ def seed_everything(seed: int, *, workers: bool = False) -> int:
 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise InvalidArgumentError("seed", seed, "pass an int between 0 and 2**32 - 1, e.g. seed_everything(42)")
-    import importlib.util
+    import importlib
 
     with suspended():  # our own calls to patched seeders are not separate records
         random.seed(seed)
@@ -128,16 +128,16 @@ def seed_everything(seed: int, *, workers: bool = False) -> int:
         if workers:
             os.environ["PL_SEED_WORKERS"] = "1"
         seeded = ["random"]
-        if "numpy" in sys.modules or importlib.util.find_spec("numpy") is not None:
-            import numpy
-
-            numpy.random.seed(seed)
-            seeded.append("numpy")
-        if "torch" in sys.modules or importlib.util.find_spec("torch") is not None:
-            import torch
-
-            torch.manual_seed(seed)  # also seeds every CUDA device (lazily)
-            seeded.append("torch")
+        for name in ("numpy", "torch"):
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue  # not installed (or broken): nothing of it to seed
+            if name == "numpy":
+                module.random.seed(seed)
+            else:
+                module.manual_seed(seed)  # also seeds every CUDA device (lazily)
+            seeded.append(name)
     with _lock:
         _state["seed_everything"] = seed
         _state["seeded"] = seeded
@@ -225,6 +225,10 @@ class _PatchingLoader(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module: Any) -> None:
+        # The module keeps its real loader: the wrapper only exists to run the hook below.
+        module.__loader__ = self._loader
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self._loader
         self._loader.exec_module(module)
         if _enabled:
             try:
