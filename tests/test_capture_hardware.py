@@ -253,6 +253,19 @@ def test_cuda_visible_devices(monkeypatch, spec, visible):
         assert "CUDA_VISIBLE_DEVICES" in inv["gpu_reason"]
 
 
+def test_visible_gpus_follow_a_later_cuda_visible_devices_change(store, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
+    with autotrack.start_run() as first:
+        pass
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-22222222")
+    with autotrack.start_run() as second:
+        pass
+    assert autotrack.get_run(first.id).info("hardware")["visible_gpus"] == [0, 1]
+    hw = autotrack.get_run(second.id).info("hardware")
+    assert hw["visible_gpus"] == [1] and hw["cuda_visible_devices"] == "GPU-22222222"
+    assert hw["gpus"] == [expected_gpu(0), expected_gpu(1)]
+
+
 def _run_with_sampler(monkeypatch, interval: float = 0.1, samples: int = 2) -> Any:
     monkeypatch.setenv("AUTOTRACK_SYSTEM_METRICS", str(interval))
     run = autotrack.start_run()

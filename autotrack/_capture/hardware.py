@@ -27,7 +27,15 @@ def capture_hardware() -> dict[str, Any]:
             _static_cache["host"] = _host()
             _static_cache["gpu"] = gpu_inventory()
     section: dict[str, Any] = dict(_static_cache["host"])
-    section.update(_static_cache["gpu"])
+    gpu = dict(_static_cache["gpu"])
+    if gpu["gpus"] and os.environ.get("CUDA_VISIBLE_DEVICES") != gpu["cuda_visible_devices"]:
+        # the program changed CUDA_VISIBLE_DEVICES since the inventory was read: re-derive
+        gpu["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+        gpu["visible_gpus"] = visible_gpu_indices(None, gpu["gpu_count"], [g["uuid"] for g in gpu["gpus"]])
+        gpu.pop("gpu_reason", None)
+        if not gpu["visible_gpus"]:
+            gpu["gpu_reason"] = "CUDA_VISIBLE_DEVICES hides every GPU from this process"
+    section.update(gpu)
     section["torch"] = torch_devices()
     return section
 
