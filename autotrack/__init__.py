@@ -43,6 +43,8 @@ from ._run import (
     start_run,
 )
 
+from ._capture import fingerprint, seed_everything  # also registers the start-of-run capture
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "autolog",
     "delete_run",
     "end_run",
+    "fingerprint",
     "flush",
     "get_run",
     "get_store",
@@ -73,6 +76,7 @@ __all__ = [
     "log_param",
     "log_params",
     "runs",
+    "seed_everything",
     "set_store",
     "set_tag",
     "set_tags",
