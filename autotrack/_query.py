@@ -116,7 +116,6 @@ class RunRecord:
 
     def metric(self, key: str) -> pd.DataFrame:
         """The full history of ``key``: a DataFrame with columns ``step``, ``value``, ``time``."""
-        import numpy as np
         import pandas as pd
 
         steps, values, times = self.metric_arrays(key)
@@ -163,7 +162,6 @@ class RunRecord:
     def read_artifact(self, name: str) -> bytes:
         """The bytes of the newest artifact called ``name``, verified against its sha256."""
         from ._errors import StoreError
-        from ._store import file_sha256
 
         matches = [a for a in self.artifacts if a.name == name]
         if not matches:

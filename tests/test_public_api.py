@@ -23,8 +23,8 @@ def test_all_is_pinned():
             "Artifact", "AutotrackError", "InvalidArgumentError", "MissingDependencyError", "QuerySyntaxError",
             "Run", "RunEndedError", "RunLockedError", "RunNotFoundError", "RunRecord", "StoreError",
             "StoreVersionError", "UnsafeArtifactNameError", "__version__", "active_run", "autolog", "delete_run", "end_run",
-            "flush", "get_run", "get_store", "log_artifact", "log_metric", "log_metrics", "log_param",
-            "log_params", "runs", "set_store", "set_tag", "set_tags", "start_run",
+            "fingerprint", "flush", "get_run", "get_store", "log_artifact", "log_metric", "log_metrics", "log_param",
+            "log_params", "runs", "seed_everything", "set_store", "set_tag", "set_tags", "start_run",
         ]
     )
     for name in autotrack.__all__:

@@ -7,7 +7,6 @@ disk does (SQLITE_FULL), ``query_only`` exactly as a read-only file does (SQLITE
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import signal
 import sqlite3
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import autotrack
-from autotrack import InvalidArgumentError, RunLockedError, StoreError
+from autotrack import InvalidArgumentError, StoreError
 from autotrack._store import Store
 
 ROOT = Path(__file__).resolve().parents[1]

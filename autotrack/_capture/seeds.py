@@ -14,8 +14,6 @@ Modules not yet imported when capture is enabled are patched when the program im
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.util
 import os
 import random
 import sys
@@ -24,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._imports import cancel, when_imported
 from .._patching import patch, report_failure, suspended, unpatch
 
 INTEGRATION = "seeds"
@@ -192,57 +191,9 @@ _LIGHTNING_MODULES = (
 _WATCHED = ("random", "numpy.random", "torch", *_LIGHTNING_MODULES)
 
 
-class _ImportWatcher(importlib.abc.MetaPathFinder):
-    """Patches a watched module right after the program imports it (once capture is on): finds
-    the spec with the other finders and wraps its loader's ``exec_module``."""
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname not in _WATCHED or _in_find.value:
-            return None
-        _in_find.value = True
-        try:
-            spec = importlib.util.find_spec(fullname)
-        except Exception:  # noqa: BLE001 - let the normal machinery report it
-            return None
-        finally:
-            _in_find.value = False
-        loader = getattr(spec, "loader", None) if spec is not None else None
-        if loader is None or not hasattr(loader, "exec_module"):
-            return None
-        spec.loader = _PatchingLoader(loader, fullname)
-        return spec
-
-
-class _PatchingLoader(importlib.abc.Loader):
-    def __init__(self, loader: Any, name: str) -> None:
-        self._loader = loader
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._loader, attr)
-
-    def create_module(self, spec: Any) -> Any:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: Any) -> None:
-        # The module keeps its real loader: the wrapper only exists to run the hook below.
-        module.__loader__ = self._loader
-        if getattr(module, "__spec__", None) is not None:
-            module.__spec__.loader = self._loader
-        self._loader.exec_module(module)
-        if _enabled:
-            try:
-                _patch_module(self._name)
-            except Exception as exc:  # noqa: BLE001
-                report_failure(f"seed capture of {self._name}", exc)
-
-
-class _Flag(threading.local):
-    value = False
-
-
-_in_find = _Flag()
-_watcher = _ImportWatcher()
+def _on_import(module: Any) -> None:
+    if _enabled:
+        _patch_module(module.__name__)
 
 
 def _patch_loaded() -> None:
@@ -255,13 +206,15 @@ def _patch_loaded() -> None:
 
 
 def enable_seed_capture() -> None:
-    """Record seeds set through the patched functions (``autotrack.autolog()`` calls this)."""
+    """Record seeds set through the patched functions (``autotrack.autolog()`` calls this).
+    Modules imported later are patched right after their import."""
     global _enabled
     with _lock:
         _enabled = True
         _patch_loaded()
-        if _watcher not in sys.meta_path:
-            sys.meta_path.insert(0, _watcher)
+        for name in _WATCHED:
+            if name not in sys.modules:
+                when_imported(name, _on_import)
 
 
 def disable_seed_capture() -> None:
@@ -270,8 +223,8 @@ def disable_seed_capture() -> None:
     with _lock:
         _enabled = False
         unpatch(INTEGRATION)
-        if _watcher in sys.meta_path:
-            sys.meta_path.remove(_watcher)
+        for name in _WATCHED:
+            cancel(name, _on_import)
 
 
 def seed_capture_enabled() -> bool:
