@@ -12,7 +12,10 @@ result is plain JSON-able data (``autotrack diff A B --json`` prints it as it is
                      "scripts": {name: "<unified diff>"}, ...},
      "packages":    {"upgraded": {name: [a, b]}, "downgraded": {...}, "changed": {...},
                      "added": {name: b}, "removed": {name: a}},
-     "hardware" | "environment" | "seeds" | "data": {"changed": ..., "added": ..., "removed": ...}}
+     "hardware" | "environment" | "seeds" | "data" | "tags": {"changed": ..., "added": ..., "removed": ...},
+     "system_metrics": {"changed": {key: [last a, last b]}}}
+
+``system/...`` metrics describe the machine, not the result: they are listed apart, last values only.
 
 "added" means present in B only, "removed" present in A only.
 
@@ -132,6 +135,8 @@ def _metrics(ra: RunRecord, rb: RunRecord) -> dict[str, Any]:
     sa, sb = ra.metric_stats(), rb.metric_stats()
     out: dict[str, Any] = {}
     for key in sorted(sa.keys() & sb.keys()):
+        if key.startswith("system/"):
+            continue  # machine measurements, not results: see _system_metrics
         goal = metric_goal(key)
         final = [sa[key]["last"], sb[key]["last"]]
         best = [sa[key][goal], sb[key][goal]]
@@ -143,6 +148,17 @@ def _metrics(ra: RunRecord, rb: RunRecord) -> dict[str, Any]:
     if only_b := sorted(sb.keys() - sa.keys()):
         out["only_in_b"] = only_b
     return out
+
+
+def _system_metrics(ra: RunRecord, rb: RunRecord) -> dict[str, Any]:
+    """``system/...`` keys: last values side by side (no "best": they describe the machine)."""
+    sa, sb = ra.metric_stats(), rb.metric_stats()
+    out = {}
+    for key in sorted(k for k in sa.keys() & sb.keys() if k.startswith("system/")):
+        x, y = sa[key]["last"], sb[key]["last"]
+        if not _same(x, y):
+            out[key] = [x, y]
+    return {"changed": out} if out else {}
 
 
 def _delta(x: float | None, y: float | None) -> float | None:
@@ -239,6 +255,7 @@ def diff_runs(a: RunRecord | str, b: RunRecord | str) -> dict[str, Any]:
         ("seeds", dict_diff(flatten(ra.info("seeds")), flatten(rb.info("seeds")))),
         ("data", dict_diff(flatten(ra.info("data")), flatten(rb.info("data")))),
         ("tags", dict_diff(ra.tags, rb.tags)),
+        ("system_metrics", _system_metrics(ra, rb)),
     ]
     for name, part in sections:
         if part:
@@ -333,7 +350,7 @@ def render_diff(diff: dict[str, Any], console: Any = None) -> None:
         for name, text in code.get("scripts", {}).items():
             console.print(f"[bold]entry script {name} differs:[/]")
             console.print(Syntax(text, "diff", theme="ansi_dark", word_wrap=True))
-    for section in ("packages", "hardware", "environment", "seeds", "data"):
+    for section in ("packages", "hardware", "environment", "seeds", "data", "system_metrics"):
         if section in diff:
             changes(section, diff[section])
             shown = True

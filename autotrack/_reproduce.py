@@ -166,6 +166,9 @@ def reproduce(run_id: str | RunRecord, directory: str | os.PathLike[str]) -> Pat
         entry_rel = PurePosixPath(entry_str).name if entry_str else None
         if entry_rel and entry_rel not in scripts:
             limits.append(f"The entry script {entry_str} was not stored with the run.")
+    if not source:
+        limits.append("Source (entry point, arguments, git commit, uncommitted changes): not recorded.")
+    elif not commit:
         limits.append("The run was not in a git repository (no commit recorded): only the entry script stored "
                       "with the run is in code/; other local modules and files it used are not.")
     untracked = git.get("untracked")

@@ -107,3 +107,29 @@ def test_missing_sections_are_fine(store):
                                       ("val/acc", "max"), ("val/f1", "max"), ("epoch_time", "min"), ("val/auc", "max")])
 def test_goal_rule(key, goal):
     assert metric_goal(key) == goal
+
+
+def test_system_metrics_listed_apart(store):
+    ids = []
+    for cpu in (10.0, 90.0):
+        with autotrack.start_run() as run:
+            run.log_metrics({"system/cpu_percent": cpu, "train/loss": 1.0}, step=0)
+        ids.append(run.id)
+    d = diff_runs(*ids)
+    assert "metrics" not in d  # same loss; the machine load is not a result
+    assert d["system_metrics"] == {"changed": {"system/cpu_percent": [10.0, 90.0]}}
+
+
+
+def test_cli_diff_json(two_runs):
+    import click
+    from click.testing import CliRunner
+
+    from autotrack._cli_extra import commands
+
+    group = click.Group("autotrack", commands={c.name: c for c in commands})
+    result = CliRunner().invoke(group, ["diff", *two_runs, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == json.loads(json.dumps(diff_runs(*two_runs)))
+    result = CliRunner().invoke(group, ["diff", two_runs[0], "no-such-run"])
+    assert result.exit_code == 1 and "no-such-run" in result.output

@@ -143,3 +143,11 @@ def test_missing_sections_say_not_recorded(store, tmp_path):
     assert (bundle / "reproduce.sh").exists()
     with pytest.raises(autotrack.InvalidArgumentError):
         reproduce(run.id, bundle)  # not empty
+
+
+def test_source_not_recorded_is_said(store, tmp_path):
+    with autotrack.start_run() as run:
+        pass
+    readme = (reproduce(run.id, tmp_path / "b") / "README.md").read_text()
+    assert "Source (entry point, arguments, git commit, uncommitted changes): not recorded" in readme
+    assert "not in a git repository" not in readme

@@ -210,7 +210,7 @@
       Object.keys(c.scripts || {}).forEach(function (k) { text += "\nentry script " + k + " differs:\n" + c.scripts[k]; });
       out += "<h3>code</h3><pre>" + esc(text) + "</pre>";
     }
-    ["packages", "hardware", "environment", "seeds", "data", "tags"].forEach(function (s) { part(s, diff[s]); });
+    ["packages", "hardware", "environment", "seeds", "data", "tags", "system_metrics"].forEach(function (s) { part(s, diff[s]); });
     return out || "<p>No differences.</p>";
   }
 
