@@ -23,9 +23,17 @@ if TYPE_CHECKING:
     from ._query import RunRecord
 
 STATIC = Path(__file__).parent / "_ui" / "static"
-#: points per series on screen; the total over all runs of one figure stays under ~200k
+#: points per series on screen (a plot is ~600 px wide: min/max of ~1000 buckets loses nothing
+#: visible); with many runs the total per figure stays under MAX_POINTS_PER_FIGURE so that SVG
+#: rendering stays interactive (100 runs: 500 points each).
 DEFAULT_POINTS = 2000
-MAX_POINTS_PER_FIGURE = 200_000
+MAX_POINTS_PER_FIGURE = 50_000
+MIN_POINTS = 200
+
+
+def points_for(n_runs: int) -> int:
+    """Points per series when ``n_runs`` runs share one figure."""
+    return max(MIN_POINTS, min(DEFAULT_POINTS, MAX_POINTS_PER_FIGURE // max(1, n_runs)))
 
 
 def downsample(steps: Any, values: Any, points: int = DEFAULT_POINTS) -> tuple[Any, Any]:
@@ -197,14 +205,13 @@ Curves are downsampled for display (min/max buckets, {total} points shown); the 
 (function () {{
   var data = JSON.parse(document.getElementById("at-data").textContent);
   var split = AT.splitKeys(data.keys);
-  var gl = data.runs.length > 10;
-  AT.metricPanel(document.getElementById("metrics"), data.runs, split.train, {{gl: gl}});
-  if (split.system.length) AT.metricPanel(document.getElementById("system"), data.runs, split.system, {{gl: gl}});
-  else document.getElementById("system").textContent = "No system metrics recorded.";
+  var p1 = AT.metricPanel(document.getElementById("metrics"), data.runs, split.train);
+  var p2 = split.system.length ? AT.metricPanel(document.getElementById("system"), data.runs, split.system) : null;
+  if (!p2) document.getElementById("system").textContent = "No system metrics recorded.";
   var pc = document.getElementById("parcoords"), sel = document.getElementById("pc-metric");
-  function drawPc() {{ if (sel.value) AT.parcoords(pc, data.runs, sel.value); }}
+  function drawPc() {{ return sel.value ? AT.parcoords(pc, data.runs, sel.value) : null; }}
   sel.addEventListener("change", drawPc);
-  drawPc();
+  Promise.all([p1.ready, p2 && p2.ready, drawPc()]).then(function () {{ document.body.setAttribute("data-ready", "report"); }});
 }})();
 </script>
 </body></html>
@@ -224,7 +231,7 @@ def write_report(run_ids: list[str], path: str | Path, *, metric: str | None = N
         raise InvalidArgumentError("run_ids", run_ids, "pass at least one run id")
     records = [get_run(r) if isinstance(r, str) else r for r in run_ids]
     if points is None:
-        points = max(200, min(DEFAULT_POINTS, MAX_POINTS_PER_FIGURE // len(records)))
+        points = points_for(len(records))
     payloads = [run_payload(r, points=points) for r in records]
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -247,6 +247,8 @@ def test_post_needs_same_origin_and_json(ui: dict[str, Any]) -> None:
     assert status == 200
     assert autotrack.get_run(run_id).tags["reviewed"] == "yes"
     assert _request(base + "api/runs", method="PUT", body=b"{}")[0] == 405
+    bad_length = {"Content-Type": "application/json", "Origin": origin, "Content-Length": "-1"}
+    assert _request(url, method="POST", body=b"", headers=bad_length)[0] == 400
 
 
 def test_other_addresses_need_a_flag(ui: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,7 +19,9 @@ import ipaddress
 import json
 import math
 import mimetypes
+import os
 import re
+import shutil
 import socket
 import sys
 import threading
@@ -101,16 +103,20 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "autotrack-ui"
     sys_version = ""
 
+    def version_string(self) -> str:
+        return self.server_version
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         if getattr(self.server, "verbose", False):
             super().log_message(format, *args)
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None,
+              length: int | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) if length is None else length))
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("X-Frame-Options", "DENY")
         self.send_header("Referrer-Policy", "no-referrer")
@@ -119,7 +125,7 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and body:
             self.wfile.write(body)
 
     def _json(self, data: Any, status: int = 200) -> None:
@@ -209,7 +215,9 @@ class Handler(BaseHTTPRequestHandler):
             from .._report import run_payload
 
             records = [self._record(i) for i in ids]
-            points = self._points(query, default=max(200, min(2000, 200_000 // len(records))))
+            from .._report import points_for
+
+            points = self._points(query, default=points_for(len(records)))
             payloads = [run_payload(r, points=points) for r in records]
             out: dict[str, Any] = {"runs": payloads}
             if len(records) == 2:
@@ -229,7 +237,12 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(403, "cross-origin request refused")
         if ctype != "application/json":
             raise ApiError(415, "send JSON (Content-Type: application/json)")
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise ApiError(400, "bad Content-Length") from None
+        if length < 0:
+            raise ApiError(400, "bad Content-Length")
         if length > MAX_BODY:
             raise ApiError(413, "request too large")
         try:
@@ -284,12 +297,17 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "this artifact is a reference to a file outside the store; it is not served")
         blob = self.server.store.blob_path(sha)
         try:
-            data = blob.read_bytes()
+            handle = open(blob, "rb")  # noqa: SIM115 - closed below
         except OSError:
             raise ApiError(404, "the artifact's contents are missing from the store") from None
         filename = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit("/", 1)[-1]) or "artifact"
-        self._send(200, data, "application/octet-stream",
-                   {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            self._send(200, b"", "application/octet-stream",
+                       {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+                       length=size)
+            if self.command != "HEAD":
+                shutil.copyfileobj(handle, self.wfile, 1 << 20)  # streamed: checkpoints can be large
 
 
 def list_runs(store: Store) -> list[dict[str, Any]]:

@@ -5,6 +5,22 @@
   var timer = null, view = 0;
   var state = {sort: "start_time", desc: true, search: "", experiment: "", status: "", selected: {}};
 
+  /* plotly.js (3.5 MB) is loaded only when a page draws plots, so the runs table comes up at once */
+  var plotlyLoading = null, prefetched = false;
+  function needPlotly() {
+    if (window.Plotly) return Promise.resolve();
+    if (!plotlyLoading) {
+      plotlyLoading = new Promise(function (resolve, reject) {
+        var s = document.createElement("script");
+        s.src = "/static/plotly.min.js";
+        s.onload = resolve;
+        s.onerror = function () { plotlyLoading = null; reject(new Error("could not load plotly.js")); };
+        document.head.appendChild(s);
+      });
+    }
+    return plotlyLoading;
+  }
+
   function api(path) {
     return fetch(path, {headers: {"Accept": "application/json"}}).then(function (r) {
       if (!r.ok) return r.json().then(function (e) { throw new Error(e.error || r.statusText); });
@@ -120,6 +136,7 @@
       };
       draw();
       ready("runs");
+      if (!window.Plotly && !prefetched) { prefetched = true; fetch("/static/plotly.min.js").catch(function () {}); }  /* warm the cache only */
       var live = runs.some(function (r) { return r.status === "running"; });
       document.getElementById("live").textContent = live ? "live: refreshing every 5 s" : "";
       if (live) poll(runsPage, 5000);
@@ -130,7 +147,7 @@
   function runPage(id) {
     var myView = view, panel = null, system = null;
     function load(first) {
-      return Promise.all([api("/api/runs/" + encodeURIComponent(id)), api("/api/runs/" + encodeURIComponent(id) + "/metrics?points=2000")])
+      return Promise.all([api("/api/runs/" + encodeURIComponent(id)), api("/api/runs/" + encodeURIComponent(id) + "/metrics?points=2000"), needPlotly()])
         .then(function (res) {
           if (myView !== view) return;
           var run = res[0]; run.metrics = res[1];
@@ -217,7 +234,8 @@
   function comparePage(ids) {
     var myView = view;
     main.innerHTML = "loading…";
-    api("/api/compare?ids=" + ids.map(encodeURIComponent).join(",")).then(function (data) {
+    Promise.all([api("/api/compare?ids=" + ids.map(encodeURIComponent).join(",")), needPlotly()]).then(function (res) {
+      var data = res[0];
       if (myView !== view) return;
       main.setAttribute("data-view", "compare");
       var runs = data.runs, keys = {};
@@ -236,9 +254,8 @@
         "<h2>Param diff</h2>" + (differing.length ? "<table><thead><tr><th>param</th>" + runs.map(function (r) { return "<th>" + esc(r.name) + "</th>"; }).join("") + "</tr></thead><tbody>" +
           differing.map(function (k) { return "<tr><td>" + esc(k) + "</td>" + runs.map(function (r) { return "<td>" + esc(fmt(r.params[k])) + "</td>"; }).join("") + "</tr>"; }).join("") + "</tbody></table>" : "<p>Same params.</p>") +
         (data.diff ? "<h2>Why A and B differ</h2>" + diffTables(data.diff) : "");
-      var gl = runs.length > 10;
-      var p1 = AT.metricPanel(document.getElementById("cmp-metrics"), runs, split.train, {gl: gl});
-      var p2 = split.system.length ? AT.metricPanel(document.getElementById("cmp-system"), runs, split.system, {gl: gl}) : null;
+      var p1 = AT.metricPanel(document.getElementById("cmp-metrics"), runs, split.train);
+      var p2 = split.system.length ? AT.metricPanel(document.getElementById("cmp-system"), runs, split.system) : null;
       if (!p2) document.getElementById("cmp-system-wrap").style.display = "none";
       var sel = document.getElementById("pc-metric"), pc = document.getElementById("cmp-parcoords");
       var pre = mkeys.indexOf("val/loss") >= 0 ? "val/loss" : mkeys.indexOf("train/loss") >= 0 ? "train/loss" : mkeys[0];
