@@ -257,3 +257,26 @@ def test_other_addresses_need_a_flag(ui: dict[str, Any], capsys: pytest.CaptureF
     server = make_server("0.0.0.0", 0, store=ui["store"], allow_remote=True)
     server.server_close()
     assert "WARNING" in capsys.readouterr().err
+
+
+# -- display downsampling ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [5, 1999, 2000, 2001, 10_007, 1_000_000])
+def test_downsample_keeps_extremes_and_order(n: int) -> None:
+    import numpy as np
+
+    from autotrack._report import downsample
+
+    rng = np.random.default_rng(n)
+    steps = np.arange(n) * 3
+    values = rng.normal(size=n)
+    if n > 10:
+        values[n // 3] = 1e6  # a spike must survive
+        values[n // 2] = np.nan
+    s, v = downsample(steps, values, 2000)
+    assert len(s) == len(v) <= 2000
+    assert s[0] == steps[0] and s[-1] == steps[-1]
+    assert np.all(np.diff(s) > 0)
+    assert np.nanmax(v) == np.nanmax(values) and np.nanmin(v) == np.nanmin(values)
+    assert np.array_equal(v, values[s // 3], equal_nan=True)  # real points, not averages
