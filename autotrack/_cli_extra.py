@@ -48,7 +48,9 @@ def diff_command(run_a: str, run_b: str, as_json: bool) -> None:
 
     result = diff_runs(run_a, run_b)
     if as_json:
-        click.echo(json.dumps(result, indent=2, default=repr))
+        from ._report import _sanitize
+
+        click.echo(json.dumps(_sanitize(result), indent=2, default=repr, allow_nan=False))  # NaN -> null: strict JSON
     else:
         render_diff(result)
 
