@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -140,7 +141,7 @@ def reproduce(run_id: str | RunRecord, directory: str | os.PathLike[str]) -> Pat
         scripts.append(rel)
 
     commit = git.get("commit")
-    remote = git.get("remote")
+    remote = _redact(git.get("remote"))
     root = git.get("root") or source.get("repo_root")
     cwd = source.get("cwd")
     entry = source.get("entry_point")
@@ -233,6 +234,13 @@ def reproduce(run_id: str | RunRecord, directory: str | os.PathLike[str]) -> Pat
     return out
 
 
+def _redact(url: Any) -> str | None:
+    """A remote URL without any user:password@ part (never write credentials into the bundle)."""
+    if not url:
+        return None
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1", str(url))
+
+
 def _valid_name(name: str) -> bool:
     return bool(name) and name.replace("_", "a").isalnum() and not name[0].isdigit()
 
@@ -264,7 +272,8 @@ def _script(record: RunRecord, *, commit: str | None, remote: str | None, has_pa
     ]
     if commit:
         lines += [
-            f'REPO="${{REPO:-{remote or ""}}}"',
+            f"DEFAULT_REPO={q(remote or '')}",
+            'REPO="${REPO:-$DEFAULT_REPO}"',
             'if [ -z "$REPO" ]; then echo "set REPO to a clone or URL of the repository" >&2; exit 2; fi',
             'if [ ! -d "$WORKDIR/.git" ]; then git clone --quiet "$REPO" "$WORKDIR"; fi',
             f'git -C "$WORKDIR" -c advice.detachedHead=false checkout --quiet {q(commit)}',
@@ -279,7 +288,7 @@ def _script(record: RunRecord, *, commit: str | None, remote: str | None, has_pa
         hash_seed = seeds.get("PYTHONHASHSEED", seeds.get("pythonhashseed"))
         if hash_seed is not None and "PYTHONHASHSEED" not in env_vars:
             lines.append(f"export PYTHONHASHSEED={q(str(hash_seed))}")
-    lines += ["", "# 4. the command", f'cd "$WORKDIR/{rel_cwd}"']
+    lines += ["", "# 4. the command", f"REL_CWD={q(rel_cwd)}", 'cd "$WORKDIR/$REL_CWD"']
     if command:
         lines.append('exec "$PYTHON" ' + " ".join(q(c) for c in command))
     else:
@@ -302,6 +311,8 @@ def _readme(record: RunRecord, commit: str | None, remote: str | None, git: dict
         "",
         "    ./reproduce.sh                 # fresh venv from requirements.txt, then the run",
         "    SKIP_INSTALL=1 ./reproduce.sh  # in the current environment",
+        f"    PYTHON=python{'.'.join(str(python_version).split('.')[:2])} ./reproduce.sh   # the venv from the recorded Python"
+        if python_version else "    PYTHON=/path/to/python ./reproduce.sh   # choose the Python for the venv",
         "",
         "## What is recorded",
         "",

@@ -145,6 +145,32 @@ def test_missing_sections_say_not_recorded(store, tmp_path):
         reproduce(run.id, bundle)  # not empty
 
 
+def test_recorded_text_cannot_inject_shell(store, tmp_path):
+    with autotrack.start_run() as run:
+        run.set_info("source", {"entry_point": "t.py", "argv": ["t.py", "$(touch pwned)"], "cwd": "/r/$(touch pwned)",
+                                "git": {"commit": "abc", "root": "/r", "remote": 'https://user:s3cret@h/x"$(touch pwned)"'}})
+        run.set_info("environment", {"env": {"A": "$(touch pwned)", "BAD NAME": "x"}})
+    bundle = reproduce(run.id, tmp_path / "b")
+    script = (bundle / "reproduce.sh").read_text() + (bundle / "env.sh").read_text()
+    assert "s3cret" not in script and "s3cret" not in (bundle / "README.md").read_text()
+    assert "BAD NAME" not in script
+    # run it with a fake git and `echo` as Python: nothing recorded may execute
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "git").write_text("#!/bin/sh\nexit 0\n")
+    (fake_bin / "git").chmod(0o755)
+    work = tmp_path / "work"
+    (work / ".git").mkdir(parents=True)
+    (work / "$(touch pwned)").mkdir()
+    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}", "SKIP_INSTALL": "1", "PYTHON": "echo",
+           "WORKDIR": str(work)}
+    result = subprocess.run(["bash", str(bundle / "reproduce.sh")], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "t.py $(touch pwned)"
+    assert not list(tmp_path.rglob("pwned"))
+
+
 def test_source_not_recorded_is_said(store, tmp_path):
     with autotrack.start_run() as run:
         pass
