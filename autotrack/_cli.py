@@ -349,13 +349,11 @@ def compare_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     return rows
 
 
-_LOWER = ("loss", "error", "err", "rmse", "mse", "mae", "mape", "perplexity", "wer", "cer", "logloss", "time", "bytes")
-
-
 def lower_is_better(key: str) -> bool:
     """Whether smaller values of a metric are better, by its name (loss, error, rmse, ...)."""
-    name = key.lower().rsplit("/", 1)[-1]
-    return any(word in name for word in _LOWER)
+    from ._diff import metric_goal
+
+    return metric_goal(key) == "min"
 
 
 @cli.command("rm")

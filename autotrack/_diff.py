@@ -35,12 +35,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._capture.source import DIFF_ARTIFACT
+
 if TYPE_CHECKING:
     from ._query import RunRecord
 
 _MINIMISE = re.compile(r"loss|err|rmse|mse|mae|mape|nll|perplexity|ppl|wer|cer|time|latency|duration")
 #: source artifacts (written by the capture of the ``source`` section)
-PATCH_ARTIFACT = "source/diff.patch"
+PATCH_ARTIFACT = DIFF_ARTIFACT
 SCRIPT_PREFIX = "source/"
 _MAX_TEXT = 2_000_000  # artifacts larger than this are compared by hash only
 

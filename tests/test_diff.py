@@ -6,6 +6,7 @@ import json
 import pytest
 
 import autotrack
+from autotrack._capture.source import DIFF_ARTIFACT
 from autotrack._diff import diff_runs, metric_goal, render_diff
 
 
@@ -17,7 +18,7 @@ def _run(name, *, params, losses, accs, packages, env, commit, patch, script, se
         run.set_info("source", {"entry_point": "train.py", "argv": ["--lr", str(params["lr"])], "cwd": ".",
                                 "git": {"commit": commit, "branch": "main", "remote": None, "dirty": bool(patch)}})
         if patch:
-            run.log_text(patch, "source/diff.patch")
+            run.log_text(patch, DIFF_ARTIFACT)
         run.log_text(script, "source/train.py")
         run.set_info("seeds", seeds)
         run.set_info("hardware", hardware)

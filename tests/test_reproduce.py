@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import autotrack
+from autotrack._capture.source import DIFF_ARTIFACT
 from autotrack._reproduce import reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,7 @@ TRAIN = textwrap.dedent('''
             source["git"] = {"commit": commit.strip(), "branch": "main", "root": git("rev-parse", "--show-toplevel").strip(),
                              "remote": os.environ.get("TEST_REMOTE"), "dirty": bool(diff), "untracked": []}
             if diff:
-                run.log_text(diff, "source/diff.patch")
+                run.log_text(diff, "source/git.diff")
         run.log_text(open(sys.argv[0]).read(), "source/" + os.path.basename(sys.argv[0]))
         run.set_info("source", source)
         run.set_info("environment", {"python": sys.version.split()[0], "packages": {"numpy": np.__version__},
@@ -177,3 +178,54 @@ def test_source_not_recorded_is_said(store, tmp_path):
     readme = (reproduce(run.id, tmp_path / "b") / "README.md").read_text()
     assert "Source (entry point, arguments, git commit, uncommitted changes): not recorded" in readme
     assert "not in a git repository" not in readme
+
+
+# The same kind of script with nothing but the run: its sections come from the real start capture.
+TRAIN_CAPTURED = textwrap.dedent('''
+    import argparse
+    import numpy as np
+    import autotrack
+
+    NOISE = 0.1
+    p = argparse.ArgumentParser()
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--steps", type=int, default=20)
+    args = p.parse_args()
+    with autotrack.start_run(experiment="repro", params=vars(args)) as run:
+        rng = np.random.default_rng(7)
+        X = rng.normal(size=(128, 4))
+        y = X @ rng.normal(size=4) + NOISE * rng.normal(size=128)
+        w = np.zeros(4)
+        for step in range(args.steps):
+            w -= args.lr * X.T @ (X @ w - y) / 128
+            run.log_metric("train/loss", float(np.mean((X @ w - y) ** 2)), step=step)
+''')
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_reproduce_a_run_recorded_by_start_capture(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "train.py").write_text(TRAIN_CAPTURED)
+
+    def git(*a: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=repo, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", "train.py")
+    git("commit", "-qm", "train")
+    (repo / "train.py").write_text(TRAIN_CAPTURED.replace("NOISE = 0.1", "NOISE = 0.9"))
+    store_dir = tmp_path / "store"
+    env = _env(store_dir, AUTOTRACK_CAPTURE="1")
+    subprocess.run([sys.executable, "train.py", "--lr", "0.2", "--steps", "15"], cwd=repo, check=True, env=env,
+                   capture_output=True, timeout=120)
+    (original,) = _final_losses(store_dir)
+    rec = autotrack.get_run(autotrack.runs(store=store_dir)["id"][0], store=store_dir)
+    assert rec.info("source")["git"]["dirty"] is True
+    bundle = reproduce(rec, tmp_path / "bundle")
+    assert "NOISE = 0.9" in (bundle / "source.patch").read_text()
+    assert "--lr 0.2" in (bundle / "reproduce.sh").read_text()
+    env = _env(store_dir, SKIP_INSTALL="1", PYTHON=sys.executable, WORKDIR=str(tmp_path / "work"), REPO=str(repo))
+    result = subprocess.run(["bash", str(bundle / "reproduce.sh")], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert _final_losses(store_dir)[1] == original

@@ -64,6 +64,10 @@ def entry_point() -> tuple[str | None, Path | None]:
     return argv0, None
 
 
+#: The artifact holding the uncommitted diff of tracked files (read back by diff and reproduce).
+DIFF_ARTIFACT = "source/git.diff"
+
+
 def capture_source(include_script: bool = True) -> tuple[dict[str, Any], dict[str, str]]:
     """Return (section, texts): ``texts`` maps artifact names (``source/git.diff``,
     ``source/<script>``) to contents, already redacted."""
@@ -97,8 +101,8 @@ def capture_source(include_script: bool = True) -> tuple[dict[str, Any], dict[st
     git, diff = git_state(candidates, secrets)
     section["git"] = git
     if diff:
-        texts["source/git.diff"] = diff
-        git["diff_artifact"] = "source/git.diff"
+        texts[DIFF_ARTIFACT] = diff
+        git["diff_artifact"] = DIFF_ARTIFACT
     return section, texts
 
 
