@@ -275,8 +275,7 @@ def _record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: _
     fit_time = time.perf_counter() - start
     _depth.value -= 1
     try:
-        with suspended(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with suspended():
             _log_fit(run, estimator, X, y, settings, fit_time)
     except Exception as exc:  # noqa: BLE001
         run.end("finished")
@@ -307,10 +306,12 @@ def _log_fit(run: autotrack.Run, est: Any, X: Any, y: Any, settings: _Settings, 
         run.set_info("data", data)
     run.log_metric("train/fit_time", fit_time, step=0)
     if settings.log_metrics:
-        _log_task_metrics(run, est, X, y, "train")
-        _log_curves(run, est)
-        if settings.eval_set is not None:
-            _log_task_metrics(run, est, settings.eval_set[0], settings.eval_set[1], "val")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # predicting on the training data may warn; that is not the user's fit
+            _log_task_metrics(run, est, X, y, "train")
+            _log_curves(run, est)
+            if settings.eval_set is not None:
+                _log_task_metrics(run, est, settings.eval_set[0], settings.eval_set[1], "val")
     if _is_search(est):
         _log_search(run, est, settings)
     if settings.log_model:
@@ -664,22 +665,36 @@ def _log_search(parent: autotrack.Run, search: Any, settings: _Settings) -> None
 
 def _log_model(run: autotrack.Run, model: Any) -> None:
     meta: dict[str, Any] = {"class": _class_path(model), "sklearn_version": sklearn.__version__}
+    data, name, problem = None, None, None
     try:
         import skops
         import skops.io as sio
 
         data = sio.dumps(model)
-        meta.update(format="skops", skops_version=skops.__version__, safe_to_load=True,
-                    untrusted_types=list(sio.get_untrusted_types(data=data)))
-        name = "model.skops"
+        untrusted = list(sio.get_untrusted_types(data=data))
+        unloadable = [t for t in untrusted if "<lambda>" in t or "<locals>" in t]
+        if unloadable:  # skops writes these, but cannot import them back
+            problem, data = f"skops cannot load {unloadable}", None
+        else:
+            meta.update(format="skops", skops_version=skops.__version__, safe_to_load=True, untrusted_types=untrusted)
+            name = "model.skops"
     except Exception as exc:  # noqa: BLE001 - skops missing, or a type it cannot write
-        import joblib
+        problem = f"skops: {type(exc).__name__}: {exc}"[:500]
+    if data is None:
+        try:
+            import joblib
 
-        buffer = io.BytesIO()
-        joblib.dump(model, buffer)
-        data = buffer.getvalue()
-        meta.update(format="joblib", safe_to_load=False, skops_error=f"{type(exc).__name__}: {exc}"[:500])
-        name = "model.joblib"
+            buffer = io.BytesIO()
+            joblib.dump(model, buffer)
+            data = buffer.getvalue()
+            meta.update(format="joblib", safe_to_load=False, skops_error=problem)
+            name = "model.joblib"
+        except Exception as exc:  # noqa: BLE001 - e.g. a lambda: the user's model cannot be serialised
+            reason = f"{problem}; joblib: {type(exc).__name__}: {exc}"[:500]
+            run.set_tags({"autotrack.model_not_saved": reason})
+            warnings.warn(f"autotrack: the fitted {type(model).__name__} could not be stored ({reason}); "
+                          "the run has everything else.", RuntimeWarning, stacklevel=2)
+            return
     run.log_bytes(data, name, kind="model", metadata=meta)
 
 
