@@ -9,8 +9,9 @@ What one fit records (run id in ``Tracked.run_id_``):
 * params: ``estimator.get_params(deep=True)`` (nested estimators as their class name); tags
   ``estimator`` (class path), ``sklearn_version``, ``autotrack.integration=sklearn``;
 * section ``model``: class, repr, structure (pipelines, column transformers, meta-estimators),
-  ``n_features_in``, ``classes``; section ``data``: shape, dtypes, feature names and fingerprint of
-  ``X``, ``y`` (and the ``eval_set``);
+  ``n_features_in``, ``classes``; section ``data``: entries ``train`` (X), ``train_y``,
+  ``validation`` and ``validation_y`` (the ``eval_set``), each with type, shape, dtypes, feature
+  names and a content ``hash`` (the core's ``fingerprint`` when it has one);
 * metrics, on the training data under ``train/`` and on ``eval_set`` under ``val/``:
   classifiers ``accuracy``, ``balanced_accuracy``, ``precision_macro``, ``recall_macro``,
   ``f1_macro``, ``precision_weighted``, ``recall_weighted``, ``f1_weighted``, and with
@@ -77,10 +78,11 @@ import autotrack
 from autotrack._errors import InvalidArgumentError
 from autotrack._patching import patch, report_failure, suspended, unpatch
 
-try:  # the capture worker's data fingerprint, when it has landed
-    from autotrack._capture import fingerprint as _capture_fingerprint  # type: ignore[attr-defined]
+try:  # the core's data fingerprints (capture), when this autotrack has them
+    from autotrack._capture import fingerprint as _capture_fingerprint
+    from autotrack._capture import log_data as _capture_log_data
 except ImportError:  # pragma: no cover - depends on the core's version
-    _capture_fingerprint = None
+    _capture_fingerprint = _capture_log_data = None
 
 __all__ = ["Tracked", "autolog", "load_model"]
 
@@ -296,14 +298,10 @@ def _log_fit(run: autotrack.Run, est: Any, X: Any, y: Any, settings: _Settings, 
     run.log_params(_params(est))
     run.set_info("model", _model_info(est))
     if settings.log_data:
-        data = {"X": _describe(X)}
-        if y is not None:
-            data["y"] = _describe(y)
+        entries = {"train": X, "train_y": y}
         if settings.eval_set is not None:
-            data["eval_X"] = _describe(settings.eval_set[0])
-            if settings.eval_set[1] is not None:
-                data["eval_y"] = _describe(settings.eval_set[1])
-        run.set_info("data", data)
+            entries.update(validation=settings.eval_set[0], validation_y=settings.eval_set[1])
+        _log_data(run, {name: _describe(obj) for name, obj in entries.items() if obj is not None})
     run.log_metric("train/fit_time", fit_time, step=0)
     if settings.log_metrics:
         with warnings.catch_warnings():
@@ -394,42 +392,56 @@ def _model_info(est: Any) -> dict[str, Any]:
 # -- data ---------------------------------------------------------------------------------------
 
 
+def _log_data(run: autotrack.Run, entries: dict[str, dict[str, Any]]) -> None:
+    if _capture_log_data is not None:
+        for name, entry in entries.items():
+            _capture_log_data(run, name, entry)
+    else:
+        run.set_info("data", entries)
+
+
 def _describe(data: Any) -> dict[str, Any]:
-    """Type, shape, dtypes, feature names and fingerprint of one input."""
-    out: dict[str, Any] = {"type": f"{type(data).__module__}.{type(data).__qualname__}"}
+    """Type, shape, dtypes, feature names and content hash of one input (section ``data``)."""
+    out: dict[str, Any] | None = None
+    if _capture_fingerprint is not None:
+        try:
+            out = dict(_capture_fingerprint(data))
+        except Exception:  # noqa: BLE001 - objects it cannot describe: described below
+            out = None
+    if out is None:
+        out = {"type": f"{type(data).__module__}.{type(data).__qualname__}"}
+        digest = _fingerprint(data)
+        if digest is not None:
+            out["hash"] = digest
     columns = getattr(data, "columns", None)
     if columns is not None and hasattr(data, "dtypes"):  # a pandas-like DataFrame
         out["shape"] = list(data.shape)
         out["feature_names"] = [str(c) for c in list(columns)[:1000]]
-        out["dtypes"] = {str(c): str(t) for c, t in list(data.dtypes.items())[:1000]}
+        out.setdefault("dtypes", {str(c): str(t) for c, t in list(data.dtypes.items())[:1000]})
     elif hasattr(data, "dtype") and hasattr(data, "shape"):  # ndarray, Series, sparse matrix
         out["shape"] = list(data.shape)
-        out["dtype"] = str(data.dtype)
+        out.setdefault("dtype", str(data.dtype))
         if getattr(data, "name", None) is not None:
             out["name"] = str(data.name)
         if hasattr(data, "nnz"):
             out["nnz"] = int(data.nnz)
-    else:
+    elif "shape" not in out:
         try:
             arr = np.asarray(data)
             out["shape"] = list(arr.shape)
-            out["dtype"] = str(arr.dtype)
+            out.setdefault("dtype", str(arr.dtype))
         except Exception:  # noqa: BLE001 - anything array-like may be passed to fit
             pass
-    fp = _fingerprint(data)
-    if fp is not None:
-        out["fingerprint"] = fp
     return out
 
 
 def _fingerprint(data: Any) -> str | None:
+    """A content hash, ``blake2b_128:<hex>`` (used when the core's fingerprint cannot describe ``data``)."""
     if _capture_fingerprint is not None:
         try:
             fp = _capture_fingerprint(data)
-            if isinstance(fp, Mapping):
-                fp = fp.get("sha256") or fp.get("fingerprint") or fp.get("hash")
-            if isinstance(fp, str):
-                return fp
+            if isinstance(fp, Mapping) and isinstance(fp.get("hash"), str):
+                return fp["hash"]
         except Exception:  # noqa: BLE001 - fall back to our own
             pass
     try:
@@ -453,7 +465,7 @@ def _fingerprint(data: Any) -> str | None:
                 h.update("\x00".join(map(str, arr.ravel()[:1_000_000])).encode())
             else:
                 _hash_array(h, arr)
-        return h.hexdigest()
+        return f"blake2b_128:{h.hexdigest()}"
     except Exception:  # noqa: BLE001 - a fingerprint is a nicety
         return None
 
@@ -842,7 +854,7 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         result, run = _record(self.estimator_, lambda: fitted(X, y, **fit_params), X, y, settings, explicit=True)
         self.run_id_ = run.id if run is not None else None
         self._run_store = str(run.store.root) if run is not None else None
-        self._train_fingerprint = _fingerprint(X) if run is not None else None
+        self._train_fingerprint = _fingerprint(X) if run is not None else None  # tells test data from train data
         return result
 
     # -- delegated methods ------------------------------------------------------------------
@@ -924,7 +936,9 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         return hasattr(self, "estimator_")
 
     def __sklearn_tags__(self) -> Any:
-        return deepcopy(get_tags(self.estimator))
+        tags = deepcopy(get_tags(self.estimator))
+        tags.array_api_support = False  # the recorded metrics are computed with numpy
+        return tags
 
     def _sk_visual_block_(self) -> Any:
         from sklearn.utils._repr_html.estimator import _VisualBlock
