@@ -249,15 +249,16 @@ def _deactivate(run: autotrack.Run) -> None:
 
 
 def _record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: _Settings, *,
-            explicit: bool) -> tuple[Any, autotrack.Run | None]:
-    """Run ``call`` (the estimator's fit) inside a run when the grouping rule says so."""
+            explicit: bool) -> tuple[Any, autotrack.Run | None, str | None]:
+    """Run ``call`` (the estimator's fit) inside a run when the grouping rule says so.
+    Returns the fit's result, the run (None when no run was made) and the training data's hash."""
     if _depth.value > 0:
-        return _nested(call), None
+        return _nested(call), None, None
     run = None
     try:
         kind, entry, cv = _caller()
         if kind != "user" and cv is None and not explicit:
-            return _nested(call), None
+            return _nested(call), None, None
         parent = _group_run(entry, cv, estimator, settings) if cv is not None else None
         tags = {"estimator": _class_path(estimator), "sklearn_version": sklearn.__version__,
                 "autotrack.integration": _INTEGRATION, **(settings.tags or {})}
@@ -265,7 +266,7 @@ def _record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: _
     except Exception as exc:  # noqa: BLE001 - recording must never stop the user's fit
         report_failure("sklearn: starting a run", exc)
         if run is None:
-            return _nested(call), None
+            return _nested(call), None, None
     _depth.value += 1
     start = time.perf_counter()
     try:
@@ -276,14 +277,15 @@ def _record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: _
         raise
     fit_time = time.perf_counter() - start
     _depth.value -= 1
+    train_hash = None
     try:
         with suspended():
-            _log_fit(run, estimator, X, y, settings, fit_time)
+            train_hash = _log_fit(run, estimator, X, y, settings, fit_time)
     except Exception as exc:  # noqa: BLE001
         run.end("finished")
         report_failure("sklearn: recording a fit", exc)
     run.end("finished")
-    return result, run
+    return result, run, train_hash
 
 
 def _nested(call: Callable[[], Any]) -> Any:
@@ -294,14 +296,18 @@ def _nested(call: Callable[[], Any]) -> Any:
         _depth.value -= 1
 
 
-def _log_fit(run: autotrack.Run, est: Any, X: Any, y: Any, settings: _Settings, fit_time: float) -> None:
+def _log_fit(run: autotrack.Run, est: Any, X: Any, y: Any, settings: _Settings, fit_time: float) -> str | None:
+    """Record a finished fit; returns the training data's hash when it computed one."""
+    train_hash = None
     run.log_params(_params(est))
     run.set_info("model", _model_info(est))
     if settings.log_data:
         entries = {"train": X, "train_y": y}
         if settings.eval_set is not None:
             entries.update(validation=settings.eval_set[0], validation_y=settings.eval_set[1])
-        _log_data(run, {name: _describe(obj) for name, obj in entries.items() if obj is not None})
+        described = {name: _describe(obj) for name, obj in entries.items() if obj is not None}
+        _log_data(run, described)
+        train_hash = described["train"].get("hash")
     run.log_metric("train/fit_time", fit_time, step=0)
     if settings.log_metrics:
         with warnings.catch_warnings():
@@ -316,6 +322,7 @@ def _log_fit(run: autotrack.Run, est: Any, X: Any, y: Any, settings: _Settings, 
         model = getattr(est, "best_estimator_", None) if _is_search(est) else est
         if model is not None:
             _log_model(run, model)
+    return train_hash
 
 
 def _class_path(obj: Any) -> str:
@@ -496,17 +503,40 @@ def _log_task_metrics(run: autotrack.Run, est: Any, X: Any, y: Any, prefix: str)
         run.log_metrics({f"{prefix}/{k}": v for k, v in values.items()}, step=0)
 
 
+def _argmax_predictors() -> tuple[type, ...]:
+    """Classifiers whose ``predict`` is by definition ``classes_[argmax(predict_proba)]``: for
+    them one pass over the data gives both (a forest's prediction pass is the costly part)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble._forest import ForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    return (ForestClassifier, DecisionTreeClassifier, HistGradientBoostingClassifier)
+
+
 def _classifier_metrics(est: Any, X: Any, y: Any) -> dict[str, float]:
+    """The metrics computed with numpy from one confusion matrix and one probability matrix;
+    the definitions are scikit-learn's (``zero_division=0``, ROC AUC one-vs-rest macro), and the
+    suite checks them against ``sklearn.metrics``."""
     y_true = np.asarray(y)
     if y_true.ndim == 2 and y_true.shape[1] == 1:
         y_true = y_true.ravel()
     if y_true.ndim != 1 or not hasattr(est, "predict"):
         return {}
-    y_pred = np.asarray(est.predict(X))
+    classes = getattr(est, "classes_", None)
+    proba = None
+    if hasattr(est, "predict_proba") and classes is not None and np.ndim(classes) == 1:
+        proba = np.asarray(est.predict_proba(X))
+        if proba.ndim != 2 or proba.shape[1] != len(classes):
+            proba = None
+    if proba is not None and isinstance(est, _argmax_predictors()):
+        y_pred = np.asarray(classes).take(np.argmax(proba, axis=1))
+    else:
+        y_pred = np.asarray(est.predict(X))
     try:
         labels, codes = np.unique(np.concatenate([y_true, y_pred.ravel()]), return_inverse=True)
     except TypeError:  # mixed label types
         return {}
+    codes = codes.ravel()
     n, k = len(y_true), len(labels)
     cm = np.bincount(codes[:n] * k + codes[n:], minlength=k * k).reshape(k, k)
     tp = np.diag(cm).astype(float)
@@ -526,22 +556,40 @@ def _classifier_metrics(est: Any, X: Any, y: Any) -> dict[str, float]:
         "recall_weighted": float(recall @ weights),
         "f1_weighted": float(f1 @ weights),
     }
-    if hasattr(est, "predict_proba") and hasattr(est, "classes_"):
-        from sklearn.metrics import log_loss, roc_auc_score
-
-        try:
-            proba = np.asarray(est.predict_proba(X))
-            classes = est.classes_
-            out["log_loss"] = float(log_loss(y_true, proba, labels=classes))
-            if len(np.unique(y_true)) < 2:
-                pass  # ROC AUC is undefined with one class present
-            elif len(classes) == 2:
-                out["roc_auc"] = float(roc_auc_score(y_true, proba[:, 1]))
-            elif len(classes) > 2:
-                out["roc_auc"] = float(roc_auc_score(y_true, proba, multi_class="ovr", labels=classes))
-        except ValueError:  # a single class in y, classes missing from y: no defined value
-            pass
+    if proba is not None:
+        out.update(_probability_metrics(y_true, proba, np.asarray(classes)))
     return out
+
+
+def _probability_metrics(y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+    try:
+        index = np.searchsorted(classes, y_true)
+    except TypeError:
+        return {}
+    index = np.clip(index, 0, len(classes) - 1)
+    if not np.array_equal(classes[index], y_true):  # labels the estimator never saw
+        return {}
+    proba = proba.astype(np.float64, copy=False)
+    eps = np.finfo(proba.dtype).eps
+    if not np.allclose(proba.sum(axis=1), 1.0, rtol=np.sqrt(eps)):
+        return {}  # not probabilities: log loss and multiclass ROC AUC are undefined
+    out = {"log_loss": float(-np.mean(np.log(np.clip(proba[np.arange(len(index)), index], eps, 1 - eps))))}
+    present = np.bincount(index, minlength=len(classes)) > 0
+    if len(classes) == 2 and present.all():
+        out["roc_auc"] = _binary_auc(index == 1, proba[:, 1])
+    elif len(classes) > 2 and present.all():
+        out["roc_auc"] = float(np.mean([_binary_auc(index == c, proba[:, c]) for c in range(len(classes))]))
+    return out
+
+
+def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic with mid-ranks for ties (= the trapezoidal area)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(score)
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _regressor_metrics(est: Any, X: Any, y: Any) -> dict[str, float]:
@@ -851,10 +899,12 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         _check_settings(settings)
         self.estimator_ = clone(self.estimator)
         fitted = getattr(self.estimator_, method)
-        result, run = _record(self.estimator_, lambda: fitted(X, y, **fit_params), X, y, settings, explicit=True)
+        result, run, train_hash = _record(self.estimator_, lambda: fitted(X, y, **fit_params), X, y, settings,
+                                          explicit=True)
         self.run_id_ = run.id if run is not None else None
         self._run_store = str(run.store.root) if run is not None else None
-        self._train_fingerprint = _fingerprint(X) if run is not None else None  # tells test data from train data
+        # tells test data from the training data in score()
+        self._train_fingerprint = train_hash or (_fingerprint(X) if run is not None else None)
         return result
 
     # -- delegated methods ------------------------------------------------------------------
@@ -972,6 +1022,11 @@ def autolog(disable: bool = False, *, log_models: bool = True, log_metrics: bool
                          log_data=log_data, max_child_runs=max_child_runs)
     _check_settings(settings)
     _autolog_settings = settings
+    if log_models:
+        try:  # importing skops.io scans all of scikit-learn (seconds): pay it here, not in a fit
+            import skops.io  # noqa: F401
+        except ImportError:
+            pass
     for owner, name in _patch_targets():
         patch(_INTEGRATION, owner, name, _make_replacement(name))
 
@@ -1006,7 +1061,8 @@ def _make_replacement(method: str) -> Callable[..., Any]:
             return _nested(lambda: original(self, *args, **kwargs))
         X = args[0] if args else kwargs.get("X")
         y = args[1] if len(args) > 1 else kwargs.get("y")
-        result, _ = _record(self, lambda: original(self, *args, **kwargs), X, y, _autolog_settings, explicit=False)
+        result, _, _ = _record(self, lambda: original(self, *args, **kwargs), X, y, _autolog_settings,
+                               explicit=False)
         return result
 
     replacement.__name__ = f"autotrack_sklearn_{method}"
