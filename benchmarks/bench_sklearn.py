@@ -15,6 +15,10 @@ on a shared machine hits them all alike:
   ratio is against a baseline in the same process.
 
 Prints medians (seconds), the ratio to the same process's bare median, and the added seconds.
+On a shared machine the fit time itself wanders by more than the overhead, so for autotrack's
+variants it also prints the *paired* overhead: wall time of the call minus the inner fit's own
+time recorded in the same run (``train/fit_time``), median over reps. BLAS/OpenMP threads are
+pinned to 1 in both processes.
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ import sys
 import tempfile
 import time
 
-import numpy as np
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,7 +52,12 @@ def make_model(name: str):
 
     if name == "lr":
         return LogisticRegression(max_iter=1000)
+    if name == "rf15":  # a fit of about 1 s here
+        return RandomForestClassifier(n_estimators=15, n_jobs=1, random_state=0)
     return RandomForestClassifier(n_estimators=50, n_jobs=1, random_state=0)
+
+
+NAMES = {"lr": "LogisticRegression", "rf15": "RandomForestClassifier(15)", "rf": "RandomForestClassifier(50)"}
 
 
 # -- the MLflow worker: a separate process, commands on stdin, timings on stdout -----------------
@@ -111,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps-lr", type=int, default=15)
     parser.add_argument("--reps-rf", type=int, default=5)
+    parser.add_argument("--reps-rf15", type=int, default=7)
     parser.add_argument("--no-mlflow", action="store_true")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -123,6 +136,9 @@ def main() -> None:
     from autotrack.integrations.sklearn import Tracked
 
     autotrack.set_store(tempfile.mkdtemp(prefix="bench-autotrack-"))
+    capture = sys.modules.get("autotrack._capture")
+    print(f"autotrack from {os.path.dirname(autotrack.__file__)}; start-of-run capture: "
+          f"{'on, ' + os.path.dirname(capture.__file__) if capture and os.environ.get('AUTOTRACK_CAPTURE') != '0' else 'off'}")
     X, y = make_data()
     worker = None
     if not args.no_mlflow:
@@ -133,6 +149,8 @@ def main() -> None:
         except ImportError:
             print("mlflow is not installed: its columns are skipped")
 
+    paired: dict[tuple[str, str], list[float]] = {}
+
     def run_here(variant: str, model: str) -> float:
         est = make_model(model)
         if variant == "autolog":
@@ -142,18 +160,27 @@ def main() -> None:
                 est = Tracked(est, log_model=variant == "tracked")
             start = time.perf_counter()
             est.fit(X, y)
-            return time.perf_counter() - start
+            wall = time.perf_counter() - start
         finally:
             if variant == "autolog":
                 at_sklearn.autolog(disable=True)
+        if variant != "bare":
+            newest = autotrack.runs().sort_values("start")["id"].iloc[-1]
+            inner = autotrack.get_run(newest).summary["train/fit_time"]
+            paired.setdefault((model, variant), []).append(wall - inner)
+        return wall
 
     here = ["bare", "tracked", "tracked_nomodel", "autolog"]
     there = ["bare", "mlflow", "mlflow_nomodel"] if worker else []
     results: dict[str, dict[str, list[float]]] = {}
-    for model, reps in (("lr", args.reps_lr), ("rf", args.reps_rf)):
+    for model, reps in (("lr", args.reps_lr), ("rf15", args.reps_rf15), ("rf", args.reps_rf)):
+        if reps <= 0:
+            continue
         times: dict[str, list[float]] = {v: [] for v in here}
         times.update({f"mlflow-process:{v}": [] for v in there})
-        run_here("tracked", model)  # warm-up: imports, first store writes
+        run_here("tracked", model)  # warm-up: imports (skops.io: seconds, once), first store writes
+        for key in [k for k in paired if k[0] == model]:
+            del paired[key]  # the warm-up is not a rep
         if worker:
             worker.fit("mlflow", model)
         for _ in range(reps):
@@ -168,14 +195,18 @@ def main() -> None:
     report = {}
     for model, times in results.items():
         med = {v: statistics.median(t) for v, t in times.items()}
-        print(f"\n{'LogisticRegression' if model == 'lr' else 'RandomForestClassifier(50)'} on 20k x 20 "
-              f"({len(next(iter(times.values())))} interleaved reps, medians)")
-        print(f"  {'variant':<32}{'seconds':>9}{'ratio':>8}{'added s':>9}")
+        print(f"\n{NAMES[model]} on 20k x 20 ({len(next(iter(times.values())))} interleaved reps, medians)")
+        print(f"  {'variant':<32}{'seconds':>9}{'ratio':>8}{'added s':>9}{'paired s':>10}{'paired %':>10}")
         rows = {}
         for v, m in med.items():
             base = med["mlflow-process:bare"] if v.startswith("mlflow-process") else med["bare"]
             rows[v] = {"median_s": m, "ratio": m / base, "added_s": m - base}
-            print(f"  {v:<32}{m:>9.3f}{m / base:>8.2f}{m - base:>9.3f}")
+            line = f"  {v:<32}{m:>9.3f}{m / base:>8.2f}{m - base:>9.3f}"
+            if (model, v) in paired:
+                over = statistics.median(paired[(model, v)])
+                rows[v]["paired_overhead_s"] = over
+                line += f"{over:>10.3f}{100 * over / med['bare']:>9.1f}%"
+            print(line)
         report[model] = rows
     out = os.environ.get("BENCH_JSON")
     if out:

@@ -398,6 +398,13 @@ def test_autolog_records_user_fits_once_and_groups_nested_fits(autologged):
     (rec,) = _new_runs(before)
     assert rec.tags["estimator"] == "sklearn.preprocessing.StandardScaler"
 
+    before = _ids()  # Pipeline.fit_transform sits behind available_if: patched, and hasattr still true
+    transformer_pipe = make_pipeline(StandardScaler(), StandardScaler())
+    assert not hasattr(make_pipeline(StandardScaler(), LogisticRegression()), "fit_transform")
+    transformer_pipe.fit_transform(X)
+    (rec,) = _new_runs(before)
+    assert rec.tags["estimator"] == "sklearn.pipeline.Pipeline"
+
     before = _ids()
     search = GridSearchCV(LogisticRegression(max_iter=300), {"C": [0.1, 1.0, 10.0]}, cv=2).fit(X, y)
     new = _new_runs(before)
@@ -441,5 +448,7 @@ def test_autolog_failure_passes_through_and_disable_undoes(store):
     finally:
         autolog(disable=True)
     assert LogisticRegression.fit is original
+    assert Pipeline.__dict__["fit_transform"].fn.__name__ == "fit_transform"
+    assert not hasattr(Pipeline.__dict__["fit_transform"].fn, "__autotrack_patch__")
     Ridge().fit(np.ones((4, 2)), [1.0, 2.0, 3.0, 4.0])
     assert len(autotrack.runs()) == 1

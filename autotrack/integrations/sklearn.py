@@ -221,6 +221,8 @@ def _end_group(run: autotrack.Run) -> None:
 
 
 def _group_run(entry: Any, cv: Any, estimator: Any, settings: _Settings) -> autotrack.Run | None:
+    if entry.f_code.co_name == "<module>":  # a module's namespace outlives any call: no group
+        return None
     local_vars = entry.f_locals
     group = local_vars.get(_GROUP_KEY)
     if isinstance(group, _Group) and not group.run.ended:
@@ -273,7 +275,10 @@ def _record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: _
         result = call()
     except BaseException as exc:
         _depth.value -= 1
-        run.end("killed" if isinstance(exc, KeyboardInterrupt) else "failed", error=exc)
+        try:
+            run.end("killed" if isinstance(exc, KeyboardInterrupt) else "failed", error=exc)
+        except Exception as ours:  # noqa: BLE001 - the user's exception is the one to see
+            report_failure("sklearn: ending a failed run", ours)
         raise
     fit_time = time.perf_counter() - start
     _depth.value -= 1
@@ -1031,8 +1036,12 @@ def autolog(disable: bool = False, *, log_models: bool = True, log_metrics: bool
         patch(_INTEGRATION, owner, name, _make_replacement(name))
 
 
-def _patch_targets() -> list[tuple[type, str]]:
+def _patch_targets() -> list[tuple[Any, str]]:
+    """(owner, name) pairs: the class defining each fit method of every scikit-learn estimator.
+    Methods behind ``available_if`` (``Pipeline.fit_transform``) are patched inside their
+    descriptor (its ``fn``), so ``hasattr`` keeps telling the truth."""
     from sklearn.utils import all_estimators
+    from sklearn.utils._available_if import _AvailableIfDescriptor
 
     classes = [cls for _, cls in all_estimators()]
     try:
@@ -1041,17 +1050,24 @@ def _patch_targets() -> list[tuple[type, str]]:
         classes.append(BaseSearchCV)
     except ImportError:  # pragma: no cover
         pass
-    seen: set[tuple[type, str]] = set()
-    targets = []
+    seen: set[int] = set()
+    targets: list[tuple[Any, str]] = []
     for cls in classes:
         for name in _FIT_METHODS:
             owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
-            if owner is None or not owner.__module__.startswith("sklearn") or (owner, name) in seen:
+            if owner is None or not owner.__module__.startswith("sklearn"):
                 continue
-            if not callable(owner.__dict__[name]) or isinstance(owner.__dict__[name], (staticmethod, classmethod)):
+            value = owner.__dict__[name]
+            if isinstance(value, _AvailableIfDescriptor):
+                target: tuple[Any, str] = (value, "fn")
+            elif callable(value) and not isinstance(value, (staticmethod, classmethod)):
+                target = (owner, name)
+            else:  # a property (FeatureAgglomeration.fit_predict): leave it alone
                 continue
-            seen.add((owner, name))
-            targets.append((owner, name))
+            key = id(target[0].__dict__[target[1]])
+            if key not in seen:
+                seen.add(key)
+                targets.append(target)
     return targets
 
 
