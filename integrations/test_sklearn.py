@@ -59,7 +59,8 @@ def test_sklearn_estimator_checks(estimator, check, store):
 # -- delegation ---------------------------------------------------------------------------------
 
 DELEGATED = ["predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
-             "inverse_transform", "score", "score_samples", "partial_fit", "fit_transform", "fit_predict"]
+             "inverse_transform", "score", "score_samples", "partial_fit", "fit_transform", "fit_predict",
+             "get_feature_names_out", "set_output"]
 
 
 def _inner_without(hidden: str) -> BaseEstimator:
@@ -67,8 +68,8 @@ def _inner_without(hidden: str) -> BaseEstimator:
         self.n_features_in_ = np.asarray(X).shape[1]
         return self
 
-    def method(self, X, *args, **kwargs):
-        return np.zeros(len(X))
+    def method(self, X=None, *args, **kwargs):
+        return np.zeros(3)
 
     namespace = {"fit": fit, **{name: method for name in DELEGATED if name != hidden}}
     return type(f"Without_{hidden}", (BaseEstimator,), namespace)()
@@ -452,3 +453,14 @@ def test_autolog_failure_passes_through_and_disable_undoes(store):
     assert not hasattr(Pipeline.__dict__["fit_transform"].fn, "__autotrack_patch__")
     Ridge().fit(np.ones((4, 2)), [1.0, 2.0, 3.0, 4.0])
     assert len(autotrack.runs()) == 1
+
+
+def test_transformer_step_with_pandas_output(store):
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    pipe = make_pipeline(Tracked(StandardScaler(), log_model=False), LogisticRegression(max_iter=300))
+    pipe.set_output(transform="pandas").fit(X, y)
+    scaled = pipe[0].transform(X)
+    assert list(scaled.columns) == list(X.columns) == list(pipe[0].get_feature_names_out())
+    np.testing.assert_allclose(scaled.to_numpy(), StandardScaler().fit_transform(X))
+    rec = autotrack.get_run(pipe[0].run_id_)
+    assert rec.tags["estimator"] == "sklearn.preprocessing.StandardScaler" and rec.summary["train/fit_time"] > 0

@@ -964,6 +964,11 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
                 report_failure("sklearn: recording test/score", exc)
         return value
 
+    @available_if(_estimator_has("get_feature_names_out"))
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        check_is_fitted(self)
+        return self.estimator_.get_feature_names_out(input_features)
+
     @available_if(_estimator_has("set_output"))
     def set_output(self, *, transform: str | None = None) -> Tracked:
         self.estimator.set_output(transform=transform)
