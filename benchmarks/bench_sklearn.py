@@ -35,7 +35,7 @@ import time
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -137,8 +137,9 @@ def main() -> None:
 
     autotrack.set_store(tempfile.mkdtemp(prefix="bench-autotrack-"))
     capture = sys.modules.get("autotrack._capture")
-    print(f"autotrack from {os.path.dirname(autotrack.__file__)}; start-of-run capture: "
-          f"{'on, ' + os.path.dirname(capture.__file__) if capture and os.environ.get('AUTOTRACK_CAPTURE') != '0' else 'off'}")
+    capture_on = capture is not None and os.environ.get("AUTOTRACK_CAPTURE") != "0"
+    where = f"on, {os.path.dirname(capture.__file__)}" if capture_on else "off"
+    print(f"autotrack from {os.path.dirname(autotrack.__file__)}; start-of-run capture: {where}")
     X, y = make_data()
     worker = None
     if not args.no_mlflow:

@@ -16,8 +16,11 @@ from sklearn import metrics as skm
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_diabetes, load_iris, make_blobs, make_classification
-from sklearn.ensemble import (GradientBoostingRegressor, HistGradientBoostingClassifier,
-                              RandomForestClassifier)
+from sklearn.ensemble import (
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.neural_network import MLPClassifier
@@ -430,7 +433,8 @@ def test_autolog_ignores_fits_inside_library_internals(autologged):
     # code that lives in an installed package (here: a file in sklearn's folder) fitting a model
     library_file = os.path.join(os.path.dirname(at_sklearn.sklearn.__file__), "_not_user_code.py")
     namespace: dict = {}
-    exec(compile("def helper(est, X, y):\n    return est.fit(X, y)\n", library_file, "exec"), namespace)
+    code = compile("def helper(est, X, y):\n    return est.fit(X, y)\n", library_file, "exec")
+    exec(code, namespace)  # noqa: S102 - a function whose code lives in a library's file
     namespace["helper"](Ridge(), np.ones((4, 2)), [1.0, 2.0, 3.0, 4.0])
     assert len(autotrack.runs()) == 0
     Ridge().fit(np.ones((4, 2)), [1.0, 2.0, 3.0, 4.0])  # and the user's own fit still is a run

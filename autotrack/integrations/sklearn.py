@@ -153,7 +153,7 @@ def _library_roots() -> tuple[str, ...]:
 
         roots.update(os.path.realpath(p) for p in site.getsitepackages())
         roots.add(os.path.realpath(site.getusersitepackages()))
-    except Exception:  # noqa: BLE001 - some embedded interpreters lack site's helpers
+    except Exception:  # noqa: BLE001, S110 - some embedded interpreters lack site's helpers
         pass
     for module in (sklearn, sys.modules.get("joblib")):
         if module is not None and getattr(module, "__file__", None):
@@ -378,7 +378,8 @@ def _structure(est: Any, depth: int = 0) -> dict[str, Any]:
             items = []
             for item in value:
                 node = {"name": item[0]}
-                node.update(_structure(item[1], depth + 1) if hasattr(item[1], "get_params") else {"value": str(item[1])})
+                step = item[1]
+                node.update(_structure(step, depth + 1) if hasattr(step, "get_params") else {"value": str(step)})
                 if len(item) > 2:
                     node["columns"] = repr(item[2])[:200]
                 items.append(node)
@@ -442,7 +443,7 @@ def _describe(data: Any) -> dict[str, Any]:
             arr = np.asarray(data)
             out["shape"] = list(arr.shape)
             out.setdefault("dtype", str(arr.dtype))
-        except Exception:  # noqa: BLE001 - anything array-like may be passed to fit
+        except Exception:  # noqa: BLE001, S110 - anything array-like may be passed to fit
             pass
     return out
 
@@ -454,7 +455,7 @@ def _fingerprint(data: Any) -> str | None:
             fp = _capture_fingerprint(data)
             if isinstance(fp, Mapping) and isinstance(fp.get("hash"), str):
                 return fp["hash"]
-        except Exception:  # noqa: BLE001 - fall back to our own
+        except Exception:  # noqa: BLE001, S110 - fall back to our own
             pass
     try:
         h = hashlib.blake2b(digest_size=16)
@@ -598,8 +599,12 @@ def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
 
 
 def _regressor_metrics(est: Any, X: Any, y: Any) -> dict[str, float]:
-    from sklearn.metrics import (mean_absolute_error, mean_absolute_percentage_error, mean_squared_error,
-                                 r2_score)
+    from sklearn.metrics import (
+        mean_absolute_error,
+        mean_absolute_percentage_error,
+        mean_squared_error,
+        r2_score,
+    )
 
     if not hasattr(est, "predict"):
         return {}
