@@ -468,3 +468,35 @@ def test_transformer_step_with_pandas_output(store):
     np.testing.assert_allclose(scaled.to_numpy(), StandardScaler().fit_transform(X))
     rec = autotrack.get_run(pipe[0].run_id_)
     assert rec.tags["estimator"] == "sklearn.preprocessing.StandardScaler" and rec.summary["train/fit_time"] > 0
+
+
+def test_our_failures_become_one_warning_and_the_fit_goes_on(store, monkeypatch):
+    from autotrack import _patching
+
+    monkeypatch.setenv("AUTOTRACK_STRICT", "0")
+    monkeypatch.setattr(_patching, "_warned", set())
+
+    def broken(est):
+        raise RuntimeError("model section exploded")
+
+    monkeypatch.setattr(at_sklearn, "_model_info", broken)
+    X, y = load_iris(return_X_y=True)
+    with pytest.warns(RuntimeWarning, match="model section exploded"):
+        tracked = Tracked(LogisticRegression(max_iter=300), log_model=False).fit(X, y)
+    np.testing.assert_array_equal(tracked.predict(X), LogisticRegression(max_iter=300).fit(X, y).predict(X))
+    rec = autotrack.get_run(tracked.run_id_)
+    assert rec.status == "finished" and "model section exploded" in rec.tags["autotrack.recording_error"]
+    autolog(log_models=False)
+    try:
+        fitted = Ridge().fit(X, y)  # warned once already: now silent, and still fitted
+    finally:
+        autolog(disable=True)
+    assert hasattr(fitted, "coef_") and len(autotrack.runs(status="finished")) == 2
+
+
+def test_autotrack_disable_records_nothing(store, monkeypatch):
+    monkeypatch.setenv("AUTOTRACK_DISABLE", "1")
+    X, y = load_iris(return_X_y=True)
+    tracked = Tracked(LogisticRegression(max_iter=300)).fit(X, y)
+    assert tracked.run_id_ is None and tracked.score(X[1::2], y[1::2]) > 0.9
+    assert len(autotrack.runs()) == 0

@@ -76,7 +76,7 @@ from sklearn.utils.validation import check_is_fitted
 
 import autotrack
 from autotrack._errors import InvalidArgumentError
-from autotrack._patching import patch, report_failure, suspended, unpatch
+from autotrack._patching import disabled, patch, report_failure, suspended, unpatch
 
 try:  # the core's data fingerprints (capture), when this autotrack has them
     from autotrack._capture import fingerprint as _capture_fingerprint
@@ -254,7 +254,7 @@ def _record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: _
             explicit: bool) -> tuple[Any, autotrack.Run | None, str | None]:
     """Run ``call`` (the estimator's fit) inside a run when the grouping rule says so.
     Returns the fit's result, the run (None when no run was made) and the training data's hash."""
-    if _depth.value > 0:
+    if _depth.value > 0 or disabled():  # AUTOTRACK_DISABLE=1 turns Tracked into its inner estimator too
         return _nested(call), None, None
     run = None
     try:
@@ -287,7 +287,10 @@ def _record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: _
         with suspended():
             train_hash = _log_fit(run, estimator, X, y, settings, fit_time)
     except Exception as exc:  # noqa: BLE001
-        run.end("finished")
+        try:  # a flag on the run: what is missing from it, and why
+            run.set_tags({"autotrack.recording_error": f"{type(exc).__name__}: {exc}"[:500]})
+        finally:
+            run.end("finished")
         report_failure("sklearn: recording a fit", exc)
     run.end("finished")
     return result, run, train_hash
