@@ -31,6 +31,11 @@ What one fit records (run id in ``Tracked.run_id_``):
   ``cv/split_test_score`` with step = split), all candidates unless ``max_child_runs`` caps them;
 * ``Tracked.score(X, y)`` on data other than the training data: ``test/score`` in the fit's run.
 
+Not recorded: ``partial_fit`` (delegated; a run per batch would flood the store). When recording
+itself fails, the fit still returns normally, the run gets the tag ``autotrack.recording_error``
+and one warning is shown (``AUTOTRACK_STRICT=1`` raises instead). ``AUTOTRACK_DISABLE=1`` turns
+off autolog's patches and makes ``Tracked`` a plain wrapper.
+
 Which fits become runs (the grouping rule):
 
 1. A fit that starts while another recorded fit is in progress in the same thread (a pipeline's
