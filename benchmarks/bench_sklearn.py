@@ -73,7 +73,9 @@ def mlflow_worker() -> None:
     import mlflow
     import mlflow.sklearn
 
-    mlflow.set_tracking_uri("sqlite:///" + os.path.join(tempfile.mkdtemp(prefix="bench-mlflow-"), "mlflow.db"))
+    folder = tempfile.mkdtemp(prefix="bench-mlflow-")
+    os.chdir(folder)  # MLflow puts artifacts under ./mlruns: keep them out of the repository
+    mlflow.set_tracking_uri("sqlite:///" + os.path.join(folder, "mlflow.db"))
     X, y = make_data()
     current = None
     print(json.dumps({"ready": True}), flush=True)
