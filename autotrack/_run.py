@@ -467,12 +467,15 @@ def start_run(
     params: Mapping[str, Any] | None = None,
     parent: Run | str | None = None,
     resume: str | None = None,
+    activate: bool = True,
 ) -> Run:
     """Start recording a run and make it the active run.
 
     ``parent`` defaults to the run active in this process, if any, so runs started inside another
     run's ``with`` block are its children. ``resume`` reopens an ended or crashed run by id: new
-    points append after its last step per key.
+    points append after its last step per key. ``activate=False`` keeps the run off the
+    active-run stack: module-level shortcuts and later ``start_run`` calls do not see it
+    (integrations use it for group runs).
     """
     if name is not None and not isinstance(name, str):
         raise InvalidArgumentError("name", name, "run names are strings")
@@ -504,7 +507,8 @@ def start_run(
         if store.quarantined is not None:
             run._recorder.flag_degraded([run_id], f"the store's database was unreadable and moved to {store.quarantined}")
     with _lock:
-        _active.append(run)
+        if activate:
+            _active.append(run)
         _live_runs.add(run)
     if params:
         run.log_params(params)

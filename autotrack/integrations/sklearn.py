@@ -238,18 +238,10 @@ def _group_run(entry: Any, cv: Any, estimator: Any, settings: _Settings) -> auto
         f"{what}-{type(estimator).__name__}" if settings.run_name is None else settings.run_name,
         experiment=settings.experiment,
         tags={"autotrack.group": what, "autotrack.integration": _INTEGRATION, "estimator": _class_path(estimator)},
+        activate=False,  # the group is a container: runs the user starts meanwhile are not its children
     )
-    _deactivate(run)  # the group is a container: runs the user starts meanwhile are not its children
     local_vars[_GROUP_KEY] = _Group(run)
     return run
-
-
-def _deactivate(run: autotrack.Run) -> None:
-    from autotrack import _run as core
-
-    with core._lock:
-        if run in core._active:
-            core._active.remove(run)
 
 
 # -- recording one fit --------------------------------------------------------------------------
