@@ -68,9 +68,31 @@ def entry_point() -> tuple[str | None, Path | None]:
 DIFF_ARTIFACT = "source/git.diff"
 
 
+#: Runs started within this many seconds of each other in one process (a loop of fits, a sweep)
+#: share one look at the code: git is not asked again for each of them.
+SOURCE_CACHE_S = 10.0
+_source_cache: dict[tuple[Any, ...], tuple[float, dict[str, Any], dict[str, str]]] = {}
+
+
 def capture_source(include_script: bool = True) -> tuple[dict[str, Any], dict[str, str]]:
     """Return (section, texts): ``texts`` maps artifact names (``source/git.diff``,
-    ``source/<script>``) to contents, already redacted."""
+    ``source/<script>``) to contents, already redacted. Reused for ``SOURCE_CACHE_S`` seconds
+    within one process and working directory."""
+    import copy
+    import time
+
+    key = (os.getpid(), os.getcwd(), tuple(sys.argv), include_script)
+    hit = _source_cache.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < SOURCE_CACHE_S:
+        return copy.deepcopy(hit[1]), dict(hit[2])
+    section, texts = _capture_source(include_script)
+    _source_cache.clear()
+    _source_cache[key] = (now, copy.deepcopy(section), dict(texts))
+    return section, texts
+
+
+def _capture_source(include_script: bool) -> tuple[dict[str, Any], dict[str, str]]:
     secrets = secret_env_values()
     entry, script = entry_point()
     section: dict[str, Any] = {
