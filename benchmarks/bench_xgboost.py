@@ -111,10 +111,40 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     store = tempfile.mkdtemp(prefix="bench-xgb-")
     autotrack.set_store(Path(store) / "autotrack")
     dtrain, dval = make_data(args.rows, args.cols)
+    class TimedCallback(AutotrackCallback):
+        """Adds up the time spent inside autotrack's hooks: its direct cost on the training thread."""
+
+        seconds = 0.0
+
+        def before_training(self, model: Any) -> Any:
+            return self._timed(super().before_training, model)
+
+        def before_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            return self._timed(super().before_iteration, model, epoch, evals_log)
+
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            return self._timed(super().after_iteration, model, epoch, evals_log)
+
+        def after_training(self, model: Any) -> Any:
+            return self._timed(super().after_training, model)
+
+        def _timed(self, hook: Callable[..., Any], *args: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return hook(*args)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+    hooks: list[TimedCallback] = []
+
+    def tracked(log_model: bool) -> list[Any]:
+        hooks.append(TimedCallback(log_model=log_model))
+        return hooks[-1:]
+
     here: dict[str, Callable[[], list[Any] | None]] = {
         "bare": lambda: None,
-        "autotrack": lambda: [AutotrackCallback(log_model=False)],
-        "autotrack+model": lambda: [AutotrackCallback()],
+        "autotrack": lambda: tracked(False),
+        "autotrack+model": lambda: tracked(True),
     }
     child = MlflowProcess(args, store) if find_spec("mlflow") and not args.no_mlflow else None
     modes = [("here", m) for m in here] + ([("mlflow", m) for m in ("bare", "mlflow", "mlflow+model")] if child else [])
@@ -128,6 +158,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         for process, mode in modes:
             if process == "here":
                 sample = timed_train(args, dtrain, dval, here[mode]())
+                if mode != "bare":
+                    sample["hooks"] = hooks[-1].seconds
             else:
                 sample = child.measure(mode)  # type: ignore[union-attr]
             samples[(process, mode)].append(sample)
@@ -139,19 +171,26 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(args: argparse.Namespace, samples: dict[tuple[str, str], list[dict[str, float]]]) -> dict[str, Any]:
-    medians = {key: {kind: statistics.median(s[kind] for s in runs) for kind in ("wall", "cpu")}
+    medians = {key: {kind: statistics.median(s.get(kind, 0.0) for s in runs) for kind in ("wall", "cpu", "hooks")}
                for key, runs in samples.items()}
+    minima = {key: min(s["wall"] for s in runs) for key, runs in samples.items()}
     rows = []
     print(f"\nxgb.train: {args.rounds} rounds, {args.rows} x {args.cols} + eval set {args.rows // 5} rows, "
           f"nthread={args.nthread}, {args.reps} interleaved repetitions (medians)\n")
-    print(f"{'mode':<18}{'process':<9}{'wall s':>9}{'cpu s':>9}{'wall ratio':>12}{'cpu ratio':>11}")
+    print(f"{'mode':<17}{'process':<8}{'wall s':>8}{'cpu s':>8}{'min wall':>9}{'wall ratio':>11}{'cpu ratio':>10}"
+          f"{'min ratio':>10}{'hooks s':>9}{'hooks/bare':>11}")
     for (process, mode), m in sorted(medians.items(), key=lambda kv: (kv[0][0] != "here", kv[0][1])):
         base = medians[(process, "bare")]
-        row = {"mode": mode, "process": process, **m,
-               "wall_ratio": m["wall"] / base["wall"], "cpu_ratio": m["cpu"] / base["cpu"]}
+        row = {"mode": mode, "process": process, **m, "min_wall": minima[(process, mode)],
+               "wall_ratio": m["wall"] / base["wall"], "cpu_ratio": m["cpu"] / base["cpu"],
+               "min_wall_ratio": minima[(process, mode)] / minima[(process, "bare")],
+               "hooks_ratio": m["hooks"] / base["wall"]}
         rows.append(row)
-        print(f"{mode:<18}{process:<9}{m['wall']:>9.3f}{m['cpu']:>9.3f}{row['wall_ratio']:>12.3f}{row['cpu_ratio']:>11.3f}")
-    return {"config": {k: v for k, v in vars(args).items() if k != "store"}, "results": rows}
+        hooks = f"{m['hooks']:>9.4f}{row['hooks_ratio']:>11.4f}" if process == "here" and mode != "bare" else ""
+        print(f"{mode:<17}{process:<8}{m['wall']:>8.3f}{m['cpu']:>8.3f}{row['min_wall']:>9.3f}{row['wall_ratio']:>11.3f}"
+              f"{row['cpu_ratio']:>10.3f}{row['min_wall_ratio']:>10.3f}{hooks}")
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "store"}
+    return {"config": config, "results": rows}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
