@@ -302,6 +302,14 @@ def test_own_failure_is_a_warning_not_a_training_error(store, data, monkeypatch)
     np.testing.assert_array_equal(tracked.predict(dval), plain.predict(dval))
 
 
+def test_an_ended_run_is_refused_with_a_clear_error(store, data):
+    dtrain, dval, _ = data
+    ended = autotrack.start_run()
+    ended.end()
+    with pytest.raises(autotrack.InvalidArgumentError, match="run=.*has ended"):
+        train(dtrain, dval, rounds=2, callbacks=[AutotrackCallback(ended)])
+
+
 def test_constructor_checks_its_arguments():
     with pytest.raises(autotrack.InvalidArgumentError, match="run"):
         AutotrackCallback("my-run")  # type: ignore[arg-type]

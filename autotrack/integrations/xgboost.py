@@ -144,10 +144,15 @@ class AutotrackCallback(TrainingCallback):
         self._log_data(call)
 
     def _open_run(self) -> Run:
-        self._owns_run = self._given_run is None
-        if self._given_run is not None:
-            return self._given_run
-        return autotrack.start_run(parent=self._parent_id)
+        given = self._given_run
+        self._owns_run = given is None
+        if given is None:
+            return autotrack.start_run(parent=self._parent_id)
+        if given.ended:
+            raise InvalidArgumentError(
+                "run", given, "this run has ended; pass an open run, or None to let the callback start one"
+            )
+        return given
 
     @guarded("xgboost callback after_iteration")
     def _log_iteration(self, epoch: int, evals_log: EvalsLog) -> None:
