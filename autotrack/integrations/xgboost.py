@@ -89,7 +89,7 @@ class AutotrackCallback(TrainingCallback):
         self.log_model = log_model
         self._given_run = run
         self._parent_id: str | None = None  # the given run's id, in a pickled or deep-copied callback
-        self._run: Run | None = None
+        self._run: Run | None = run
         self._owns_run = False
         self._active = False
         self._first_step = 0
@@ -98,7 +98,7 @@ class AutotrackCallback(TrainingCallback):
 
     @property
     def run(self) -> Run | None:
-        """The run this callback records into (``None`` before training starts)."""
+        """The run this callback records into (``None`` until training starts, unless one was given)."""
         return self._run
 
     # -- XGBoost's hooks: thin, and returning exactly what the contract says ------------------
