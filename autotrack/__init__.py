@@ -24,6 +24,7 @@ from ._errors import (
     StoreVersionError,
     UnsafeArtifactNameError,
 )
+from ._autolog import autolog
 from ._query import Artifact, RunRecord, delete_run, get_run, runs
 from ._run import (
     Run,
@@ -41,6 +42,8 @@ from ._run import (
     set_tags,
     start_run,
 )
+
+from ._capture import fingerprint, seed_everything  # also registers the start-of-run capture
 
 __version__ = "0.1.0"
 
@@ -60,8 +63,10 @@ __all__ = [
     "UnsafeArtifactNameError",
     "__version__",
     "active_run",
+    "autolog",
     "delete_run",
     "end_run",
+    "fingerprint",
     "flush",
     "get_run",
     "get_store",
@@ -71,6 +76,7 @@ __all__ = [
     "log_param",
     "log_params",
     "runs",
+    "seed_everything",
     "set_store",
     "set_tag",
     "set_tags",

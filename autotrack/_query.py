@@ -116,7 +116,6 @@ class RunRecord:
 
     def metric(self, key: str) -> pd.DataFrame:
         """The full history of ``key``: a DataFrame with columns ``step``, ``value``, ``time``."""
-        import numpy as np
         import pandas as pd
 
         steps, values, times = self.metric_arrays(key)
@@ -159,6 +158,28 @@ class RunRecord:
             out.append(Artifact(aid, name, kind, sha, size, step, location, bool(stored),
                                 json.loads(meta) if meta else {}, deleted is not None, path))
         return out
+
+    def read_artifact(self, name: str) -> bytes:
+        """The bytes of the newest artifact called ``name``, verified against its sha256."""
+        from ._errors import StoreError
+
+        matches = [a for a in self.artifacts if a.name == name]
+        if not matches:
+            close = difflib.get_close_matches(name, [a.name for a in self.artifacts], n=3)
+            raise InvalidArgumentError("name", name, f"run {self.id[:8]} has no such artifact. Did you mean {', '.join(close) or 'one of rec.artifacts'}?")
+        art = matches[-1]
+        path = self._store.artifact_path(art.sha256) if art.stored else Path(art.path or "")
+        if path is None or not path.is_file():
+            raise StoreError(f"the bytes of artifact {name!r} of run {self.id[:8]} are missing ({art.path})")
+        data = path.read_bytes()
+        import hashlib
+
+        if hashlib.sha256(data).hexdigest() != art.sha256:
+            raise StoreError(
+                f"artifact {name!r} of run {self.id[:8]} does not match its recorded sha256 {art.sha256}: "
+                "the file was changed or damaged after it was logged"
+            )
+        return data
 
     def info(self, section: str) -> dict[str, Any]:
         """A captured section: hardware, environment, source, model, optimizer, data, config, seeds."""

@@ -25,6 +25,7 @@ from ._store import HEARTBEAT_INTERVAL_S, Store, dumps
 DEFAULT_INTERVAL_S = 0.25
 MAX_BATCH = 200_000
 MAX_PENDING = 5_000_000
+CHECKPOINT_WHEN_IDLE_S = 2.0
 
 
 class _FlushMarker:
@@ -57,12 +58,14 @@ class Recorder:
         self._pending: list[Any] = []
         self._live_runs: dict[str, float] = {}
         self._last_heartbeat = 0.0
+        self._last_write = 0.0
         self.pid = os.getpid()
         self.failures = 0
         self.last_error: BaseException | None = None
         self.dropped = 0
         self._warned = False
         self._degraded_runs: set[str] = set()
+        self._flagged: set[str] = set()
 
     # -- public --------------------------------------------------------------------------------
 
@@ -98,8 +101,18 @@ class Recorder:
         return ok
 
     def close(self, timeout: float = 10.0) -> bool:
-        """Write everything still queued and stop the writer thread."""
-        ok = self.flush(timeout)
+        """Write everything still queued and stop the writer thread. When the store is failing,
+        wait at most 2 s more, then say how many points could not be written."""
+        try:
+            ok = self.flush(min(timeout, 2.0) if self.failures else timeout)
+        except StoreError:
+            ok = False
+        if not ok:
+            print(
+                f"autotrack: {self.unwritten()} metric points (and {self.dropped} dropped earlier) could "
+                f"not be written to {self.store.root}: {self.last_error!r}",
+                file=sys.stderr,
+            )
         self._stopping = True
         self._wake.set()
         thread = self._thread
@@ -115,14 +128,29 @@ class Recorder:
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
-                self._drain()
+                wrote = self._drain()
+                if wrote:
+                    self._last_write = time.monotonic()
+                elif self._last_write and time.monotonic() - self._last_write > CHECKPOINT_WHEN_IDLE_S:
+                    self._last_write = 0.0
+                    self._checkpoint()
             except Exception as exc:  # noqa: BLE001 - the writer thread must never die
                 self._on_failure(exc)
 
-    def _drain(self) -> None:
+    def _checkpoint(self) -> None:
+        """Fold the WAL back into the database once writing pauses, so it stays small while
+        readers poll a long run."""
+        try:
+            self.store.connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass
+
+    def _drain(self) -> bool:
+        """Write what is queued. Returns whether anything was written."""
+        wrote = False
         with self._drain_lock:
             if os.getpid() != self.pid:  # a forked child never writes with its parent's state
-                return
+                return False
             while True:
                 batch = self._pending
                 self._pending = []
@@ -143,7 +171,7 @@ class Recorder:
                 if not batch:
                     for marker in markers:
                         marker.done.set()
-                    return
+                    return wrote
                 try:
                     self.store.write_batch(self.store.connection(), batch)
                 except (sqlite3.Error, OSError, StoreError) as exc:
@@ -151,13 +179,14 @@ class Recorder:
                         batch.pop()
                     self._keep_for_retry(batch, markers)
                     self._on_failure(exc)
-                    return
+                    return wrote
+                wrote = True
                 if self.failures:
                     self._recovered()
                 for marker in markers:
                     marker.done.set()
                 if not self.queue:
-                    return
+                    return wrote
 
     def _heartbeat_op(self) -> Callable[[Store, sqlite3.Connection], None] | None:
         now = time.time()
@@ -212,16 +241,32 @@ class Recorder:
         time.sleep(min(0.05 * self.failures, 1.0))
 
     def _recovered(self) -> None:
-        reason = dumps({"reason": repr(self.last_error), "failed_writes": self.failures, "dropped_points": self.dropped})
-        runs = list(self._degraded_runs)
+        self.flag_degraded(
+            list(self._degraded_runs),
+            repr(self.last_error),
+            failed_writes=self.failures,
+            dropped_points=self.dropped,
+        )
         self.failures = 0
         self._warned = False
+        self._degraded_runs.clear()
+
+    def flag_degraded(self, run_ids: list[str], reason: str, **details: Any) -> None:
+        """Record on each run that some of its writes failed, and why (written when possible)."""
+        self._flagged.update(run_ids)
+        text = dumps({"reason": reason, **details})
 
         def flag(store: Store, conn: sqlite3.Connection) -> None:
-            conn.executemany("UPDATE runs SET degraded = ? WHERE id = ?", [(reason, r) for r in runs])
+            conn.executemany("UPDATE runs SET degraded = ? WHERE id = ?", [(text, r) for r in run_ids])
 
         self.append(flag)
-        self._degraded_runs.clear()
+
+    def is_degraded(self, run_id: str) -> bool:
+        return run_id in self._flagged or run_id in self._degraded_runs
+
+    def unwritten(self) -> int:
+        """Metric points still waiting to be written."""
+        return sum(1 for item in list(self._pending) + list(self.queue) if type(item) is tuple)
 
 
 _recorders: dict[str, Recorder] = {}

@@ -133,6 +133,11 @@ class Run:
     def store(self) -> Store:
         return self._store
 
+    @property
+    def degraded(self) -> bool:
+        """Whether some writes for this run failed (they are retried; see the run's `degraded` record)."""
+        return self._recorder.is_degraded(self._id)
+
     def __repr__(self) -> str:
         return f"Run(id={self._id!r}, name={self._name!r}, experiment={self._experiment!r}, status={self._status!r})"
 
@@ -418,6 +423,16 @@ class _ArtifactUpdateOp:
         )
 
 
+class _CreateRunOp:
+    __slots__ = ("args",)
+
+    def __init__(self, *args: Any) -> None:
+        self.args = args
+
+    def __call__(self, store: Store, conn: sqlite3.Connection) -> None:
+        store.insert_run(conn, *self.args)
+
+
 class _EndOp:
     __slots__ = ("row",)
 
@@ -482,8 +497,12 @@ def start_run(
         run_id = uuid.uuid4().hex
         run_name = name or generate_name()
         exp = experiment or os.environ.get("AUTOTRACK_EXPERIMENT") or DEFAULT_EXPERIMENT
-        store.create_run(run_id, run_name, exp, parent_id, _now(), proc_start)
+        store.initialise()
+        # Created by the writer thread like everything else: a slow or locked disk never blocks here.
+        recorder_for(store).append(_CreateRunOp(run_id, run_name, exp, parent_id, _now(), proc_start))
         run = Run(store, run_id, run_name, exp, parent_id)
+        if store.quarantined is not None:
+            run._recorder.flag_degraded([run_id], f"the store's database was unreadable and moved to {store.quarantined}")
     with _lock:
         _active.append(run)
         _live_runs.add(run)

@@ -36,6 +36,8 @@ from ._errors import StoreError, StoreVersionError
 SCHEMA_VERSION = 1
 DB_NAME = "autotrack.db"
 BUSY_TIMEOUT_S = 60.0
+#: File systems on which SQLite's WAL mode (shared-memory index) is unsafe.
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "lustre", "cifs", "smb3", "smbfs", "fuse.sshfs", "gpfs", "beegfs", "9p", "ceph", "glusterfs")
 #: A run whose owner stopped updating its heartbeat this long ago (and whose owner cannot be
 #: checked directly because it ran on another host) is reported as crashed.
 HEARTBEAT_INTERVAL_S = 10.0
@@ -152,6 +154,10 @@ class Store:
         self.artifact_dir = self.root / "artifacts"
         self.tmp_dir = self.root / "tmp"
         self.durable = durable
+        #: Called with each new connection (tests use it to simulate a full or read-only disk).
+        self.connect_hooks: list[Any] = []
+        self.journal_mode = "wal"
+        self.quarantined: Path | None = None
         self._local = threading.local()
         self._init_lock = threading.Lock()
         self._initialised_pid: int | None = None
@@ -165,11 +171,15 @@ class Store:
         return self.db_path.exists()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        busy = _busy_timeout()
+        conn = sqlite3.connect(self.db_path, timeout=busy, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(busy * 1000)}")
         conn.execute("PRAGMA synchronous = " + ("FULL" if self.durable else "NORMAL"))
+        # Keep the WAL file from growing without bound after bursts (it is truncated to this size
+        # after each checkpoint).
+        conn.execute("PRAGMA journal_size_limit = 67108864")
+        for hook in self.connect_hooks:
+            hook(conn)
         return conn
 
     def connection(self) -> sqlite3.Connection:
@@ -192,16 +202,61 @@ class Store:
             if self._initialised_pid == pid:
                 return
             for folder in (self.root, self.artifact_dir, self.tmp_dir):
-                folder.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(mode=0o755, parents=True, exist_ok=True)
                 _not_world_writable(folder)
-            conn = self._connect()
+            self.journal_mode = "delete" if self._on_network_filesystem() else "wal"
             try:
-                _retry_locked(lambda: _enable_wal(conn))
-                self._migrate(conn)
-            finally:
-                conn.close()
-            _not_world_writable(self.db_path)
+                self._open_and_migrate()
+            except sqlite3.DatabaseError as exc:
+                if not _is_corruption(exc):
+                    raise StoreError(f"cannot open the store at {self.root}: {exc}") from exc
+                self._quarantine(exc)
+                self._open_and_migrate()
+            for suffix in ("", "-wal", "-shm"):
+                _not_world_writable(Path(str(self.db_path) + suffix))
             self._initialised_pid = pid
+
+    def _open_and_migrate(self) -> None:
+        conn = self._connect()
+        try:
+            _retry_locked(lambda: _set_journal_mode(conn, self.journal_mode))
+            self._migrate(conn)
+        finally:
+            conn.close()
+
+    def _on_network_filesystem(self) -> bool:
+        fstype = filesystem_type(self.root)
+        if fstype is not None and fstype.lower() in NETWORK_FILESYSTEMS:
+            import warnings
+
+            warnings.warn(
+                f"autotrack: the store at {self.root} is on a network file system ({fstype}), where "
+                "SQLite's WAL mode is unsafe; using rollback-journal mode instead (slower with many "
+                "writers). Put the store on a local disk (AUTOTRACK_DIR) for full speed.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return True
+        return False
+
+    def _quarantine(self, exc: BaseException) -> None:
+        """Move an unreadable database aside (kept for `sqlite3 .recover`) and start a new one."""
+        import warnings
+
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.db_path.with_name(f"{DB_NAME}.corrupt-{stamp}-{os.getpid()}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(str(self.db_path) + suffix)
+            if source.exists():
+                with contextlib.suppress(OSError):
+                    os.replace(source, Path(str(target) + suffix))
+        self.quarantined = target
+        warnings.warn(
+            f"autotrack: the database {self.db_path} is unreadable ({exc}); it was moved to {target} "
+            "and a new one was started. New runs are flagged 'degraded'.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -233,8 +288,9 @@ class Store:
         )
         return conn.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()[0]
 
-    def create_run(
+    def insert_run(
         self,
+        conn: sqlite3.Connection,
         run_id: str,
         name: str,
         experiment: str,
@@ -242,10 +298,9 @@ class Store:
         start_time: float,
         proc_start: float | None,
     ) -> None:
-        conn = self.connection()
-        with transaction(conn):
-            exp_id = self.experiment_id(conn, experiment)
-            conn.execute(
+        """Insert a new run row (inside the caller's transaction)."""
+        exp_id = self.experiment_id(conn, experiment)
+        conn.execute(
                 "INSERT INTO runs(id, name, experiment_id, parent_id, status, start_time, heartbeat,"
                 " pid, host, proc_start) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
                 (run_id, name, exp_id, parent_id, start_time, start_time, os.getpid(), HOST, proc_start),
@@ -384,7 +439,8 @@ class Store:
             if final.exists() and final.stat().st_size == size:
                 os.unlink(tmp_name)
             else:
-                final.parent.mkdir(exist_ok=True)
+                final.parent.mkdir(mode=0o755, exist_ok=True)
+                _not_world_writable(final.parent)
                 os.chmod(tmp_name, 0o444)
                 os.replace(tmp_name, final)
             return StoredBlob(sha, size)
@@ -392,6 +448,18 @@ class Store:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
             raise
+
+    def artifact_path(self, sha256: str | None) -> Path | None:
+        """Where a stored blob is, or None for an id that is not a sha256 or a blob that is not a
+        regular file inside this store (never follows a planted symlink out of it)."""
+        if not sha256 or len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            return None
+        path = self.blob_path(sha256)
+        if path.is_symlink() or not path.is_file():
+            return None
+        if self.artifact_dir.resolve() not in path.resolve().parents:
+            return None
+        return path
 
     def verify_blob(self, sha256: str) -> bool:
         path = self.blob_path(sha256)
@@ -424,10 +492,40 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def _enable_wal(conn: sqlite3.Connection) -> None:
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise StoreError(f"could not switch the store to WAL mode (got {mode!r})")
+def _set_journal_mode(conn: sqlite3.Connection, wanted: str) -> None:
+    mode = conn.execute(f"PRAGMA journal_mode = {wanted.upper()}").fetchone()[0]
+    if str(mode).lower() != wanted:
+        raise StoreError(f"could not switch the store to {wanted} journal mode (got {mode!r})")
+
+
+def _is_corruption(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
+
+
+def _busy_timeout() -> float:
+    try:
+        return float(os.environ.get("AUTOTRACK_BUSY_TIMEOUT", BUSY_TIMEOUT_S))
+    except ValueError:
+        return BUSY_TIMEOUT_S
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The file system type of ``path`` from /proc/mounts (Linux), or None when unknown."""
+    try:
+        with open("/proc/mounts", encoding="utf-8", errors="replace") as f:
+            mounts = [line.split()[:3] for line in f if line.strip()]
+    except OSError:
+        return None
+    target = str(Path(path).resolve())
+    best, best_type = "", None
+    for entry in mounts:
+        if len(entry) < 3:
+            continue
+        mount_point = entry[1].replace("\\040", " ")
+        if (target == mount_point or target.startswith(mount_point.rstrip("/") + "/")) and len(mount_point) >= len(best):
+            best, best_type = mount_point, entry[2]
+    return best_type
 
 
 def _retry_locked(fn: Any, attempts: int = 50) -> Any:

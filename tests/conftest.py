@@ -6,11 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from autotrack._store import Store
+
 os.environ.setdefault("AUTOTRACK_STRICT", "1")
+# Start-of-run capture and the system sampler are tested in their own files (which turn them on);
+# everywhere else they would only slow hundreds of test runs down.
+os.environ.setdefault("AUTOTRACK_CAPTURE", "0")
+os.environ.setdefault("AUTOTRACK_SYSTEM_METRICS", "0")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator["autotrack.get_store"]:  # type: ignore[name-defined]
+def store(tmp_path: Path) -> Iterator[Store]:
     """A fresh store folder for one test; every run the test leaves open is ended afterwards."""
     import autotrack
     from autotrack import _run

@@ -1,0 +1,43 @@
+"""``autotrack run``: run an unmodified script with autolog on (the zero-code-change way)."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+from collections.abc import Sequence
+
+import click
+
+
+@click.command(
+    "run",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option("--experiment", "-e", help="Experiment for the runs this script records.")
+@click.option("-m", "module", is_flag=True, help="Run TARGET as a module, like `python -m`.")
+@click.option("--no-system-metrics", is_flag=True, help="Do not sample machine metrics.")
+@click.argument("target")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run_command(experiment: str | None, module: bool, no_system_metrics: bool, target: str, args: Sequence[str]) -> None:
+    """Run TARGET (a script, or a module with -m) with autotrack.autolog() on.
+
+    \b
+      autotrack run train.py --lr 0.01
+      autotrack run -m mypackage.train --epochs 3
+    """
+    from ._autolog import autolog
+
+    if not module and not os.path.isfile(target):
+        raise click.BadParameter(f"no such script {target!r}; pass a Python file, or -m for a module", param_hint="TARGET")
+    sys.argv = [target, *args]
+    if not module:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
+    autolog(experiment=experiment, system_metrics=not no_system_metrics)
+    if module:
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
+    else:
+        runpy.run_path(target, run_name="__main__")
+
+
+commands = [run_command]

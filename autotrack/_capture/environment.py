@@ -1,0 +1,155 @@
+"""The ``environment`` section: Python, installed distributions, an allow-list of environment
+variables and, when torch is loaded, its determinism flags.
+
+Environment variables are captured by allow-list only, so credentials in the environment
+(``AWS_SECRET_ACCESS_KEY``, ``HF_TOKEN``, ...) never reach the store.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+from typing import Any
+
+from .redact import is_secret_name, redact_text
+
+#: Variables captured by exact name.
+ENV_ALLOW = (
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS", "PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "PYTORCH_CUDA_ALLOC_CONF",
+    "TOKENIZERS_PARALLELISM", "WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK",
+    "MASTER_PORT", "PL_GLOBAL_SEED", "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID",
+    "SLURM_PROCID", "SLURM_NTASKS", "SLURM_JOB_NAME", "SLURM_NODELIST", "PBS_JOBID", "LSB_JOBID",
+    "JOB_ID", "SGE_TASK_ID", "FLUX_JOB_ID", "KUBERNETES_POD_NAME", "CONDA_DEFAULT_ENV",
+    "VIRTUAL_ENV", "AUTOTRACK_EXPERIMENT",
+)
+#: Variables captured by prefix (minus any whose name looks like a credential).
+ENV_ALLOW_PREFIXES = ("CUDA_", "NCCL_", "TORCH_CUDA_ARCH_LIST", "XLA_FLAGS", "HIP_VISIBLE_DEVICES",
+                      "ROCR_VISIBLE_DEVICES")
+
+_packages_cache: dict[Any, dict[str, str]] = {}
+
+
+def capture_environment(include_packages: bool = True, extra_env: tuple[str, ...] = ()) -> dict[str, Any]:
+    section: dict[str, Any] = {
+        "python_version": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "python_executable": sys.executable,
+        "python_prefix": sys.prefix,
+        "virtualenv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
+        "conda_env": _conda_env(),
+        "env": allowed_env(extra_env),
+    }
+    if include_packages:
+        packages = installed_packages()
+        section["package_count"] = len(packages)
+        section["packages"] = packages
+    flags = torch_determinism()
+    if flags is not None:
+        section["torch_determinism"] = flags
+    return section
+
+
+def _conda_env() -> str | None:
+    name = os.environ.get("CONDA_DEFAULT_ENV")
+    if name:
+        return name
+    if os.path.isdir(os.path.join(sys.prefix, "conda-meta")):
+        return os.path.basename(sys.prefix)
+    return None
+
+
+def allowed_env(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Allow-listed environment variables, values passed through the secret filter."""
+    out: dict[str, str] = {}
+    exact = set(ENV_ALLOW) | set(extra)
+    for name, value in os.environ.items():
+        if name in exact or name.startswith(ENV_ALLOW_PREFIXES):
+            if is_secret_name(name):
+                continue
+            out[name] = redact_text(value)
+    return dict(sorted(out.items()))
+
+
+# -- installed distributions --------------------------------------------------------------------------
+
+_DIST_DIR = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+?)(?:-py\d[^-]*)?\.(?:dist|egg)-info$")
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_packages() -> dict[str, str]:
+    """Installed distributions as normalised name -> version, first on ``sys.path`` winning.
+
+    Read from the ``*.dist-info`` folder names (milliseconds) and, for the few entries whose
+    folder name carries no version, from their metadata. Cached per ``sys.path``.
+    """
+    key = (os.getpid(), tuple(sys.path))
+    cached = _packages_cache.get(key)
+    if cached is not None:
+        return cached
+    found: dict[str, str] = {}
+    slow: list[str] = []
+    for entry in sys.path:
+        folder = entry or os.getcwd()
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for item in names:
+            if not item.endswith(("-info")):
+                continue
+            match = _DIST_DIR.match(item)
+            if match is None:
+                if item.endswith((".dist-info", ".egg-info")):
+                    slow.append(os.path.join(folder, item))
+                continue
+            name = _normalise(match.group("name"))
+            found.setdefault(name, match.group("version"))
+    if slow:
+        import importlib.metadata as md
+
+        for path in slow:
+            try:
+                dist = md.PathDistribution.at(path)  # type: ignore[attr-defined]
+                name = dist.metadata["Name"]
+                if name:
+                    found.setdefault(_normalise(name), dist.version)
+            except Exception:  # noqa: BLE001 - a broken metadata folder is skipped
+                continue
+    result = dict(sorted(found.items()))
+    _packages_cache.clear()
+    _packages_cache[key] = result
+    return result
+
+
+# -- torch determinism ----------------------------------------------------------------------------------
+
+
+def torch_determinism() -> dict[str, Any] | None:
+    """torch's reproducibility switches, when the program already imported torch."""
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "are_deterministic_algorithms_enabled"):
+        return None
+    flags: dict[str, Any] = {}
+
+    def put(name: str, fn: Any) -> None:
+        try:
+            flags[name] = fn()
+        except Exception:  # noqa: BLE001
+            flags[name] = None
+
+    put("deterministic_algorithms", torch.are_deterministic_algorithms_enabled)
+    put("deterministic_warn_only", torch.is_deterministic_algorithms_warn_only_enabled)
+    put("cudnn_deterministic", lambda: bool(torch.backends.cudnn.deterministic))
+    put("cudnn_benchmark", lambda: bool(torch.backends.cudnn.benchmark))
+    put("cudnn_allow_tf32", lambda: bool(torch.backends.cudnn.allow_tf32))
+    put("cuda_matmul_allow_tf32", lambda: bool(torch.backends.cuda.matmul.allow_tf32))
+    put("float32_matmul_precision", torch.get_float32_matmul_precision)
+    put("num_threads", torch.get_num_threads)
+    put("initial_seed", torch.initial_seed)
+    return flags

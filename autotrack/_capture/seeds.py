@@ -1,0 +1,231 @@
+"""The ``seeds`` section: which seeds the program set, and ``seed_everything``.
+
+With seed capture on (``autotrack.autolog()`` turns it on), calls to ``random.seed``,
+``numpy.random.seed``, ``numpy.random.default_rng``, ``torch.manual_seed`` and Lightning's
+``seed_everything`` are recorded: into every open run of this process, and remembered for runs
+started later. The section reads::
+
+    {"random": 42, "numpy": 42, "torch": 42, "lightning": 42,     # the last seed of each
+     "numpy_default_rng": [7],                                     # seeds of generators made
+     "calls": [{"function": "random.seed", "seed": 42, "time": ...}, ...]}
+
+Modules not yet imported when capture is enabled are patched when the program imports them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .._imports import cancel, when_imported
+from .._patching import patch, report_failure, suspended, unpatch
+
+INTEGRATION = "seeds"
+MAX_CALLS = 100
+
+_lock = threading.RLock()
+_state: dict[str, Any] = {"calls": []}
+_enabled = False
+
+
+# -- recording ----------------------------------------------------------------------------------
+
+
+def _jsonable_seed(seed: Any) -> Any:
+    if seed is None or isinstance(seed, (bool, int, float, str)):
+        return seed
+    if isinstance(seed, (bytes, bytearray)):
+        return seed.hex()
+    item = getattr(seed, "item", None)
+    if callable(item):
+        try:
+            return item()
+        except Exception:  # noqa: BLE001 - arrays of seeds: fall back to repr
+            pass
+    entropy = getattr(seed, "entropy", None)  # numpy SeedSequence
+    if entropy is not None:
+        return entropy if isinstance(entropy, int) else repr(entropy)
+    return repr(seed)[:200]
+
+
+def record_seed(source: str, function: str, seed: Any) -> None:
+    """Remember that ``function`` seeded ``source`` with ``seed`` and update the open runs."""
+    value = _jsonable_seed(seed)
+    with _lock:
+        if source == "numpy_default_rng":
+            seen = _state.setdefault(source, [])
+            if value not in seen:
+                seen.append(value)
+                del seen[:-MAX_CALLS]
+        else:
+            _state[source] = value
+        calls = _state["calls"]
+        calls.append({"function": function, "seed": value, "time": time.time()})
+        del calls[:-MAX_CALLS]
+        section = seeds_section()
+    _write_to_open_runs(section)
+
+
+def seeds_section() -> dict[str, Any]:
+    """The seeds recorded in this process so far (a copy)."""
+    with _lock:
+        out = {k: (list(v) if isinstance(v, list) else v) for k, v in _state.items()}
+        out["calls"] = [dict(c) for c in _state["calls"]]
+        return out
+
+
+def has_seeds() -> bool:
+    with _lock:
+        return len(_state) > 1 or bool(_state["calls"])
+
+
+def reset() -> None:
+    """Forget the seeds recorded so far (tests)."""
+    with _lock:
+        _state.clear()
+        _state["calls"] = []
+
+
+def _write_to_open_runs(section: dict[str, Any]) -> None:
+    from .. import _run
+
+    with _run._lock:
+        runs = [r for r in _run._active if not r.ended and r._pid == os.getpid()]
+    for run in runs:
+        try:
+            run.set_info("seeds", section)
+        except Exception as exc:  # noqa: BLE001 - e.g. the run ended in between
+            if not run.ended:
+                report_failure("recording a seed", exc)
+
+
+# -- seed_everything ----------------------------------------------------------------------------------
+
+
+def seed_everything(seed: int, *, workers: bool = False) -> int:
+    """Seed Python's ``random``, numpy's global generator and torch (CPU and every GPU), set
+    ``PYTHONHASHSEED`` for child processes, and record the seed in the ``seeds`` section.
+
+    numpy and torch are seeded when installed. ``workers=True`` also sets ``PL_SEED_WORKERS=1``
+    so Lightning seeds its data-loader workers. Returns ``seed``.
+    """
+    from .._errors import InvalidArgumentError
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise InvalidArgumentError("seed", seed, "pass an int between 0 and 2**32 - 1, e.g. seed_everything(42)")
+    import importlib
+
+    with suspended():  # our own calls to patched seeders are not separate records
+        random.seed(seed)
+        os.environ["PYTHONHASHSEED"] = str(seed)
+        os.environ["PL_GLOBAL_SEED"] = str(seed)
+        if workers:
+            os.environ["PL_SEED_WORKERS"] = "1"
+        seeded = ["random"]
+        for name in ("numpy", "torch"):
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue  # not installed (or broken): nothing of it to seed
+            if name == "numpy":
+                module.random.seed(seed)
+            else:
+                module.manual_seed(seed)  # also seeds every CUDA device (lazily)
+            seeded.append(name)
+    with _lock:
+        _state["seed_everything"] = seed
+        _state["seeded"] = seeded
+    record_seed("autotrack", "autotrack.seed_everything", seed)
+    return seed
+
+
+# -- patches ----------------------------------------------------------------------------------------------
+
+
+def _recorder(source: str, function: str, seed_from_result: bool = False) -> Callable[..., Any]:
+    def replacement(original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if seed_from_result:
+            seed = result
+        elif args:
+            seed = args[0]
+        else:
+            seed = kwargs.get("seed", kwargs.get("a"))
+        if source == "numpy_default_rng" and seed is None:
+            return result  # an unseeded generator is not a seed
+        record_seed(source, function, seed)
+        return result
+
+    return replacement
+
+
+def _patch_module(name: str) -> None:
+    module = sys.modules.get(name)
+    if module is None:
+        return
+    if name == "random":
+        patch(INTEGRATION, module, "seed", _recorder("random", "random.seed"))
+    elif name == "numpy.random":
+        patch(INTEGRATION, module, "seed", _recorder("numpy", "numpy.random.seed"))
+        patch(INTEGRATION, module, "default_rng", _recorder("numpy_default_rng", "numpy.random.default_rng"))
+    elif name == "torch":
+        patch(INTEGRATION, module, "manual_seed", _recorder("torch", "torch.manual_seed"))
+        random_module = sys.modules.get("torch.random")
+        if random_module is not None:
+            patch(INTEGRATION, random_module, "manual_seed", _recorder("torch", "torch.manual_seed"))
+    elif name in _LIGHTNING_MODULES:
+        if hasattr(module, "seed_everything"):
+            patch(INTEGRATION, module, "seed_everything", _recorder("lightning", f"{name}.seed_everything", True))
+
+
+_LIGHTNING_MODULES = (
+    "lightning.fabric.utilities.seed", "lightning.fabric", "lightning.pytorch", "lightning",
+    "lightning_fabric.utilities.seed", "lightning_fabric", "pytorch_lightning",
+    "pytorch_lightning.utilities.seed",
+)
+_WATCHED = ("random", "numpy.random", "torch", *_LIGHTNING_MODULES)
+
+
+def _on_import(module: Any) -> None:
+    if _enabled:
+        _patch_module(module.__name__)
+
+
+def _patch_loaded() -> None:
+    for name in _WATCHED:
+        if name in sys.modules:
+            try:
+                _patch_module(name)
+            except Exception as exc:  # noqa: BLE001
+                report_failure(f"seed capture of {name}", exc)
+
+
+def enable_seed_capture() -> None:
+    """Record seeds set through the patched functions (``autotrack.autolog()`` calls this).
+    Modules imported later are patched right after their import."""
+    global _enabled
+    with _lock:
+        _enabled = True
+        _patch_loaded()
+        for name in _WATCHED:
+            if name not in sys.modules:
+                when_imported(name, _on_import)
+
+
+def disable_seed_capture() -> None:
+    """Undo every seed patch and stop watching imports."""
+    global _enabled
+    with _lock:
+        _enabled = False
+        unpatch(INTEGRATION)
+        for name in _WATCHED:
+            cancel(name, _on_import)
+
+
+def seed_capture_enabled() -> bool:
+    return _enabled

@@ -1,0 +1,403 @@
+"""The ``autotrack`` command line: list, show, compare and delete runs (plus the commands other
+modules register)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ._errors import AutotrackError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+    from ._query import RunRecord
+
+STATUS_STYLE = {
+    "running": "bold cyan",
+    "finished": "green",
+    "failed": "bold red",
+    "killed": "yellow",
+    "crashed": "bold magenta",
+}
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    console = Console(soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(soft_wrap=False, width=200)  # piped: keep each run on one line
+    return console
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3) and not math.isinf(value):
+            return f"{value:.4g}"
+        return f"{value:.6g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    try:
+        import pandas as pd
+
+        if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return _fmt(value)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return ""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _store_option(fn: Any) -> Any:
+    return click.option(
+        "--store",
+        "store_path",
+        envvar="AUTOTRACK_DIR",
+        default="autotrack-runs",
+        show_default=True,
+        help="Store folder (also $AUTOTRACK_DIR).",
+    )(fn)
+
+
+def _open_store(store_path: str) -> Any:
+    from ._store import Store
+
+    return Store(store_path)
+
+
+def _fail(exc: Exception) -> None:
+    raise click.ClickException(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="autotrack")
+def cli() -> None:
+    """autotrack: list, compare, diff, plot and reproduce recorded training runs."""
+
+
+@cli.command("runs")
+@_store_option
+@click.option("--experiment", "-e", multiple=True, help="Only runs of this experiment (repeatable).")
+@click.option("--status", "-s", multiple=True, help="Only runs with this status (repeatable).")
+@click.option("--where", "-w", help="Filter, e.g. \"params.lr < 0.01 and metrics.val/rmse < 0.5\".")
+@click.option("--sort", "order_by", help="Order, e.g. \"metrics.val/rmse DESC\" (default: newest first).")
+@click.option("--limit", "-n", type=int, default=50, show_default=True, help="At most this many rows (0: all).")
+@click.option("--columns", "-c", help="Comma-separated extra columns to show, e.g. params.lr,metrics.val/loss.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
+def runs_command(store_path: str, experiment: Sequence[str], status: Sequence[str], where: str | None,
+                 order_by: str | None, limit: int, columns: str | None, as_json: bool) -> None:
+    """List runs, newest first."""
+    from ._query import runs
+
+    try:
+        frame = runs(
+            experiment=list(experiment) or None,
+            status=list(status) or None,
+            where=where,
+            order_by=order_by,
+            limit=limit or None,
+            store=_open_store(store_path),
+        )
+    except AutotrackError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(frame.to_json(orient="records", date_format="iso", default_handler=str))
+        return
+    _print_runs_table(frame, columns)
+
+
+def _varying_columns(frame: pd.DataFrame, prefix: str, limit: int) -> list[str]:
+    cols = [c for c in frame.columns if c.startswith(prefix)]
+    varying = [c for c in cols if frame[c].astype(str).nunique(dropna=False) > 1]
+    chosen = varying or cols
+    return chosen[:limit]
+
+
+def _print_runs_table(frame: pd.DataFrame, columns: str | None) -> None:
+    from rich.table import Table
+
+    console = _console()
+    if frame.empty:
+        console.print("No runs. Record one with autotrack.start_run(), a callback, or autotrack.autolog().")
+        return
+    extra = [c.strip() for c in columns.split(",")] if columns else (
+        _varying_columns(frame, "params.", 4) + _varying_columns(frame, "metrics.", 4)
+    )
+    missing = [c for c in extra if c not in frame.columns]
+    if missing:
+        raise click.ClickException(f"no such column: {', '.join(missing)}. Use `autotrack runs --json` to see all.")
+    table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
+    table.add_column("id", style="dim", no_wrap=True)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", min_width=8, max_width=28)
+    table.add_column("experiment", no_wrap=True, overflow="ellipsis", min_width=6, max_width=20)
+    table.add_column("status", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    for column in extra:
+        label = column.split(".", 1)[1] if "." in column else column
+        table.add_column(label, justify="right", no_wrap=True, overflow="ellipsis", min_width=6, max_width=24)
+    for row in frame.itertuples(index=False):
+        values = dict(zip(frame.columns, row))
+        status = values["status"]
+        started = values["start"].tz_convert(None).strftime("%Y-%m-%d %H:%M") if values["start"] is not None else ""
+        table.add_row(
+            values["id"][:8],
+            values["name"],
+            values["experiment"],
+            f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+            started,
+            _duration(values["duration"]),
+            *[_cell(values[c]) for c in extra],
+        )
+    console.print(table)
+    console.print(f"[dim]{len(frame)} run(s)[/]")
+
+
+@cli.command("show")
+@_store_option
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
+def show_command(store_path: str, run_id: str, as_json: bool) -> None:
+    """Show one run (an id, a unique prefix, a name, or `latest`): params, last metrics, captured
+    sections and artifacts."""
+    try:
+        rec = _resolve(run_id, _open_store(store_path))
+    except AutotrackError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(rec.to_dict(), indent=2, default=str, allow_nan=True))
+        return
+    _print_run(rec)
+
+
+def _resolve(run_id: str, store: Any) -> RunRecord:
+    from ._errors import RunNotFoundError
+    from ._query import get_run, runs
+
+    if run_id == "latest":
+        frame = runs(limit=1, store=store)
+        if frame.empty:
+            raise RunNotFoundError(run_id, [], f"the store at {store.root} has no runs; no run matches")
+        run_id = frame["id"][0]
+    return get_run(run_id, store=store)
+
+
+def _print_run(rec: RunRecord) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    console = _console()
+    started = datetime.fromtimestamp(rec.start_time).strftime("%Y-%m-%d %H:%M:%S")
+    header = (
+        f"[bold]{rec.name}[/]  [dim]{rec.id}[/]\n"
+        f"experiment [bold]{rec.experiment}[/]   status [{STATUS_STYLE.get(rec.status, '')}]{rec.status}[/]   "
+        f"started {started}   duration {_duration(rec.duration) or '-'}"
+    )
+    if rec.parent_id:
+        header += f"\nparent {rec.parent_id}"
+    if rec.error:
+        header += f"\n[red]{rec.error.get('type')}: {rec.error.get('message')}[/]"
+    if rec.degraded:
+        header += f"\n[yellow]degraded: {rec.degraded}[/]"
+    console.print(Panel(header, expand=False))
+    if rec.params:
+        console.print(_kv_table("params", rec.params))
+    stats = rec.metric_stats()
+    if stats:
+        table = Table(title="metrics", title_justify="left", box=None, header_style="bold")
+        for col in ("key", "last", "min", "max", "points", "last step"):
+            table.add_column(col, justify="left" if col == "key" else "right", overflow="fold")
+        for key, s in stats.items():
+            table.add_row(key, _fmt(s["last"]), _fmt(s["min"]), _fmt(s["max"]), str(s["count"]), _fmt(s["last_step"]))
+        console.print(table)
+    if rec.tags:
+        console.print(_kv_table("tags", rec.tags))
+    for section in rec.sections:
+        data = rec.info(section)
+        console.print(_kv_table(f"{section}", _flatten_for_display(data), limit=40))
+    if rec.artifacts:
+        table = Table(title="artifacts", title_justify="left", box=None, header_style="bold")
+        for col in ("name", "kind", "size", "step", "sha256", "stored"):
+            table.add_column(col, overflow="fold")
+        for a in rec.artifacts:
+            name = f"[strike]{a.name}[/]" if a.deleted else a.name
+            if a.metadata.get("best"):
+                name += " [green](best)[/]"
+            table.add_row(name, a.kind, _size(a.size), _fmt(a.step), (a.sha256 or "")[:12], "copy" if a.stored else "reference")
+        console.print(table)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _flatten_for_display(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value and len(value) <= 50:
+            out.update(_flatten_for_display(value, f"{prefix}{key}."))
+        elif isinstance(value, (dict, list)) and len(json.dumps(value, default=str)) > 200:
+            out[f"{prefix}{key}"] = f"<{type(value).__name__} of {len(value)} items>"
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _kv_table(title: str, data: dict[str, Any], limit: int | None = None) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", box=None, show_header=False)
+    table.add_column("key", style="bold", overflow="fold", max_width=48)
+    table.add_column("value", overflow="fold")
+    items = list(data.items())
+    for key, value in items[:limit] if limit else items:
+        table.add_row(key, _fmt(value))
+    if limit and len(items) > limit:
+        table.add_row("...", f"{len(items) - limit} more (autotrack show --json)")
+    return table
+
+
+@cli.command("compare")
+@_store_option
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--all", "show_all", is_flag=True, help="Also show rows that are equal across runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def compare_command(store_path: str, run_ids: Sequence[str], show_all: bool, as_json: bool) -> None:
+    """Compare runs side by side: params, and final and best metrics. Differing rows are highlighted."""
+    from rich.table import Table
+
+    store = _open_store(store_path)
+    try:
+        records = [_resolve(r, store) for r in run_ids]
+    except AutotrackError as exc:
+        _fail(exc)
+        return
+    rows = compare_rows(records)
+    if as_json:
+        click.echo(json.dumps({"runs": [r.id for r in records], "rows": rows}, default=str, allow_nan=True))
+        return
+    table = Table(box=None, header_style="bold")
+    table.add_column("", overflow="fold", max_width=40)
+    for rec in records:
+        table.add_column(f"{rec.name}\n[dim]{rec.id[:8]}[/]", justify="right", overflow="fold", max_width=24)
+    shown = 0
+    for row in rows:
+        if not row["differs"] and not show_all:
+            continue
+        style = "bold yellow" if row["differs"] else None
+        table.add_row(row["label"], *[_fmt(v) for v in row["values"]], style=style)
+        shown += 1
+    _console().print(table)
+    hidden = len(rows) - shown
+    if hidden:
+        _console().print(f"[dim]{hidden} equal row(s) hidden; --all shows them[/]")
+
+
+def compare_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    """Rows of a comparison: status, every param, and each metric's last and best value."""
+    rows: list[dict[str, Any]] = []
+
+    def add(label: str, values: list[Any]) -> None:
+        rows.append({"label": label, "values": values, "differs": len({json.dumps(v, default=str) for v in values}) > 1})
+
+    add("status", [r.status for r in records])
+    add("duration (s)", [None if r.duration is None else round(r.duration, 1) for r in records])
+    keys = sorted(set().union(*(r.params for r in records)))
+    for key in keys:
+        add(f"params.{key}", [r.params.get(key) for r in records])
+    stats = [r.metric_stats() for r in records]
+    for key in sorted(set().union(*stats)):
+        add(f"metrics.{key} (last)", [s.get(key, {}).get("last") for s in stats])
+        better_low = lower_is_better(key)
+        add(f"metrics.{key} ({'min' if better_low else 'max'})",
+            [s.get(key, {}).get("min" if better_low else "max") for s in stats])
+    return rows
+
+
+def lower_is_better(key: str) -> bool:
+    """Whether smaller values of a metric are better, by its name (loss, error, rmse, ...)."""
+    from ._diff import metric_goal
+
+    return metric_goal(key) == "min"
+
+
+@cli.command("rm")
+@_store_option
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def rm_command(store_path: str, run_ids: Sequence[str], yes: bool) -> None:
+    """Delete runs from the store."""
+    from ._query import delete_run, get_run
+
+    store = _open_store(store_path)
+    try:
+        records = [get_run(r, store=store) for r in run_ids]
+    except AutotrackError as exc:
+        _fail(exc)
+        return
+    names = ", ".join(f"{r.name} ({r.id[:8]})" for r in records)
+    if not yes and not click.confirm(f"Delete {names}?", default=False):
+        raise click.Abort()
+    for rec in records:
+        delete_run(rec.id, store=store)
+    click.echo(f"deleted {names}")
+
+
+def _register_optional_commands() -> None:
+    """Commands that live in other modules, added when those modules are present."""
+    import importlib
+
+    for module, attr in (("._capture.doctor", "doctor_command"), ("._cli_extra", "commands"), ("._autolog_cli", "commands")):
+        try:
+            mod = importlib.import_module(module, __package__)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("autotrack"):
+                continue
+            raise
+        found = getattr(mod, attr)
+        for command in found if isinstance(found, (list, tuple)) else [found]:
+            cli.add_command(command)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    _register_optional_commands()
+    cli.main(args=list(argv) if argv is not None else None, prog_name="autotrack")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

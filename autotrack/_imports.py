@@ -1,0 +1,116 @@
+"""Run code right after a module is first imported, without importing it ourselves.
+
+One post-import hook on ``sys.meta_path`` serves every user (autolog's framework switches, seed
+capture): it finds nothing itself, but wraps the real loader of a watched module so that the
+callbacks run once the module has executed.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+from ._patching import report_failure
+
+Callback = Callable[[ModuleType], None]
+
+_callbacks: dict[str, list[Callback]] = {}
+_lock = threading.RLock()
+
+
+def when_imported(name: str, callback: Callback) -> None:
+    """Call ``callback(module)`` now if ``name`` is imported, else right after its import."""
+    module = sys.modules.get(name)
+    if module is not None and getattr(module, "__spec__", None) is not None and not _initialising(module):
+        _call(callback, module)
+        return
+    with _lock:
+        callbacks = _callbacks.setdefault(name, [])
+        if callback not in callbacks:
+            callbacks.append(callback)
+        if _finder not in sys.meta_path:
+            sys.meta_path.insert(0, _finder)
+
+
+def cancel(name: str, callback: Callback) -> None:
+    """Stop waiting for ``name`` on behalf of ``callback``."""
+    with _lock:
+        callbacks = _callbacks.get(name, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+        if not callbacks:
+            _callbacks.pop(name, None)
+        if not _callbacks and _finder in sys.meta_path:
+            sys.meta_path.remove(_finder)
+
+
+def watching(name: str) -> bool:
+    return bool(_callbacks.get(name))
+
+
+def _initialising(module: ModuleType) -> bool:
+    spec = getattr(module, "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
+
+
+def _call(callback: Callback, module: ModuleType) -> None:
+    try:
+        callback(module)
+    except Exception as exc:  # noqa: BLE001 - a hook must never break the user's import
+        report_failure(f"post-import hook for {module.__name__}", exc)
+
+
+class _PostImportFinder(importlib.abc.MetaPathFinder):
+    def __init__(self) -> None:
+        self._busy = threading.local()
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
+        if fullname not in _callbacks or getattr(self._busy, "name", None) == fullname:
+            return None
+        self._busy.name = fullname
+        try:
+            spec = None
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    break
+        finally:
+            self._busy.name = None
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _NotifyingLoader(spec.loader)
+        return spec
+
+
+class _NotifyingLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        # the module keeps its real loader for anything that inspects it later
+        module.__loader__ = self._loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        with _lock:
+            callbacks = _callbacks.pop(module.__name__, [])
+            if not _callbacks and _finder in sys.meta_path:
+                sys.meta_path.remove(_finder)
+        for callback in callbacks:
+            _call(callback, module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+_finder = _PostImportFinder()

@@ -1,0 +1,239 @@
+"""``write_report(run_ids, path)``: one self-contained HTML file comparing runs.
+
+The file embeds plotly.js (from the installed ``plotly`` package) and the data, so it opens with no
+network: a runs table, overlaid metric curves (log scale and smoothing toggles), system metrics, a
+parallel-coordinates plot of params against a chosen metric, the param diff, hardware and
+environment summaries, and checkpoints.
+
+Long series are downsampled for display with min/max buckets (:func:`downsample`): each bucket
+keeps its lowest and highest point, so spikes and divergence stay visible; the store keeps the
+full data. The web UI uses the same functions.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._query import RunRecord
+
+STATIC = Path(__file__).parent / "_ui" / "static"
+#: points per series on screen (a plot is ~600 px wide: min/max of ~1000 buckets loses nothing
+#: visible); with many runs the total per figure stays under MAX_POINTS_PER_FIGURE so that SVG
+#: rendering stays interactive (100 runs: 500 points each).
+DEFAULT_POINTS = 2000
+MAX_POINTS_PER_FIGURE = 50_000
+MIN_POINTS = 200
+
+
+def points_for(n_runs: int) -> int:
+    """Points per series when ``n_runs`` runs share one figure."""
+    return max(MIN_POINTS, min(DEFAULT_POINTS, MAX_POINTS_PER_FIGURE // max(1, n_runs)))
+
+
+def downsample(steps: Any, values: Any, points: int = DEFAULT_POINTS) -> tuple[Any, Any]:
+    """At most ``points`` points of a series: the first and last point, and of ``points // 2``
+    equal buckets the minimum and the maximum (NaN-aware), in step order. numpy in, numpy out."""
+    import numpy as np
+
+    n = len(values)
+    if n <= points or points < 4:
+        return steps, values
+    buckets = max(1, (points - 2) // 2)
+    size = -(-(n - 2) // buckets)  # ceil
+    inner = values[1:-1]
+    usable = (len(inner) // size) * size
+    idx_parts = [np.array([0])]
+    if usable:
+        block = inner[:usable].reshape(-1, size)
+        low = np.where(np.isnan(block), np.inf, block).argmin(axis=1)
+        high = np.where(np.isnan(block), -np.inf, block).argmax(axis=1)
+        base = np.arange(block.shape[0]) * size + 1
+        idx_parts += [np.sort(np.stack([base + low, base + high], axis=1), axis=1).ravel()]
+    if usable < len(inner):
+        tail = inner[usable:]
+        off = 1 + usable
+        idx_parts.append(np.array(sorted({off + int(np.nanargmin(tail)) if not np.isnan(tail).all() else off,
+                                          off + int(np.nanargmax(tail)) if not np.isnan(tail).all() else off})))
+    idx_parts.append(np.array([n - 1]))
+    idx = np.concatenate(idx_parts)
+    idx = idx[np.concatenate([[True], np.diff(idx) != 0])]
+    return steps[idx], values[idx]
+
+
+def _finite_list(values: Any) -> list[float | None]:
+    return [v if math.isfinite(v) else None for v in values.tolist()]
+
+
+def series(record: RunRecord, key: str, points: int = DEFAULT_POINTS) -> dict[str, Any]:
+    """One metric of one run ready for the plots: ``{"steps", "values", "n"}`` (NaN/inf -> null)."""
+    steps, values, _ = record.metric_arrays(key)
+    ds_steps, ds_values = downsample(steps, values, points)
+    return {"steps": ds_steps.tolist(), "values": _finite_list(ds_values), "n": int(len(values))}
+
+
+def run_payload(record: RunRecord, *, points: int | None = DEFAULT_POINTS, keys: list[str] | None = None,
+                sections: bool = True) -> dict[str, Any]:
+    """A run as JSON-able data for the report and the UI. ``points=None`` leaves metrics out."""
+    data: dict[str, Any] = {
+        "id": record.id, "name": record.name, "experiment": record.experiment, "status": record.status,
+        "start_time": record.start_time, "end_time": record.end_time, "duration": record.duration,
+        "parent_id": record.parent_id, "params": record.params, "tags": record.tags,
+        "summary": {k: (v if v is not None and math.isfinite(v) else None) for k, v in record.summary.items()},
+    }
+    if sections:
+        data["sections"] = {name: record.info(name) for name in record.sections}
+        data["artifacts"] = [
+            {"id": a.id, "name": a.name, "kind": a.kind, "sha256": a.sha256, "size": a.size, "step": a.step,
+             "stored": a.stored, "metadata": a.metadata, "deleted": a.deleted}
+            for a in record.artifacts
+        ]
+        data["error"] = record.error
+    if points is not None:
+        data["metrics"] = {key: series(record, key, points) for key in (keys if keys is not None else record.metric_keys)}
+    return data
+
+
+def _json_for_script(data: Any) -> str:
+    text = json.dumps(data, default=repr, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _sanitize(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _sanitize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_sanitize(v) for v in value]
+    return value
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=repr)
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _when(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def _hw_summary(sections: dict[str, Any]) -> dict[str, str]:
+    hw = sections.get("hardware", {}) or {}
+    env = sections.get("environment", {}) or {}
+    cpu = hw.get("cpu")
+    cpu_text = cpu.get("model") or cpu.get("brand") or json.dumps(cpu) if isinstance(cpu, dict) else cpu
+    gpus = hw.get("gpus")
+    gpu_text = ", ".join(str(g.get("name", g)) if isinstance(g, dict) else str(g) for g in gpus) if isinstance(gpus, list) else gpus
+    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
+    key_pkgs = ", ".join(f"{p} {packages[p]}" for p in ("torch", "lightning", "scikit-learn", "xgboost", "numpy") if p in packages)
+    os_text = env.get("os") or env.get("platform")
+    return {"cpu": _fmt(cpu_text) or "not recorded", "gpus": _fmt(gpu_text) or "none recorded",
+            "memory": _fmt(hw.get("memory_total") or hw.get("ram") or hw.get("memory")) or "not recorded",
+            "python": _fmt(env.get("python")) or "not recorded", "os": _fmt(os_text) or "not recorded",
+            "packages": f"{len(packages)} ({key_pkgs})" if packages else "not recorded"}
+
+
+def render_report(payloads: list[dict[str, Any]], *, metric: str | None = None, title: str = "autotrack report") -> str:
+    from plotly.offline import get_plotlyjs
+
+    keys = sorted({k for p in payloads for k in p.get("metrics", {})})
+    summary_keys = sorted({k for p in payloads for k in p["summary"] if not k.startswith("system/")})
+    if metric is None:
+        metric = next((k for k in ("val/loss", "train/loss") if k in summary_keys), summary_keys[0] if summary_keys else "")
+    show_keys = [k for k in summary_keys][:8]
+    run_rows = [[p["name"], p["id"][:8], p["experiment"], p["status"], _when(p["start_time"]),
+                 None if p["duration"] is None else round(p["duration"], 1)] + [p["summary"].get(k) for k in show_keys]
+                for p in payloads]
+    all_params = sorted({k for p in payloads for k in p["params"]})
+    differing = [k for k in all_params if len({json.dumps(p["params"].get(k), default=repr) for p in payloads}) > 1]
+    same = [k for k in all_params if k not in differing]
+    param_rows = [[k] + [p["params"].get(k, "—") for p in payloads] for k in differing]
+    hw_rows = []
+    summaries = [_hw_summary(p.get("sections", {})) for p in payloads]
+    for field in ("cpu", "gpus", "memory", "python", "os", "packages"):
+        hw_rows.append([field] + [s[field] for s in summaries])
+    ckpt_rows = [[p["name"], a["name"], a["kind"], a["step"], a["size"], (a["sha256"] or "")[:12],
+                  json.dumps(a["metadata"]) if a["metadata"] else ""]
+                 for p in payloads for a in p.get("artifacts", []) if a["kind"] in ("checkpoint", "model") and not a["deleted"]]
+    names = [p["name"] for p in payloads]
+    plots_js = (STATIC / "plots.js").read_text()
+    css = (STATIC / "style.css").read_text()
+    options = "".join(f'<option{" selected" if k == metric else ""}>{html.escape(k)}</option>' for k in summary_keys)
+    data = _sanitize({"runs": payloads, "metric": metric, "keys": keys})
+    total = sum(len(s["steps"]) for p in payloads for s in p.get("metrics", {}).values())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{css}</style></head>
+<body class="report">
+<h1>{html.escape(title)}</h1>
+<p class="muted">{len(payloads)} runs, generated {_when(datetime.now(timezone.utc).timestamp())} UTC.
+Curves are downsampled for display (min/max buckets, {total} points shown); the store keeps the full data.</p>
+<h2>Runs</h2>
+{_table(["name", "id", "experiment", "status", "start (UTC)", "duration (s)"] + show_keys, run_rows, "runs")}
+<h2>Metrics</h2><div id="metrics"></div>
+<h2>System metrics</h2><div id="system"></div>
+<h2>Params against a metric</h2>
+<label>metric <select id="pc-metric">{options}</select></label><div id="parcoords" class="plot"></div>
+<h2>Param diff</h2>
+{_table(["param"] + names, param_rows, "diff") if param_rows else "<p>All runs have the same params.</p>"}
+{f'<p class="muted">Same in every run: {html.escape(", ".join(same))}</p>' if same else ""}
+<h2>Hardware and environment</h2>
+{_table([""] + names, hw_rows)}
+<h2>Checkpoints</h2>
+{_table(["run", "name", "kind", "step", "bytes", "sha256", "metadata"], ckpt_rows) if ckpt_rows else "<p>No checkpoints or models recorded.</p>"}
+<script>{get_plotlyjs()}</script>
+<script>{plots_js}</script>
+<script type="application/json" id="at-data">{_json_for_script(data)}</script>
+<script>
+(function () {{
+  var data = JSON.parse(document.getElementById("at-data").textContent);
+  var split = AT.splitKeys(data.keys);
+  var p1 = AT.metricPanel(document.getElementById("metrics"), data.runs, split.train);
+  var p2 = split.system.length ? AT.metricPanel(document.getElementById("system"), data.runs, split.system) : null;
+  if (!p2) document.getElementById("system").textContent = "No system metrics recorded.";
+  var pc = document.getElementById("parcoords"), sel = document.getElementById("pc-metric");
+  function drawPc() {{ return sel.value ? AT.parcoords(pc, data.runs, sel.value) : null; }}
+  sel.addEventListener("change", drawPc);
+  Promise.all([p1.ready, p2 && p2.ready, drawPc()]).then(function () {{ document.body.setAttribute("data-ready", "report"); }});
+}})();
+</script>
+</body></html>
+"""
+
+
+def write_report(run_ids: list[str], path: str | Path, *, metric: str | None = None, points: int | None = None,
+                 title: str = "autotrack report") -> Path:
+    """Write one self-contained HTML report comparing ``run_ids`` to ``path``. ``points`` caps the
+    points per series on screen (default: 2000, fewer when many runs share a figure)."""
+    from ._errors import InvalidArgumentError
+    from ._query import get_run
+
+    if isinstance(run_ids, str):
+        run_ids = [run_ids]
+    if not run_ids:
+        raise InvalidArgumentError("run_ids", run_ids, "pass at least one run id")
+    records = [get_run(r) if isinstance(r, str) else r for r in run_ids]
+    if points is None:
+        points = points_for(len(records))
+    payloads = [run_payload(r, points=points) for r in records]
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_report(payloads, metric=metric, title=title), encoding="utf-8")
+    return out

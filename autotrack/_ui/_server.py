@@ -1,0 +1,387 @@
+"""The ``autotrack ui`` web app: the standard library's ThreadingHTTPServer and a static JS page.
+
+Security model (the UI shows data that may be private, on a machine that may browse the web):
+
+- it binds 127.0.0.1 unless told otherwise; another address needs ``allow_remote=True`` and
+  prints a warning (there is no authentication);
+- it serves only data from the store and its own static files, by fixed names; no endpoint takes
+  a filesystem path; artifacts are fetched by their numeric id and read from the store's
+  content-addressed folder (artifacts recorded as references to outside files are not served);
+- a request whose ``Host`` header is not the bound address gets 403 (DNS rebinding);
+- state-changing requests (POST) must carry ``Content-Type: application/json`` and an ``Origin``
+  equal to the server's own origin, else 403/415 (CSRF from other sites);
+- responses carry a Content-Security-Policy allowing only this origin's scripts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import mimetypes
+import os
+import re
+import shutil
+import socket
+import sys
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .._store import Store
+
+STATIC = Path(__file__).parent / "static"
+_STATIC_FILES = {"app.js", "plots.js", "style.css"}
+_RUN_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+        "connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+MAX_BODY = 1 << 20
+
+
+def _plotly_js() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UIServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, host: str, port: int, store: Store, allowed_hosts: set[str] | None = None) -> None:
+        self.store = store
+        super().__init__((host, port), Handler)
+        self.host = host
+        self.port = self.server_address[1]
+        names = {host.lower()}
+        if _is_loopback(host):
+            names |= {"localhost", "127.0.0.1", "[::1]"}
+        if host in ("0.0.0.0", "::", ""):
+            names |= {socket.gethostname().lower(), socket.getfqdn().lower(), "localhost", "127.0.0.1"}
+        names |= {h.lower() for h in (allowed_hosts or ())}
+        self.allowed_hosts = {f"{n}:{self.port}" for n in names}
+        if self.port == 80:
+            self.allowed_hosts |= names
+        shown = "localhost" if _is_loopback(host) else host
+        self.url = f"http://{shown}:{self.port}/"
+        self.origins = {f"http://{h}" for h in self.allowed_hosts}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: UIServer
+    protocol_version = "HTTP/1.1"
+    server_version = "autotrack-ui"
+    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        if getattr(self.server, "verbose", False):
+            super().log_message(format, *args)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None,
+              length: int | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Content-Security-Policy", _CSP)
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def _json(self, data: Any, status: int = 200) -> None:
+        body = json.dumps(_clean(data), default=repr, allow_nan=False, separators=(",", ":")).encode()
+        self._send(status, body, "application/json; charset=utf-8", {"Cache-Control": "no-store"})
+
+    def _check_host(self) -> bool:
+        host = (self.headers.get("Host") or "").lower()
+        if host not in self.server.allowed_hosts:
+            self._json({"error": f"Host {host!r} is not this server; open {self.server.url}"}, 403)
+            return False
+        return True
+
+    def _dispatch(self, method: str) -> None:
+        try:
+            if not self._check_host():
+                return
+            url = urlsplit(self.path)
+            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            if method == "GET":
+                self._get(url.path, query)
+            else:
+                self._post(url.path)
+        except ApiError as exc:
+            self._json({"error": str(exc)}, exc.status)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
+            from .._errors import RunNotFoundError
+
+            if isinstance(exc, RunNotFoundError):
+                self._json({"error": str(exc)}, 404)
+            else:
+                self._json({"error": f"{type(exc).__name__}: {exc}"}, 500)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        if self._check_host():
+            self._json({"error": "method not allowed"}, 405)
+
+    do_DELETE = do_PATCH = do_PUT  # noqa: N815
+
+    # -- routes --------------------------------------------------------------------------------
+
+    def _get(self, path: str, query: dict[str, str]) -> None:
+        if path in ("/", "/index.html"):
+            self._send(200, (STATIC / "index.html").read_bytes(), "text/html; charset=utf-8", {"Cache-Control": "no-store"})
+            return
+        if path.startswith("/static/"):
+            name = path[len("/static/"):]
+            if name == "plotly.min.js":
+                file = _plotly_js()
+            elif name in _STATIC_FILES:
+                file = STATIC / name
+            else:
+                raise ApiError(404, "no such file")
+            ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            self._send(200, file.read_bytes(), f"{ctype}; charset=utf-8", {"Cache-Control": "max-age=300"})
+            return
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] != ["api"]:
+            raise ApiError(404, "not found")
+        parts = parts[1:]
+        if parts == ["runs"]:
+            self._json({"runs": list_runs(self.server.store)})
+        elif len(parts) == 2 and parts[0] == "runs":
+            self._json(self._run(parts[1], points=None))
+        elif len(parts) == 3 and parts[0] == "runs" and parts[2] == "metrics":
+            record = self._record(parts[1])
+            keys = [k for k in query.get("keys", "").split(",") if k] or None
+            from .._report import series
+
+            points = self._points(query)
+            self._json({k: series(record, k, points) for k in (keys or record.metric_keys) if k in record.summary})
+        elif parts == ["compare"]:
+            ids = [i for i in query.get("ids", "").split(",") if i]
+            if not 1 <= len(ids) <= 100:
+                raise ApiError(400, "pass ids=ID1,ID2,... (1 to 100 runs)")
+            from .._report import run_payload
+
+            records = [self._record(i) for i in ids]
+            from .._report import points_for
+
+            points = self._points(query, default=points_for(len(records)))
+            payloads = [run_payload(r, points=points) for r in records]
+            out: dict[str, Any] = {"runs": payloads}
+            if len(records) == 2:
+                from .._diff import diff_runs
+
+                out["diff"] = diff_runs(records[0], records[1])
+            self._json(out)
+        elif len(parts) == 2 and parts[0] == "artifacts":
+            self._artifact(parts[1])
+        else:
+            raise ApiError(404, "not found")
+
+    def _post(self, path: str) -> None:
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        origin = self.headers.get("Origin")
+        if origin is None or origin.lower() not in self.server.origins:
+            raise ApiError(403, "cross-origin request refused")
+        if ctype != "application/json":
+            raise ApiError(415, "send JSON (Content-Type: application/json)")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise ApiError(400, "bad Content-Length") from None
+        if length < 0:
+            raise ApiError(400, "bad Content-Length")
+        if length > MAX_BODY:
+            raise ApiError(413, "request too large")
+        try:
+            body = json.loads(self.rfile.read(length) or b"null")
+        except ValueError:
+            raise ApiError(400, "invalid JSON") from None
+        parts = [p for p in path.split("/") if p]
+        if len(parts) == 4 and parts[:2] == ["api", "runs"] and parts[3] == "tags":
+            record = self._record(parts[2])
+            tags = body.get("tags") if isinstance(body, dict) else None
+            if not isinstance(tags, dict) or not all(isinstance(k, str) and k for k in tags):
+                raise ApiError(400, 'send {"tags": {"name": "value"}}')
+            set_tags(self.server.store, record.id, {k: str(v) for k, v in tags.items()})
+            self._json({"ok": True, "tags": self._record(record.id).tags})
+        else:
+            raise ApiError(404, "not found")
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _points(self, query: dict[str, str], default: int = 2000) -> int:
+        try:
+            points = int(query.get("points", default))
+        except ValueError:
+            raise ApiError(400, "points must be an integer") from None
+        return min(max(points, 10), 100_000)
+
+    def _record(self, run_id: str) -> Any:
+        from .._query import get_run
+
+        if not _RUN_ID.match(run_id):
+            raise ApiError(400, "bad run id")
+        return get_run(run_id, store=self.server.store)
+
+    def _run(self, run_id: str, points: int | None) -> dict[str, Any]:
+        from .._report import run_payload
+
+        record = self._record(run_id)
+        data = run_payload(record, points=points)
+        data["metric_stats"] = record.metric_stats()
+        data["children"] = [{"id": c.id, "name": c.name, "status": c.status} for c in record.children]
+        return data
+
+    def _artifact(self, raw_id: str) -> None:
+        if not raw_id.isdigit():
+            raise ApiError(400, "artifacts are fetched by their numeric id")
+        conn = self.server.store.reader()
+        row = conn.execute("SELECT name, sha256, stored FROM artifacts WHERE id = ?", (int(raw_id),)).fetchone() if conn else None
+        if row is None:
+            raise ApiError(404, "no such artifact")
+        name, sha, stored = row
+        if not stored or not sha or not _SHA.match(sha):
+            raise ApiError(404, "this artifact is a reference to a file outside the store; it is not served")
+        blob = self.server.store.blob_path(sha)
+        try:
+            handle = open(blob, "rb")  # noqa: SIM115 - closed below
+        except OSError:
+            raise ApiError(404, "the artifact's contents are missing from the store") from None
+        filename = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit("/", 1)[-1]) or "artifact"
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            self._send(200, b"", "application/octet-stream",
+                       {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+                       length=size)
+            if self.command != "HEAD":
+                shutil.copyfileobj(handle, self.wfile, 1 << 20)  # streamed: checkpoints can be large
+
+
+def list_runs(store: Store) -> list[dict[str, Any]]:
+    """Every run with its params, tags and last metric values, newest first (one query per table)."""
+    from .._query import _RUN_SELECT
+    from .._store import effective_status, unpack_double
+
+    conn = store.reader()
+    if conn is None:
+        return []
+    runs: dict[str, dict[str, Any]] = {}
+    for row in conn.execute(_RUN_SELECT + " ORDER BY r.start_time DESC"):
+        rid, name, exp, status, start, end, parent, pid, host, proc_start, hb, _, _ = row
+        runs[rid] = {"id": rid, "name": name, "experiment": exp, "status": effective_status(status, pid, host, proc_start, hb),
+                     "start_time": start, "end_time": end, "duration": None if end is None else end - start,
+                     "parent_id": parent, "params": {}, "tags": {}, "summary": {}}
+    for rid, key, value in conn.execute("SELECT run_id, key, value FROM params"):
+        if rid in runs:
+            runs[rid]["params"][key] = json.loads(value)
+    for rid, key, value in conn.execute("SELECT run_id, key, value FROM tags"):
+        if rid in runs:
+            runs[rid]["tags"][key] = value
+    for rid, key, value in conn.execute("SELECT run_id, key, last_value FROM metric_keys WHERE count > 0"):
+        if rid in runs:
+            runs[rid]["summary"][key] = unpack_double(value)
+    return list(runs.values())
+
+
+def set_tags(store: Store, run_id: str, tags: dict[str, str]) -> None:
+    from .._store import transaction
+
+    conn = store.connection()
+    with transaction(conn):
+        conn.executemany("INSERT OR REPLACE INTO tags(run_id, key, value) VALUES (?, ?, ?)",
+                         [(run_id, k, v) for k, v in tags.items()])
+
+
+def make_server(host: str = "127.0.0.1", port: int = 8765, *, store: Store | str | Path | None = None,
+                allow_remote: bool = False, allowed_hosts: set[str] | None = None) -> UIServer:
+    """Create (not start) the UI server. ``port=0`` picks a free port (see ``server.port``)."""
+    from .._errors import InvalidArgumentError
+    from .._query import _store_for
+
+    if not _is_loopback(host) and not allow_remote:
+        raise InvalidArgumentError(
+            "host", host, "the UI has no authentication; pass allow_remote=True (--allow-remote) to bind another address"
+        )
+    if not _is_loopback(host):
+        print(f"WARNING: autotrack ui is listening on {host}:{port} with no authentication: anyone who can reach "
+              "this address can read every run in the store.", file=sys.stderr)
+    return UIServer(host, port, _store_for(store), allowed_hosts)
+
+
+def serve(host: str = "127.0.0.1", port: int = 8765, *, store: Store | str | Path | None = None,
+          allow_remote: bool = False, open_browser: bool = False, allowed_hosts: set[str] | None = None) -> None:
+    """Run the UI until interrupted (Ctrl-C)."""
+    server = make_server(host, port, store=store, allow_remote=allow_remote, allowed_hosts=allowed_hosts)
+    print(f"autotrack ui: {server.url}  (store: {server.store.root}; Ctrl-C to stop)")
+    if open_browser:
+        import webbrowser
+
+        threading.Timer(0.5, webbrowser.open, (server.url,)).start()
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def start_in_thread(server: UIServer) -> threading.Thread:
+    """Serve in a daemon thread (tests, notebooks). Stop with ``server.shutdown()``."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+                              name="autotrack-ui")
+    thread.start()
+    time.sleep(0.01)
+    return thread

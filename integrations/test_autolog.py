@@ -1,0 +1,147 @@
+"""`autotrack run` on an unmodified plain PyTorch script, end to end, in subprocesses."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import autotrack  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "integrations" / "scripts" / "train_loop.py"
+
+
+def _env(store_dir: Path) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOTRACK_DIR": str(store_dir), "AUTOTRACK_SYSTEM_METRICS": "0"}
+    return env
+
+
+def _autotrack_run(store_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autotrack", "run", str(SCRIPT), *args],
+        env=_env(store_dir), cwd=cwd, capture_output=True, text=True, timeout=300,
+    )
+
+
+def _printed(stdout: str) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"loss": [], "norm": [], "lr": []}
+    for line in stdout.splitlines():
+        if line.startswith("step "):
+            parts = line.split()
+            out["loss"].append(float(parts[3]))
+            out["norm"].append(float(parts[5]))
+            out["lr"].append(float(parts[7]))
+    return out
+
+
+def _only_run(store_dir: Path) -> autotrack.RunRecord:
+    frame = autotrack.runs(store=store_dir)
+    assert len(frame) == 1, frame[["id", "name", "status"]]
+    return autotrack.get_run(frame["id"][0], store=store_dir)
+
+
+def test_unmodified_script_is_recorded_completely(tmp_path):
+    store_dir = tmp_path / "store"
+    done = _autotrack_run(store_dir, "--lr", "0.05", "--epochs", "2", "--out", "ckpt.pt", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    truth = _printed(done.stdout)
+    rec = _only_run(store_dir)
+    assert rec.status == "finished"
+    loss = rec.metric("train/loss")
+    assert loss["step"].tolist() == list(range(len(truth["loss"])))
+    assert loss["value"].tolist() == truth["loss"]
+    assert rec.metric("train/grad_norm")["value"].to_numpy() == pytest.approx(truth["norm"], rel=1e-5)
+    assert rec.metric("train/lr")["value"].tolist() == truth["lr"]  # StepLR halves it every 5 steps
+    assert rec.params["lr"] == 0.05 and rec.params["epochs"] == 2 and rec.params["out"] == "ckpt.pt"
+    n_params = int(next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("params")))
+    assert rec.info("model")["total_params"] == n_params
+    (opt,) = rec.info("optimizer")["optimizers"]
+    assert opt["class"].endswith("Adam") and opt["param_groups"][0]["hyperparameters"]["betas"] == [0.8, 0.95]
+    checkpoints = [a for a in rec.artifacts if a.kind == "checkpoint"]
+    assert checkpoints, rec.artifacts
+    on_disk = hashlib.sha256((tmp_path / "ckpt.pt").read_bytes()).hexdigest()
+    assert checkpoints[-1].sha256 == on_disk and checkpoints[-1].metadata["epoch"] == 1
+    (model,) = [a for a in rec.artifacts if a.kind == "model"]
+    state = torch.load(model.path, weights_only=True)
+    saved = torch.load(tmp_path / "ckpt.pt", weights_only=True)["model"]
+    assert all(torch.equal(state[k], saved[k]) for k in saved)
+
+
+def test_autolog_does_not_change_training(tmp_path):
+    plain = subprocess.run([sys.executable, str(SCRIPT), "--out", "plain.pt"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert plain.returncode == 0, plain.stderr
+    logged = _autotrack_run(tmp_path / "store", "--out", "logged.pt", cwd=tmp_path)
+    assert logged.returncode == 0, logged.stderr
+    a = torch.load(tmp_path / "plain.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "logged.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical
+    assert _printed(plain.stdout) == _printed(logged.stdout)
+
+
+def test_exception_ends_failed(tmp_path):
+    store_dir = tmp_path / "store"
+    done = _autotrack_run(store_dir, "--fail-at", "3", cwd=tmp_path)
+    assert done.returncode != 0 and "failing on purpose" in done.stderr
+    rec = _only_run(store_dir)
+    assert rec.status == "failed" and rec.error["type"] == "RuntimeError"
+    assert rec.metric("train/loss")["value"].tolist() == _printed(done.stdout)["loss"]
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, "killed"), (signal.SIGKILL, "crashed")])
+def test_signals(tmp_path, sig, status):
+    store_dir = tmp_path / "store"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autotrack", "run", str(SCRIPT), "--pause-at", "4"],
+        env=_env(store_dir), cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+    )
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.strip() == "paused":
+            break
+    time.sleep(0.6)  # more than one flush interval
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    rec = _only_run(store_dir)
+    assert rec.status == status
+    assert rec.metric("train/loss")["value"].tolist() == _printed("".join(lines))["loss"]
+
+
+def test_dataloader_workers(tmp_path):
+    store_dir = tmp_path / "store"
+    done = _autotrack_run(store_dir, "--workers", "2", "--epochs", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rec = _only_run(store_dir)
+    assert rec.status == "finished"
+    assert rec.metric("train/loss")["value"].tolist() == _printed(done.stdout)["loss"]
+
+
+def test_signal_to_a_worker_never_ends_the_run_as_killed(tmp_path):
+    store_dir = tmp_path / "store"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autotrack", "run", str(SCRIPT), "--workers", "2", "--pause-at", "10"],
+        env=_env(store_dir), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    workers = []
+    for line in proc.stdout:
+        if line.startswith("worker "):
+            workers.append(int(line.split()[1]))
+        if line.strip() == "paused":
+            break
+    assert workers
+    os.kill(workers[0], signal.SIGTERM)  # the worker inherited autotrack's SIGTERM handler
+    time.sleep(1.0)
+    rec = autotrack.get_run(autotrack.runs(store=store_dir)["id"][0], store=store_dir)
+    assert rec.status == "running"  # the worker's signal did not touch the run
+    proc.kill()
+    proc.communicate(timeout=60)

@@ -1,0 +1,85 @@
+"""The CLI, driven through click's runner against a real store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import autotrack
+from autotrack._cli import cli, lower_is_better
+
+
+@pytest.fixture
+def two_runs(store):
+    out = []
+    for lr, loss in ((0.1, [0.9, 0.5, 0.7]), (0.01, [0.8, 0.3, 0.35])):
+        with autotrack.start_run(experiment="cli", params={"lr": lr, "batch": 32}) as run:
+            for step, value in enumerate(loss):
+                run.log_metric("val/loss", value, step=step)
+        out.append((run, lr, loss))
+    return out
+
+
+def invoke(store, *args: str):
+    result = CliRunner().invoke(cli, [*args, "--store", str(store.root)], catch_exceptions=False)
+    return result
+
+
+def test_runs_json_lists_every_run(store, two_runs):
+    result = invoke(store, "runs", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["id"]: r for r in json.loads(result.output)}
+    for run, lr, loss in two_runs:
+        assert rows[run.id]["params.lr"] == lr and rows[run.id]["metrics.val/loss"] == loss[-1]
+
+
+def test_runs_table_shows_varying_columns(store, two_runs):
+    result = invoke(store, "runs", "--where", "params.lr < 0.05")
+    assert result.exit_code == 0, result.output
+    (run, _, loss) = two_runs[1]
+    assert run.id[:8] in result.output and two_runs[0][0].id[:8] not in result.output
+    assert "0.35" in result.output and "1 run(s)" in result.output
+
+
+def test_runs_bad_where_is_a_clear_error(store, two_runs):
+    result = CliRunner().invoke(cli, ["runs", "--where", "lr <", "--store", str(store.root)])
+    assert result.exit_code != 0 and "invalid where" in result.output
+
+
+def test_show_prints_params_metrics_and_best(store, two_runs):
+    run, lr, loss = two_runs[0]
+    result = invoke(store, "show", run.id[:8])
+    assert result.exit_code == 0, result.output
+    assert run.name in result.output and "finished" in result.output
+    assert "val/loss" in result.output and str(min(loss)) in result.output
+    data = json.loads(invoke(store, "show", run.id, "--json").output)
+    assert data["params"] == {"lr": lr, "batch": 32} and data["summary"] == {"val/loss": loss[-1]}
+
+
+def test_compare_highlights_only_differences(store, two_runs):
+    (a, _, la), (b, _, lb) = two_runs
+    data = json.loads(invoke(store, "compare", a.id, b.id, "--json").output)
+    rows = {r["label"]: r for r in data["rows"]}
+    assert rows["params.lr"]["differs"] and not rows["params.batch"]["differs"]
+    assert rows["metrics.val/loss (min)"]["values"] == [min(la), min(lb)]
+    assert rows["metrics.val/loss (last)"]["values"] == [la[-1], lb[-1]]
+    table = invoke(store, "compare", a.id, b.id).output
+    assert "params.lr" in table and "params.batch" not in table and "equal row(s) hidden" in table
+
+
+def test_rm_deletes(store, two_runs):
+    run = two_runs[0][0]
+    assert invoke(store, "rm", run.id, "--yes").exit_code == 0
+    assert run.id not in set(autotrack.runs()["id"])
+
+
+def test_unknown_run_is_a_clear_error(store, two_runs):
+    result = CliRunner().invoke(cli, ["show", "zzzz", "--store", str(store.root)])
+    assert result.exit_code == 1 and "no run matches id 'zzzz'" in result.output
+
+
+@pytest.mark.parametrize(("key", "low"), [("val/loss", True), ("train/rmse", True), ("val/acc", False), ("f1", False)])
+def test_lower_is_better(key, low):
+    assert lower_is_better(key) is low
