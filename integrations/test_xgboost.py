@@ -130,15 +130,27 @@ def test_log_model_false_stores_no_model(store, data):
     assert autotrack.get_run(cb.run.id).artifacts == []
 
 
-def test_data_section_describes_every_dmatrix(store, data):
+def test_data_section_fingerprints_every_dmatrix(store, data):
     dtrain, dval, _ = data
     cb = AutotrackCallback()
     train(dtrain, dval, callbacks=[cb])
     section = autotrack.get_run(cb.run.id).info("data")
-    for described, dmatrix in [(section["dtrain"], dtrain), (section["evals"]["train"], dtrain),
-                               (section["evals"]["val"], dval)]:
-        assert (described["rows"], described["cols"]) == (dmatrix.num_row(), dmatrix.num_col())
-        assert described["feature_names"] == dmatrix.feature_names
+    assert set(section) == {"train", "val"}  # dtrain is also the eval set "train"
+    for entry, dmatrix, role in [(section["train"], dtrain, "train"), (section["val"], dval, "eval")]:
+        assert (entry["rows"], entry["columns"], entry["role"]) == (dmatrix.num_row(), dmatrix.num_col(), role)
+        assert entry["feature_names"] == dmatrix.feature_names
+        assert entry["nonmissing"] == dmatrix.num_nonmissing()
+        assert entry["hash"] == autotrack.fingerprint(dmatrix)["hash"]
+    assert section["train"]["hash"] != section["val"]["hash"]
+
+
+def test_training_data_not_evaluated_is_named_train(store, data):
+    dtrain, dval, _ = data
+    cb = AutotrackCallback()
+    xgb.train(PARAMS, dtrain, 2, evals=[(dval, "val")], verbose_eval=False, callbacks=[cb])
+    section = autotrack.get_run(cb.run.id).info("data")
+    assert {name: entry["role"] for name, entry in section.items()} == {"train": "train", "val": "eval"}
+    assert section["train"]["rows"] == dtrain.num_row()
 
 
 def test_early_stopping_best_iteration_and_score(store, data):
@@ -184,7 +196,8 @@ def test_sklearn_api(store):
     rec = autotrack.get_run(cb.run.id)
     assert_metrics_equal(rec, clf.evals_result())
     assert rec.params["num_boost_round"] == 5 and rec.params["max_depth"] == 2
-    assert rec.info("data")["dtrain"]["rows"] == len(X[::2])
+    assert rec.info("data")["train"]["rows"] == len(X[::2])
+    assert rec.info("data")["validation_0"]["rows"] == len(X[1::2])
     loaded = xgb.XGBClassifier()
     loaded.load_model(bytearray(Path(rec.artifacts[0].path).read_bytes()))
     np.testing.assert_array_equal(loaded.get_booster().predict(xgb.DMatrix(X)), clf.get_booster().predict(xgb.DMatrix(X)))
@@ -257,6 +270,20 @@ def test_autolog_adds_the_callback_and_disable_undoes_it(store, data):
     assert (xgb.train, xgb.training.train, xgb.sklearn.train, xgb.cv) == originals
     train(dtrain, dval, rounds=2)
     assert len(autotrack.runs()) == 4
+
+
+def test_autotrack_autolog_patches_xgboost(store, data):
+    dtrain, dval, _ = data
+    autotrack.autolog(pytorch=False, lightning=False, sklearn=False, log_models=False)
+    try:
+        _, evals_result = train(dtrain, dval, rounds=2)
+    finally:
+        autotrack.autolog(disable=True)
+    (run_id,) = autotrack.runs()["id"]
+    rec = autotrack.get_run(run_id)
+    assert_metrics_equal(rec, evals_result)
+    assert rec.artifacts == []  # log_models=False reached the xgboost autolog
+    assert xgb.train is xgb.training.train  # undone
 
 
 def test_autolog_log_models_false(store, data):

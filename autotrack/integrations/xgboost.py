@@ -18,8 +18,9 @@ What lands in the run (rank 0 only when training is distributed):
   The section ``config`` lists which params the user gave (``user_params``).
 * sections: ``config`` (device, nthread, user_params, early stopping, start round, folds, world
   size, xgboost version), ``model`` (booster, rounds, features, best iteration and score, feature
-  importance of every type), ``data`` (every DMatrix: rows, columns, non-missing count, feature
-  names and types, and the capture's fingerprint when autotrack has one).
+  importance of every type), ``data`` (one entry per DMatrix, named as in ``evals``, the training
+  one ``train`` otherwise: the capture's fingerprint (rows, columns, feature names and types,
+  content hash), the non-missing count and its role, ``train`` or ``eval``).
 * artifact ``model.ubj`` (kind ``model``, UBJSON, ``xgboost.Booster(model_file=...)`` reads it).
 """
 
@@ -41,10 +42,11 @@ from autotrack._errors import InvalidArgumentError
 from autotrack._patching import guarded, patch, unpatch
 from autotrack._run import Run
 
-try:  # the capture's data fingerprint, where that part of autotrack is installed
-    from autotrack._capture import fingerprint as _fingerprint
+try:  # the capture's data fingerprints, where that part of autotrack is present
+    from autotrack._capture import fingerprint as _capture_fingerprint
+    from autotrack._capture import log_data as _capture_log_data
 except ImportError:
-    _fingerprint = None
+    _capture_fingerprint = _capture_log_data = None
 
 if TYPE_CHECKING:
     from typing_extensions import override
@@ -226,18 +228,18 @@ class AutotrackCallback(TrainingCallback):
 
     @guarded("xgboost callback: data fingerprints")
     def _log_data(self, call: _TrainingCall) -> None:
-        if call.dtrain is None:
-            return
-        described: dict[int, dict[str, Any]] = {}
-
-        def describe(dmatrix: xgboost.DMatrix) -> dict[str, Any]:
+        described: dict[int, dict[str, Any]] = {}  # one fingerprint per DMatrix, however often named
+        entries = {}
+        for name, (dmatrix, role) in call.data().items():
             if id(dmatrix) not in described:
                 described[id(dmatrix)] = _describe_dmatrix(dmatrix)
-            return described[id(dmatrix)]
-
+            entries[name] = {**described[id(dmatrix)], "role": role}
         assert self._run is not None
-        self._run.set_info("data", {"dtrain": describe(call.dtrain),
-                                    "evals": {name: describe(d) for d, name in call.evals}})
+        if _capture_log_data is not None:  # keeps entries other code logged into the section
+            for name, entry in entries.items():
+                _capture_log_data(self._run, name, entry)
+        elif entries:
+            self._run.set_info("data", entries)
 
     # -- pickling (sklearn clones, dask and joblib workers): drop the live run handle ---------------
 
@@ -285,6 +287,16 @@ class _TrainingCall:
         stoppers = [cb for cb in local.get("callbacks") or () if isinstance(cb, EarlyStopping)]
         return cls(function, params, local.get("num_boost_round"), local.get("dtrain"),
                    list(local.get("evals") or ()), stoppers[0] if stoppers else None)
+
+    def data(self) -> dict[str, tuple[xgboost.DMatrix, str]]:
+        """name -> (DMatrix, role): each eval set by its name, the training DMatrix as ``train`` (or
+        by its eval name when it is also evaluated)."""
+        entries = {name: (dmatrix, "eval") for dmatrix, name in self.evals}
+        if self.dtrain is not None:
+            name = next((n for d, n in self.evals if d is self.dtrain), None)
+            name = name or ("train" if "train" not in entries else "dtrain")
+            entries[name] = (self.dtrain, "train")
+        return entries
 
     def params_to_log(self) -> dict[str, Any]:
         out = dict(self.params)
@@ -341,17 +353,14 @@ def _importance(booster: xgboost.Booster, config: dict[str, Any]) -> dict[str, d
 
 
 def _describe_dmatrix(dmatrix: xgboost.DMatrix) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "type": type(dmatrix).__name__,
-        "rows": dmatrix.num_row(),
-        "cols": dmatrix.num_col(),
-        "nonmissing": dmatrix.num_nonmissing(),
-        "feature_names": dmatrix.feature_names,
-        "feature_types": dmatrix.feature_types,
-    }
-    if _fingerprint is not None and callable(_fingerprint):
-        info["fingerprint"] = _fingerprint(dmatrix)
-    return info
+    """The capture's fingerprint (with a content hash) when autotrack has it, else the cheap facts."""
+    if _capture_fingerprint is not None:
+        info = _capture_fingerprint(dmatrix)
+    else:
+        info = {"type": f"{type(dmatrix).__module__}.{type(dmatrix).__qualname__}", "rows": dmatrix.num_row(),
+                "columns": dmatrix.num_col(), "feature_names": dmatrix.feature_names,
+                "feature_types": dmatrix.feature_types}
+    return {**info, "nonmissing": dmatrix.num_nonmissing()}
 
 
 # -- autolog ----------------------------------------------------------------------------------------
