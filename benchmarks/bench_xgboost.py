@@ -12,7 +12,9 @@ that size, evaluated every round) per measurement, in these modes:
   tracking store, when mlflow is importable. MLflow runs in a child process so that its patches
   never touch the other modes; that process also measures its own ``bare`` baseline.
 
-Repetitions are interleaved (every repetition runs every mode, in a shuffled order) and each figure
+autotrack runs with its defaults (start-of-run capture of hardware, environment, source and the
+system-metrics sampler included), as a user gets it; ``--no-capture`` turns those off to isolate the
+callback. Repetitions are interleaved (every repetition runs every mode, in a shuffled order) and each figure
 is a median: wall time, and CPU time of the process (which includes autotrack's writer thread and is
 steadier on a shared machine). Ratios are against ``bare`` in the same process. Run and tracking
 stores live in a temporary folder that is removed afterwards.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import statistics
@@ -175,8 +178,9 @@ def report(args: argparse.Namespace, samples: dict[tuple[str, str], list[dict[st
                for key, runs in samples.items()}
     minima = {key: min(s["wall"] for s in runs) for key, runs in samples.items()}
     rows = []
+    capture = "off" if args.no_capture else "on (autotrack's defaults)"
     print(f"\nxgb.train: {args.rounds} rounds, {args.rows} x {args.cols} + eval set {args.rows // 5} rows, "
-          f"nthread={args.nthread}, {args.reps} interleaved repetitions (medians)\n")
+          f"nthread={args.nthread}, {args.reps} interleaved repetitions (medians); start capture {capture}\n")
     print(f"{'mode':<17}{'process':<8}{'wall s':>8}{'cpu s':>8}{'min wall':>9}{'wall ratio':>11}{'cpu ratio':>10}"
           f"{'min ratio':>10}{'hooks s':>9}{'hooks/bare':>11}")
     for (process, mode), m in sorted(medians.items(), key=lambda kv: (kv[0][0] != "here", kv[0][1])):
@@ -201,6 +205,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cols", type=int, default=30)
     parser.add_argument("--nthread", type=int, default=0, help="XGBoost threads (0: every core)")
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow comparison")
+    parser.add_argument("--no-capture", action="store_true",
+                        help="turn autotrack's start-of-run capture and system metrics off (the callback alone)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--mlflow-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
@@ -212,6 +218,8 @@ if __name__ == "__main__":
     if arguments.mlflow_worker:
         mlflow_worker(arguments)
     else:
+        if arguments.no_capture:
+            os.environ.update(AUTOTRACK_CAPTURE="0", AUTOTRACK_SYSTEM_METRICS="0")
         result = main(arguments)
         if arguments.json:
             arguments.json.write_text(json.dumps(result, indent=2))
