@@ -101,6 +101,17 @@ def test_config_is_the_complete_save_config_and_user_params_are_marked(store, da
     assert config["num_boost_round"] == 4 and config["start_round"] == 0
 
 
+def test_params_as_a_list_of_pairs_keep_repeated_keys(store, data):
+    dtrain, dval, _ = data
+    cb = AutotrackCallback()
+    pairs = [("objective", "binary:logistic"), ("eval_metric", "auc"), ("eval_metric", "logloss"), ("nthread", 1)]
+    evals_result: dict = {}
+    xgb.train(pairs, dtrain, 2, evals=[(dval, "val")], evals_result=evals_result, verbose_eval=False, callbacks=[cb])
+    rec = autotrack.get_run(cb.run.id)
+    assert rec.params["eval_metric"] == ["auc", "logloss"]
+    assert_metrics_equal(rec, evals_result)
+
+
 def test_importance_of_every_type_equals_get_score(store, data):
     dtrain, dval, _ = data
     cb = AutotrackCallback()

@@ -313,7 +313,10 @@ def _params_dict(params: Any) -> dict[str, Any]:
         return dict(params)
     out: dict[str, Any] = {}
     for key, value in params:
-        out[key] = [*out[key], value] if isinstance(out.get(key), list) else ([out[key], value] if key in out else value)
+        if key not in out:
+            out[key] = value
+        else:  # a repeated key: keep every value
+            out[key] = [*out[key], value] if isinstance(out[key], list) else [out[key], value]
     return out
 
 
