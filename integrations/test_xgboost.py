@@ -155,6 +155,34 @@ def test_data_section_fingerprints_every_dmatrix(store, data):
     assert section["train"]["hash"] != section["val"]["hash"]
 
 
+def test_large_dmatrix_is_described_but_not_hashed(store, data, monkeypatch):
+    from autotrack.integrations import xgboost as integration
+
+    dtrain, dval, _ = data
+    monkeypatch.setattr(integration, "HASH_LIMIT", dval.num_nonmissing())
+    cb = AutotrackCallback()
+    train(dtrain, dval, rounds=1, callbacks=[cb])
+    section = autotrack.get_run(cb.run.id).info("data")
+    assert section["train"]["hash"] is None and section["train"]["hash_method"].startswith("not hashed")
+    assert section["train"]["rows"] == dtrain.num_row()
+    assert section["val"]["hash"] == autotrack.fingerprint(dval)["hash"]
+
+
+def test_without_the_capture_the_data_section_has_the_cheap_facts(store, data, monkeypatch):
+    from autotrack.integrations import xgboost as integration
+
+    dtrain, dval, _ = data
+    monkeypatch.setattr(integration, "_capture_fingerprint", None)
+    monkeypatch.setattr(integration, "_capture_log_data", None)
+    cb = AutotrackCallback()
+    train(dtrain, dval, rounds=1, callbacks=[cb])
+    section = autotrack.get_run(cb.run.id).info("data")
+    assert {name: (e["rows"], e["columns"], e["feature_names"], e["hash"]) for name, e in section.items()} == {
+        "train": (dtrain.num_row(), dtrain.num_col(), dtrain.feature_names, None),
+        "val": (dval.num_row(), dval.num_col(), dval.feature_names, None),
+    }
+
+
 def test_training_data_not_evaluated_is_named_train(store, data):
     dtrain, dval, _ = data
     cb = AutotrackCallback()
