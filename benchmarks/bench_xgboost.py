@@ -86,9 +86,10 @@ def mlflow_worker(args: argparse.Namespace) -> None:
 
 class MlflowProcess:
     def __init__(self, args: argparse.Namespace, store: str) -> None:
-        command = [sys.executable, __file__, "--mlflow-worker", "--store", store, "--rows", str(args.rows),
+        command = [sys.executable, str(Path(__file__).resolve()), "--mlflow-worker", "--store", store, "--rows", str(args.rows),
                    "--cols", str(args.cols), "--rounds", str(args.rounds), "--nthread", str(args.nthread)]
-        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # cwd: MLflow puts its artifact folder (./mlruns) there
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=store)
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
 
     def measure(self, mode: str) -> dict[str, float]:
