@@ -313,7 +313,7 @@ def test_autolog_adds_the_callback_and_disable_undoes_it(store, data):
 
 def test_autotrack_autolog_patches_xgboost(store, data):
     dtrain, dval, _ = data
-    autotrack.autolog(pytorch=False, lightning=False, sklearn=False, log_models=False)
+    autotrack.autolog(pytorch=False, lightning=False, sklearn=False, log_models=False, system_metrics=False, seeds=False)
     try:
         _, evals_result = train(dtrain, dval, rounds=2)
     finally:
