@@ -135,10 +135,12 @@ def runs_command(store_path: str, experiment: Sequence[str], status: Sequence[st
 
 
 def _varying_columns(frame: pd.DataFrame, prefix: str, limit: int) -> list[str]:
+    """The columns most worth a glance: those that differ between runs, the ones most runs have
+    first (metrics under system/ last)."""
     cols = [c for c in frame.columns if c.startswith(prefix)]
-    varying = [c for c in cols if frame[c].astype(str).nunique(dropna=False) > 1]
-    chosen = varying or cols
-    return chosen[:limit]
+    varying = [c for c in cols if frame[c].astype(str).nunique(dropna=False) > 1] or cols
+    varying.sort(key=lambda c: (c.startswith("metrics.system/"), -int(frame[c].notna().sum())))
+    return varying[:limit]
 
 
 def _print_runs_table(frame: pd.DataFrame, columns: str | None) -> None:
