@@ -157,15 +157,15 @@ def _print_runs_table(frame: pd.DataFrame, columns: str | None) -> None:
     if missing:
         raise click.ClickException(f"no such column: {', '.join(missing)}. Use `autotrack runs --json` to see all.")
     table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
-    table.add_column("id", style="dim", no_wrap=True)
+    table.add_column("id", style="dim", no_wrap=True, min_width=8)
     table.add_column("name", no_wrap=True, overflow="ellipsis", min_width=8, max_width=28)
     table.add_column("experiment", no_wrap=True, overflow="ellipsis", min_width=6, max_width=20)
-    table.add_column("status", no_wrap=True)
-    table.add_column("started", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True, min_width=8)
+    table.add_column("started", no_wrap=True, min_width=16)
+    table.add_column("duration", justify="right", no_wrap=True, min_width=8)
     for column in extra:
         label = column.split(".", 1)[1] if "." in column else column
-        table.add_column(label, justify="right", no_wrap=True, overflow="ellipsis", min_width=6, max_width=24)
+        table.add_column(label, justify="right", no_wrap=True, overflow="ellipsis", min_width=4, max_width=20)
     for row in frame.itertuples(index=False):
         values = dict(zip(frame.columns, row))
         status = values["status"]
