@@ -1,0 +1,533 @@
+"""Building blocks any PyTorch training shares: the Lightning callback uses them, and so will the
+one-line autolog for plain PyTorch loops.
+
+* :func:`model_info` -- section ``model``: module tree, parameter counts, shapes, dtypes, sizes.
+* :func:`optimizer_info` -- section ``optimizer``: optimizers, param groups, schedulers, GradScaler.
+* :class:`ScalarBuffer` -- scalars produced on the device (loss, norms) reach the run without a
+  host-device synchronisation inside the step: on CUDA they are copied into a preallocated device
+  buffer and copied out in one transfer every ``flush_every`` points.
+* :class:`GradNormTracker` -- ``train/grad_norm`` (global L2 norm of all gradients, fused with
+  ``torch._foreach_norm``) at every optimizer step, ``grad_norm/<name>`` every ``per_layer_every``
+  steps, and the first step with non-finite gradients.
+* :class:`LossTracker` -- ``train/loss`` per optimizer step (the mean of the micro-batch losses
+  accumulated since the previous step).
+* :func:`lr_metrics` -- ``train/lr`` (``train/lr/<group>``) of each param group.
+* :class:`CheckpointRecorder` -- checkpoint files as artifacts of kind ``checkpoint``, hashed in a
+  background thread, by reference unless ``copy=True``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from autotrack._patching import report_failure
+
+if TYPE_CHECKING:
+    from autotrack import Run
+
+__all__ = [
+    "CheckpointRecorder",
+    "GradNormTracker",
+    "LossTracker",
+    "ScalarBuffer",
+    "lr_keys",
+    "model_info",
+    "optimizer_info",
+]
+
+#: Above this many modules the tree is summarised by depth instead of listed module by module.
+MAX_MODULES = 500
+#: Above this many parameters the per-parameter list is left out (counts stay exact).
+MAX_PARAMETERS = 2000
+MAX_REPR_CHARS = 20_000
+
+_now = time.time
+
+
+# -- model architecture --------------------------------------------------------------------------
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def model_info(model: nn.Module) -> dict[str, Any]:
+    """Describe ``model`` for the ``model`` section.
+
+    Keys: ``class``, ``total_params``, ``trainable_params``, ``non_trainable_params``,
+    ``size_bytes`` (parameters + buffers), ``size_bytes_by_dtype``, ``buffers``, ``modules``
+    (qualified name, type, own/total/trainable parameter counts, depth), ``parameters`` (name, shape,
+    dtype, trainable), ``frozen_modules``, ``repr``. When the model has more than ``MAX_MODULES``
+    modules, ``modules`` holds only the shallow levels that fit and ``modules_by_depth`` counts
+    modules and parameters per depth.
+    """
+    own_total: dict[str, int] = {}
+    own_trainable: dict[str, int] = {}
+    parameters = []
+    by_dtype: dict[str, int] = defaultdict(int)
+    seen: set[int] = set()
+    total = trainable = 0
+    for mod_name, module in model.named_modules():
+        n_own = n_tr = 0
+        for p_name, p in module.named_parameters(recurse=False):
+            if id(p) in seen:
+                continue  # tied weights count once
+            seen.add(id(p))
+            n = p.numel()
+            n_own += n
+            if p.requires_grad:
+                n_tr += n
+            full = f"{mod_name}.{p_name}" if mod_name else p_name
+            parameters.append(
+                {"name": full, "shape": list(p.shape), "dtype": _dtype_name(p.dtype), "trainable": p.requires_grad}
+            )
+            by_dtype[_dtype_name(p.dtype)] += n * p.element_size()
+        own_total[mod_name] = n_own
+        own_trainable[mod_name] = n_tr
+        total += n_own
+        trainable += n_tr
+    buffer_bytes = 0
+    n_buffers = 0
+    for _, b in model.named_buffers():
+        n_buffers += b.numel()
+        buffer_bytes += b.numel() * b.element_size()
+        by_dtype[_dtype_name(b.dtype)] += b.numel() * b.element_size()
+
+    def subtree(prefix: str, table: dict[str, int]) -> int:
+        if not prefix:
+            return sum(table.values())
+        return sum(v for k, v in table.items() if k == prefix or k.startswith(prefix + "."))
+
+    modules = []
+    frozen = []
+    depth_counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for mod_name, module in model.named_modules():
+        depth = 0 if not mod_name else mod_name.count(".") + 1
+        tot = subtree(mod_name, own_total)
+        tr = subtree(mod_name, own_trainable)
+        modules.append(
+            {"name": mod_name, "type": type(module).__name__, "params_own": own_total[mod_name],
+             "params_total": tot, "trainable": tr, "depth": depth}
+        )
+        depth_counts[depth][0] += 1
+        depth_counts[depth][1] += own_total[mod_name]
+        if own_total[mod_name] and not own_trainable[mod_name]:
+            frozen.append(mod_name)
+    info: dict[str, Any] = {
+        "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "total_params": total,
+        "trainable_params": trainable,
+        "non_trainable_params": total - trainable,
+        "buffers": n_buffers,
+        "size_bytes": sum(by_dtype.values()),
+        "size_bytes_by_dtype": dict(by_dtype),
+        "frozen_modules": frozen,
+    }
+    if len(modules) > MAX_MODULES:
+        max_depth = 0
+        while sum(c for d, (c, _) in depth_counts.items() if d <= max_depth + 1) <= MAX_MODULES:
+            max_depth += 1
+        info["modules"] = [m for m in modules if m["depth"] <= max_depth]
+        info["modules_summarised_below_depth"] = max_depth
+        info["modules_by_depth"] = [
+            {"depth": d, "modules": c, "params_own": n} for d, (c, n) in sorted(depth_counts.items())
+        ]
+    else:
+        info["modules"] = modules
+    if len(parameters) <= MAX_PARAMETERS:
+        info["parameters"] = parameters
+    else:
+        info["parameters_omitted"] = len(parameters)
+    text = repr(model)
+    info["repr"] = text if len(text) <= MAX_REPR_CHARS else text[:MAX_REPR_CHARS] + f"... ({len(text)} chars)"
+    return info
+
+
+# -- optimizer settings --------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """Hyperparameter values without tensors (a tensor lr becomes its float)."""
+    if isinstance(value, Tensor):
+        return value.item() if value.numel() == 1 else f"Tensor(shape={list(value.shape)})"
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items() if not isinstance(v, Tensor) or v.numel() == 1}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def parameter_names(model: nn.Module | None) -> dict[int, str]:
+    return {} if model is None else {id(p): name for name, p in model.named_parameters(remove_duplicate=False)}
+
+
+def optimizer_info(
+    optimizers: Sequence[torch.optim.Optimizer],
+    model: nn.Module | None = None,
+    schedulers: Sequence[Any] = (),
+    scaler: Any = None,
+) -> dict[str, Any]:
+    """Describe optimizers, LR schedulers and the AMP GradScaler for the ``optimizer`` section.
+
+    ``schedulers`` holds schedulers or dicts ``{"scheduler": s, "interval": ..., ...}`` (Lightning's
+    LRSchedulerConfig is accepted too). Keys: ``optimizers`` (class, defaults, param_groups with their
+    hyperparameters, parameter names and counts), ``schedulers`` (class, configuration = the
+    state_dict without tensors, and interval/frequency/monitor when given), ``grad_scaler``.
+    """
+    names = parameter_names(model)
+    out_opts = []
+    for i, opt in enumerate(optimizers):
+        opt = getattr(opt, "optimizer", opt)  # unwrap LightningOptimizer
+        groups = []
+        for g in opt.param_groups:
+            params = g["params"]
+            groups.append(
+                {
+                    "hyperparameters": {k: _plain(v) for k, v in g.items() if k != "params"},
+                    "params": [names.get(id(p), f"<unnamed {tuple(p.shape)}>") for p in params][:MAX_PARAMETERS],
+                    "n_params": len(params),
+                    "numel": sum(p.numel() for p in params),
+                }
+            )
+        out_opts.append(
+            {"index": i, "class": f"{type(opt).__module__}.{type(opt).__qualname__}",
+             "defaults": _plain(dict(opt.defaults)), "param_groups": groups}
+        )
+    out_sched = []
+    for s in schedulers:
+        extra: dict[str, Any] = {}
+        if isinstance(s, Mapping):
+            extra = {k: v for k, v in s.items() if k != "scheduler"}
+            s = s["scheduler"]
+        elif hasattr(s, "scheduler") and hasattr(s, "interval"):  # Lightning's LRSchedulerConfig
+            extra = {k: getattr(s, k, None) for k in ("name", "interval", "frequency", "monitor", "reduce_on_plateau")}
+            s = s.scheduler
+        try:
+            state = s.state_dict()
+        except Exception:  # noqa: BLE001 - a scheduler without a state_dict is still described
+            state = {}
+        config = {k: _plain(v) for k, v in state.items() if not callable(v) and not k.startswith("_")}
+        out_sched.append({"class": f"{type(s).__module__}.{type(s).__qualname__}", "config": config, **extra})
+    info: dict[str, Any] = {"optimizers": out_opts, "schedulers": out_sched}
+    if scaler is not None:
+        enabled = bool(getattr(scaler, "is_enabled", lambda: False)())
+        scaler_info: dict[str, Any] = {"class": type(scaler).__qualname__, "enabled": enabled}
+        if enabled:
+            scaler_info.update({k: _plain(v) for k, v in scaler.state_dict().items()})
+        info["grad_scaler"] = scaler_info
+    return info
+
+
+# -- device-side scalars -------------------------------------------------------------------------
+
+
+class ScalarBuffer:
+    """Hands scalars to ``run`` without a host-device synchronisation inside the training step.
+
+    On the CPU a value is converted right away (``.item()`` costs no synchronisation there). On an
+    accelerator each value is copied, on the device, into a preallocated float64 buffer; the buffer is
+    copied to the host in one transfer every ``flush_every`` values and at :meth:`flush`.
+    """
+
+    def __init__(self, run: Run, flush_every: int = 256) -> None:
+        self.run = run
+        self.flush_every = max(1, int(flush_every))
+        self._device: torch.device | None = None
+        self._buf: Tensor | None = None
+        self._meta: list[tuple[str, int, float]] = []
+        self._log = run.log_metric
+
+    def add(self, key: str, step: int, value: Tensor | float) -> None:
+        """Record ``value`` (a 0-d tensor or a number) for ``key`` at ``step``."""
+        if type(value) is float or not isinstance(value, Tensor) or value.device.type == "cpu":
+            self._log(key, float(value), step)
+            return
+        if self._buf is None or self._device != value.device:
+            self.flush()
+            self._device = value.device
+            self._buf = torch.empty(self.flush_every, dtype=torch.float64, device=value.device)
+        n = len(self._meta)
+        self._buf[n].copy_(value.detach().reshape(()), non_blocking=True)
+        self._meta.append((key, step, _now()))
+        if n + 1 >= self.flush_every:
+            self.flush()
+
+    def add_many(self, keys: Sequence[str], step: int, values: Tensor) -> None:
+        """Record a 1-d tensor of values, one per key, at ``step``."""
+        if values.device.type == "cpu":
+            t = _now()
+            for key, v in zip(keys, values.tolist()):
+                self._log(key, v, step, t)
+            return
+        for i, key in enumerate(keys):  # on the device: no host transfer here
+            self.add(key, step, values[i])
+
+    def flush(self) -> None:
+        """Copy the buffered values to the host (one transfer) and hand them to the run."""
+        if not self._meta or self._buf is None:
+            return
+        meta, self._meta = self._meta, []
+        values = self._buf[: len(meta)].tolist()
+        for (key, step, t), v in zip(meta, values):
+            self._log(key, v, step, t)
+
+
+# -- gradient norms ------------------------------------------------------------------------------
+
+
+class GradNormTracker:
+    """Gradient norms at every optimizer step, fused and without host synchronisation.
+
+    Logs ``train/grad_norm`` (global L2 norm over every gradient of ``params``, taken before
+    clipping) at every call of :meth:`step`, and ``grad_norm/<name>`` per parameter
+    (``per="parameter"``) or per module (``per="module"``) every ``per_layer_every`` steps
+    (0 turns them off). The first step with a non-finite gradient is recorded as the tags
+    ``grad_nonfinite/first_step`` and ``grad_nonfinite/params``. On an accelerator the parameter
+    names are those non-finite at any step of the buffered window holding that first step.
+    """
+
+    def __init__(
+        self,
+        named_params: Iterable[tuple[str, nn.Parameter]],
+        buffer: ScalarBuffer,
+        *,
+        key: str = "train/grad_norm",
+        per_layer_every: int = 50,
+        per: str = "parameter",
+    ) -> None:
+        if per not in ("parameter", "module"):
+            from autotrack._errors import InvalidArgumentError
+
+            raise InvalidArgumentError("per", per, "choose 'parameter' or 'module'")
+        self.params = [(n, p) for n, p in named_params if p.requires_grad]
+        self.buffer = buffer
+        self.key = key
+        self.per_layer_every = int(per_layer_every)
+        self.per = per
+        self.nonfinite_step: int | None = None
+        self._window_first_bad: Tensor | None = None  # device: per-step flags in the current window
+        self._group_cache: dict[tuple[int, ...], tuple[list[str], Tensor]] = {}
+
+    def step(self, step: int) -> Tensor | None:
+        """Compute and record the norms for optimizer step ``step``; returns the global norm tensor."""
+        grads = []
+        idx = []
+        for i, (_, p) in enumerate(self.params):
+            g = p.grad
+            if g is not None:
+                grads.append(g)
+                idx.append(i)
+        if not grads:
+            return None
+        if grads[0].is_sparse or any(g.is_sparse for g in grads):
+            grads = [g.coalesce()._values() if g.is_sparse else g for g in grads]
+        norms = torch._foreach_norm(grads, 2.0)
+        stacked = torch.stack(norms) if len(norms) > 1 else norms[0].reshape(1)
+        total = torch.linalg.vector_norm(stacked, 2.0)
+        on_cpu = total.device.type == "cpu"
+        if on_cpu:
+            value = total.item()
+            self.buffer._log(self.key, value, step)
+            if self.nonfinite_step is None and not math.isfinite(value):
+                self._record_nonfinite(step, [self.params[i][0] for i, v in zip(idx, stacked.tolist())
+                                              if not math.isfinite(v)])
+        else:
+            self.buffer.add(self.key, step, total)
+            if self.nonfinite_step is None:
+                self._watch_nonfinite(step, stacked, idx)
+        if self.per_layer_every and step % self.per_layer_every == 0:
+            names, values = self._per_layer(stacked, idx)
+            self.buffer.add_many(names, step, values)
+        return total
+
+    def _per_layer(self, stacked: Tensor, idx: list[int]) -> tuple[list[str], Tensor]:
+        if self.per == "parameter":
+            return [f"grad_norm/{self.params[i][0]}" for i in idx], stacked
+        key = tuple(idx)
+        cached = self._group_cache.get(key)
+        if cached is None:
+            modules: dict[str, int] = {}
+            assign = []
+            for i in idx:
+                mod = self.params[i][0].rpartition(".")[0] or self.params[i][0]
+                assign.append(modules.setdefault(mod, len(modules)))
+            cached = ([f"grad_norm/{m}" for m in modules], torch.tensor(assign, device=stacked.device))
+            self._group_cache[key] = cached
+        names, assign_t = cached
+        sq = torch.zeros(len(names), dtype=stacked.dtype, device=stacked.device)
+        sq.index_add_(0, assign_t, stacked * stacked)
+        return names, sq.sqrt()
+
+    def _watch_nonfinite(self, step: int, stacked: Tensor, idx: list[int]) -> None:
+        # Device-side: remember which parameters were non-finite in this window; checked on flush.
+        bad = ~torch.isfinite(stacked)
+        if self._window_first_bad is None or self._window_first_bad.shape != bad.shape:
+            self._window_first_bad = bad
+            self._window = (step, idx)
+        else:
+            self._window_first_bad |= bad
+
+    def check_window(self) -> None:
+        """On an accelerator: look at the buffered window (one transfer) for non-finite gradients."""
+        if self.nonfinite_step is not None or self._window_first_bad is None:
+            return
+        flags = self._window_first_bad.tolist()
+        self._window_first_bad = None
+        if any(flags):
+            _, idx = self._window
+            # the first step of the window whose global norm was non-finite is found by the run's data
+            self._record_nonfinite(self._window[0], [self.params[i][0] for i, f in zip(idx, flags) if f],
+                                   exact=False)
+
+    def _record_nonfinite(self, step: int, names: list[str], exact: bool = True) -> None:
+        self.nonfinite_step = step
+        shown = ", ".join(names[:50]) + (f", ... ({len(names)} in all)" if len(names) > 50 else "")
+        tags = {"grad_nonfinite/first_step": step, "grad_nonfinite/params": shown}
+        if not exact:
+            tags["grad_nonfinite/first_step"] = f">={step}"
+        self.buffer.run.set_tags(tags)
+
+
+# -- loss and learning rate ----------------------------------------------------------------------
+
+
+class LossTracker:
+    """``train/loss`` once per optimizer step: the mean of the micro-batch losses seen since the
+    previous step. Losses stay on the device until the :class:`ScalarBuffer` copies them out."""
+
+    def __init__(self, buffer: ScalarBuffer, key: str = "train/loss") -> None:
+        self.buffer = buffer
+        self.key = key
+        self._sum: Tensor | None = None
+        self._count = 0
+        self._scale = 1.0
+
+    def add(self, loss: Tensor, scale: float = 1.0) -> None:
+        """A micro-batch loss; ``scale`` multiplies it back to the user's value (e.g. undoes the
+        division by ``accumulate_grad_batches``)."""
+        loss = loss.detach()
+        self._sum = loss if self._sum is None else self._sum + loss
+        self._count += 1
+        self._scale = scale
+
+    def step(self, step: int) -> None:
+        """Record the mean loss of this optimizer step (no-op if no loss was seen)."""
+        if self._sum is None:
+            return
+        value, count, scale = self._sum, self._count, self._scale
+        self._sum, self._count = None, 0
+        factor = scale / count
+        if factor != 1.0:
+            value = value * factor
+        self.buffer.add(self.key, step, value)
+
+
+def lr_keys(optimizers: Sequence[torch.optim.Optimizer], prefix: str = "train/lr") -> list[list[str]]:
+    """Metric keys for each optimizer's param groups: ``train/lr`` for one optimizer with one group,
+    ``train/lr/<group>`` for several groups, ``train/lr/opt<i>`` (``.../opt<i>/<group>``) for several
+    optimizers. A group's name is its ``"name"`` entry when it has one, else its index."""
+    keys = []
+    multi_opt = len(optimizers) > 1
+    for i, opt in enumerate(optimizers):
+        groups = getattr(opt, "optimizer", opt).param_groups
+        base = f"{prefix}/opt{i}" if multi_opt else prefix
+        if len(groups) == 1:
+            keys.append([base])
+        else:
+            keys.append([f"{base}/{g.get('name', j)}" for j, g in enumerate(groups)])
+    return keys
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+
+
+class CheckpointRecorder:
+    """Records checkpoint files as artifacts of kind ``checkpoint`` from a background thread.
+
+    ``record`` returns at once; a worker thread hashes the file (or copies it into the store when
+    ``copy=True``) and logs it. Updates (``mark_deleted``, ``update``) are queued behind the records
+    they refer to, so they apply in order. :meth:`close` waits for the queue; it is registered as an
+    end hook of the run, so the run never ends with a checkpoint still being hashed.
+    """
+
+    def __init__(self, run: Run, copy: bool = False) -> None:
+        self.run = run
+        self.copy = copy
+        self._queue: queue.Queue[tuple[str, tuple[Any, ...]] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.missing: list[str] = []
+        run.add_end_hook(lambda _run, _status: self.close())
+
+    def record(self, path: str, name: str, *, step: int | None, metadata: Mapping[str, Any]) -> None:
+        self._put(("record", (path, name, step, dict(metadata))))
+
+    def update(self, name: str, metadata: Mapping[str, Any]) -> None:
+        self._put(("update", (name, dict(metadata))))
+
+    def mark_deleted(self, name: str) -> None:
+        self._put(("deleted", (name,)))
+
+    def _put(self, item: tuple[str, tuple[Any, ...]]) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="autotrack-checkpoints", daemon=True)
+                self._thread.start()
+        self._queue.put(item)
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self._do(*item)
+            except Exception as exc:  # noqa: BLE001 - reported, never raised into training
+                try:
+                    report_failure("recording a checkpoint", exc)
+                except Exception:  # noqa: BLE001 - strict mode: keep the worker alive, remember it
+                    self.error = exc
+            finally:
+                self._queue.task_done()
+
+    error: BaseException | None = None
+
+    def _do(self, action: str, args: tuple[Any, ...]) -> None:
+        if self.run.ended:
+            return
+        if action == "record":
+            path, name, step, metadata = args
+            if not os.path.isfile(path):
+                self.missing.append(path)  # deleted before it could be hashed
+                return
+            self.run.log_artifact(path, name, "checkpoint", step=step, metadata=metadata, copy=self.copy)
+        elif action == "update":
+            self.run.update_artifact(args[0], metadata=args[1])
+        elif action == "deleted":
+            self.run.update_artifact(args[0], deleted=True)
+
+    def wait(self) -> None:
+        """Block until every queued record and update is done."""
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.join()
+
+    def close(self) -> None:
+        self.wait()
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._queue.put(None)
+                self._thread.join(timeout=30)
+            self._thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
