@@ -123,6 +123,14 @@ def test_mlp_two_epochs_records_truth(store, tmp_path):
     assert list(rec.metric_arrays("epoch")[1]) == [0.0, 1.0]
 
     assert rec.info("model")["total_params"] == sum(p.numel() for p in model.parameters())
+    try:
+        from autotrack._capture import fingerprint
+    except ImportError:  # the capture module is not there: no data section
+        pass
+    else:
+        data = rec.info("data")
+        assert data["train"]["hash"] == fingerprint(make_data())["hash"]
+        assert data["validation"]["hash"] == fingerprint(make_data(32, seed=1))["hash"]
     opt = rec.info("optimizer")
     assert opt["optimizers"][0]["class"].endswith("Adam")
     assert opt["optimizers"][0]["param_groups"][0]["hyperparameters"]["betas"] == [0.8, 0.95]
@@ -165,6 +173,22 @@ def test_accumulate_grad_batches_one_point_per_optimizer_step(store):
     assert list(steps) == [0, 1]
     np.testing.assert_allclose(norms, [model.norms[0], model.norms[1]], rtol=1e-5)
     assert len(rec.metric_arrays("train/lr")[0]) == 2
+
+
+def test_checkpoints_every_n_train_steps_recorded_with_their_steps(store, tmp_path):
+    ckpt = L.callbacks.ModelCheckpoint(dirpath=tmp_path / "ck", every_n_train_steps=3, save_top_k=-1,
+                                       filename="{step}")
+    trainer(max_epochs=1, callbacks=[AutotrackCallback(copy_checkpoints=True), ckpt],
+            enable_checkpointing=True).fit(MLP(), loader())
+    rec = only_run()
+    files = sorted((tmp_path / "ck").glob("*.ckpt"))
+    assert [f.name for f in files] == ["step=3.ckpt", "step=6.ckpt"]
+    arts = sorted((a for a in rec.artifacts if a.kind == "checkpoint"), key=lambda a: a.name)
+    assert [a.name for a in arts] == [f.name for f in files]
+    for a, f in zip(arts, files):
+        assert a.stored and a.step == int(f.stem.split("=")[1])
+        assert a.sha256 == hashlib.sha256(f.read_bytes()).hexdigest()
+        assert Path(a.path).read_bytes() == f.read_bytes()  # copied into the store
 
 
 class TwoOptimizers(L.LightningModule):
@@ -318,28 +342,38 @@ if __name__ == "__main__":
     torch.manual_seed(0)
     x = torch.randn(32, 8); y = (x[:, 0] > 0).long()
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
-    trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=2, strategy=sys.argv[1], logger=False,
-                        enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
-                        num_sanity_val_steps=0, callbacks=[AutotrackCallback()])
-    trainer.fit(M(), data)
+    if sys.argv[3] == "existing":  # a run the main process owns; spawned rank 0 writes into it
+        with autotrack.start_run(name="owned-by-main") as run:
+            trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=2, strategy=sys.argv[1], logger=False,
+                                enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+                                num_sanity_val_steps=0, callbacks=[AutotrackCallback(run)])
+            trainer.fit(M(), data)
+            assert not run.ended
+    else:
+        trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=2, strategy=sys.argv[1], logger=False,
+                            enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+                            num_sanity_val_steps=0, callbacks=[AutotrackCallback()])
+        trainer.fit(M(), data)
 """
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
+@pytest.mark.parametrize(("strategy", "run"), [("ddp", "new"), ("ddp_spawn", "new"), ("ddp_spawn", "existing")])
 @pytest.mark.timeout(120)
-def test_ddp_two_processes_one_run_written_by_rank_zero(store, tmp_path, strategy):
+def test_ddp_two_processes_one_run_written_by_rank_zero(store, tmp_path, strategy, run):
     script = tmp_path / "train_ddp.py"
     script.write_text(textwrap.dedent(DDP_SCRIPT))
     store_dir = store.root
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOTRACK_DIR": str(store_dir), "PL_DISABLE_FORK": "1",
            "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(script), strategy, str(tmp_path)], env=env, cwd=tmp_path,
+    done = subprocess.run([sys.executable, str(script), strategy, str(tmp_path), run], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=110)
     assert done.returncode == 0, done.stderr[-3000:]
     df = autotrack.runs()
     assert len(df) == 1
     rec = autotrack.get_run(df["id"].iloc[0])
     assert rec.status == "finished"
+    if run == "existing":
+        assert rec.name == "owned-by-main"
     rank0 = [float(v) for v in (tmp_path / "loss_rank0.txt").read_text().split()]
     rank1 = [float(v) for v in (tmp_path / "loss_rank1.txt").read_text().split()]
     assert len(rank0) == len(rank1) == 4  # 32 samples, 2 ranks, batch 4

@@ -118,9 +118,9 @@ def test_grad_norms_loss_and_lr_in_a_plain_loop(store):
     model = Net()
     opt = torch.optim.Adam((p for p in model.parameters() if p.requires_grad), lr=0.01)
     run = autotrack.start_run()
-    buffer = ScalarBuffer(run)
-    tracker = GradNormTracker(model.named_parameters(), buffer, per_layer_every=3)
-    module_tracker = GradNormTracker(model.named_parameters(), buffer, per_layer_every=3, per="module",
+    buffer = ScalarBuffer(run, flush_every=4)
+    tracker = GradNormTracker(model.named_parameters(), run, per_layer_every=3, flush_every=4)
+    module_tracker = GradNormTracker(model.named_parameters(), run, per_layer_every=3, per="module",
                                      key="module_total")
     losses = LossTracker(buffer)
     truth_norms, truth_modules, truth_losses, truth_params = [], [], [], []
@@ -145,6 +145,8 @@ def test_grad_norms_loss_and_lr_in_a_plain_loop(store):
         module_tracker.step(step)
         opt.step()
     buffer.flush()
+    tracker.flush()
+    module_tracker.flush()
     run.end()
     rec = autotrack.get_run(run.id)
     steps, values, _ = rec.metric_arrays("train/grad_norm")
@@ -168,10 +170,11 @@ def test_per_parameter_norms_equal_own_norms(store):
     torch.manual_seed(1)
     model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
     run = autotrack.start_run()
-    tracker = GradNormTracker(model.named_parameters(), ScalarBuffer(run), per_layer_every=1)
+    tracker = GradNormTracker(model.named_parameters(), run, per_layer_every=1)
     model(torch.randn(16, 5)).pow(2).mean().backward()
     truth = own_norms(model)
     tracker.step(0)
+    tracker.flush()
     run.end()
     rec = autotrack.get_run(run.id)
     for name, value in truth.items():
@@ -181,13 +184,14 @@ def test_per_parameter_norms_equal_own_norms(store):
 def test_non_finite_gradients_record_first_step_and_parameters(store):
     model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 1))
     run = autotrack.start_run()
-    tracker = GradNormTracker(model.named_parameters(), ScalarBuffer(run), per_layer_every=0)
+    tracker = GradNormTracker(model.named_parameters(), run, per_layer_every=0, flush_every=3)
     for step in range(4):
         model.zero_grad()
         model(torch.ones(2, 3)).sum().backward()
         if step >= 2:
             model[1].weight.grad[0, 0] = float("inf")
         tracker.step(step)
+    tracker.flush()
     run.end()
     rec = autotrack.get_run(run.id)
     assert rec.tags["grad_nonfinite/first_step"] == "2"
@@ -228,27 +232,48 @@ def test_checkpoint_recorder_hashes_in_background_and_marks_deleted(store, tmp_p
     assert arts["copied.pt"].stored and Path(arts["copied.pt"].path).read_bytes() == files[2].read_bytes()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_values_are_buffered_on_device_and_match(store):
-    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 1)).cuda()
+@pytest.mark.parametrize("device", [
+    "cpu",  # the accelerator code path (device buffer, batched copies), forced on the CPU
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")),
+])
+def test_device_buffer_copies_out_in_batches_and_matches(store, device):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 1)).to(device)
     run = autotrack.start_run()
-    buffer = ScalarBuffer(run, flush_every=4)
-    tracker = GradNormTracker(model.named_parameters(), buffer, per_layer_every=5)
+    buffer = ScalarBuffer(run, flush_every=8, always_buffer=True)
+    tracker = GradNormTracker(model.named_parameters(), run, per_layer_every=5, flush_every=8, always_buffer=True)
     losses = LossTracker(buffer)
-    truth_norms, truth_losses = [], []
-    for step in range(10):
+    truth_norms, truth_losses, truth_params = [], [], []
+    pending = []
+    for step in range(12):
         model.zero_grad()
-        loss = model(torch.randn(4, 8, device="cuda")).pow(2).mean()
+        loss = model(torch.randn(4, 8, device=device)).pow(2).mean()
         loss.backward()
+        if step == 9:
+            model[1].bias.grad.fill_(float("nan"))
         losses.add(loss)
         losses.step(step)
         tracker.step(step)
-        truth_norms.append(math.sqrt(sum(v * v for v in own_norms(model).values())))
+        norms = own_norms(model)
+        truth_params.append(norms)
+        truth_norms.append(math.sqrt(sum(v * v for v in norms.values())))
         truth_losses.append(loss.item())
-    assert len(buffer._meta) < 4 + 1
+        pending.append((len(buffer._meta), len(tracker._pending)))
+    assert max(pending) == (7, 7)  # never more than flush_every values wait on the device
+    assert tracker._buf is not None and tracker._buf.numel() == 8 * 4  # preallocated: 8 steps x 4 params
+    assert tracker.nonfinite_step is None  # step 9 waits in the second batch, not copied out yet
     buffer.flush()
+    tracker.flush()
+    assert tracker.nonfinite_step == 9
     run.end()
     rec = autotrack.get_run(run.id)
-    np.testing.assert_allclose(rec.metric_arrays("train/grad_norm")[1], truth_norms, rtol=1e-5)
+    got = rec.metric_arrays("train/grad_norm")[1]
+    assert np.isnan(got[9]) and np.isnan(truth_norms[9])
+    keep = [i for i in range(12) if i != 9]
+    np.testing.assert_allclose(got[keep], np.array(truth_norms)[keep], rtol=1e-5)
     np.testing.assert_allclose(rec.metric_arrays("train/loss")[1], truth_losses, rtol=1e-6)
-    assert list(rec.metric_arrays("grad_norm/0.weight")[0]) == [0, 5]
+    s, v, _ = rec.metric_arrays("grad_norm/0.weight")
+    assert list(s) == [0, 5, 10]
+    np.testing.assert_allclose(v, [truth_params[i]["0.weight"] for i in (0, 5, 10)], rtol=1e-5)
+    assert rec.tags["grad_nonfinite/first_step"] == "9"
+    assert rec.tags["grad_nonfinite/params"] == "1.bias"

@@ -89,6 +89,7 @@ class _Session:
         self.copy_checkpoints = copy_checkpoints
         self._buffer: ScalarBuffer | None = None
         self._checkpoints: CheckpointRecorder | None = None
+        self.flushers: list[Any] = []
         self.seen_checkpoints: dict[str, tuple[int, int]] = {}
         self.best: dict[int, str] = {}
         self.save_epochs: dict[int, int] = {}
@@ -100,7 +101,7 @@ class _Session:
         run = state.pop("run")
         if run is not None and not run.ended:
             state["_attached_ref"] = (run.id, str(run.store.root), run.name, run.experiment, run.parent_id)
-        state.update(run=None, created=False, _buffer=None, _checkpoints=None)
+        state.update(run=None, created=False, _buffer=None, _checkpoints=None, flushers=[])
         return state
 
     def ensure_run(self) -> Run:
@@ -115,6 +116,7 @@ class _Session:
                 self.created = True
             self._buffer = None
             self._checkpoints = None
+            self.flushers = []
         return self.run
 
     @staticmethod
@@ -132,8 +134,14 @@ class _Session:
         if self._buffer is None:
             run = self.ensure_run()
             self._buffer = ScalarBuffer(run)
-            run.add_end_hook(lambda _run, _status, b=self._buffer: b.flush())
+            self.flushers.append(self._buffer.flush)
+            run.add_end_hook(lambda _run, _status: self.flush())
         return self._buffer
+
+    def flush(self) -> None:
+        """Hand everything batched (losses, norms, metrics) to the run."""
+        for flush in self.flushers:
+            flush()
 
     @property
     def checkpoints(self) -> CheckpointRecorder:
@@ -193,8 +201,7 @@ class _Session:
         run = self.run
         if run is None or run.ended:
             return
-        if self._buffer is not None:
-            self._buffer.flush()
+        self.flush()
         if self.created:
             run.end(status, error=error)  # type: ignore[arg-type]
         else:
@@ -272,6 +279,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         self._loss_scale = 1.0
         self._amp_scale: torch.Tensor | None = None
         self._ckpt_callbacks: list[Any] = []
+        self._step_checkpointing = False
         self._ckpt_signatures: dict[int, tuple[Any, ...]] = {}
         self._wrapped_connector: Any = None
 
@@ -326,7 +334,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     @override
     @guarded("lightning callback on_train_batch_end")
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self._ckpt_callbacks:
+        if self._step_checkpointing:
             self._poll_checkpoints(trainer)
 
     @override
@@ -393,6 +401,9 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         if hparams:
             run.log_params(hparams)
         self._ckpt_callbacks = [cb for cb in trainer.callbacks if isinstance(cb, _MODEL_CHECKPOINT)]
+        # only checkpoints saved between training batches need a look after every batch
+        self._step_checkpointing = any(getattr(cb, "_every_n_train_steps", 0) or getattr(cb, "_train_time_interval", None)
+                                       for cb in self._ckpt_callbacks)
 
     def _record_model_and_optimizers(self, trainer: Any, pl_module: Any) -> None:
         run = self._session.ensure_run()
@@ -415,19 +426,22 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
             if self.log_grad_norm:
                 params = [(names.get(id(p), f"opt{i}.param{j}"), p)
                           for j, p in enumerate(p for g in opt.param_groups for p in g["params"])]
-                tracker = GradNormTracker(params, buffer, per_layer_every=self.per_layer_every, per=self.per_layer,
+                tracker = GradNormTracker(params, self._session.ensure_run(), per_layer_every=self.per_layer_every,
+                                          per=self.per_layer,
                                           key=f"train/grad_norm/opt{i}" if multi else "train/grad_norm")
+                self._session.flushers.append(tracker.flush)
             self._per_optimizer[id(opt)] = (tracker, keys[i])
 
     def _record_data(self, trainer: Any) -> None:
+        """Fingerprints of the train/val datasets that have a length, when the capture module
+        (``autotrack._capture.log_data``) is available."""
         try:
             from autotrack._capture import log_data  # type: ignore[attr-defined]
         except ImportError:
             return
-        import inspect
-
         run = self._session.ensure_run()
-        for name, loaders in (("train", trainer.train_dataloader), ("val", getattr(trainer, "val_dataloaders", None))):
+        for name, loaders in (("train", trainer.train_dataloader),
+                              ("validation", getattr(trainer, "val_dataloaders", None))):
             if loaders is None:
                 continue
             loader_list = loaders if isinstance(loaders, (list, tuple)) else [loaders]
@@ -435,13 +449,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
                 dataset = getattr(loader, "dataset", None)
                 if dataset is None or not hasattr(dataset, "__len__"):
                     continue
-                params = inspect.signature(log_data).parameters
-                kwargs: dict[str, Any] = {}
-                if "run" in params:
-                    kwargs["run"] = run
-                if "name" in params:
-                    kwargs["name"] = name if len(loader_list) == 1 else f"{name}{j}"
-                log_data(dataset, **kwargs)
+                _call_log_data(log_data, run, name if len(loader_list) == 1 else f"{name}{j}", dataset)
 
     def _add_loss(self, loss: torch.Tensor) -> None:
         if self._amp_scale is not None:
@@ -490,7 +498,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
                 for cb in self._ckpt_callbacks
             ]
             run.set_info("config", config)
-        self._session.buffer.flush()
+        self._session.flush()
 
     def _stop(self, status: str, error: BaseException | None) -> None:
         self._unwrap_logged_metrics()
@@ -537,6 +545,25 @@ def _record_user_metrics(session: _Session, trainer: Any, metrics: Mapping[str, 
                 buffer.add(key, step, value if isinstance(value, torch.Tensor) else float(value))
     except Exception as exc:  # noqa: BLE001 - the user's call must go on
         report_failure("lightning: recording metrics logged with self.log", exc)
+
+
+def _call_log_data(log_data: Any, run: Run, name: str, dataset: Any) -> None:
+    """``log_data(run, name, obj)``, matched by parameter name so either argument order works."""
+    import inspect
+
+    kwargs: dict[str, Any] = {}
+    placed = False
+    for pname, p in inspect.signature(log_data).parameters.items():
+        if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            continue
+        if pname == "run":
+            kwargs[pname] = run
+        elif pname == "name":
+            kwargs[pname] = name
+        elif not placed and p.default is p.empty:
+            kwargs[pname] = dataset
+            placed = True
+    log_data(**kwargs)
 
 
 def _trainer_config(trainer: Any) -> dict[str, Any]:

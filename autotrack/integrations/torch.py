@@ -3,12 +3,12 @@ one-line autolog for plain PyTorch loops.
 
 * :func:`model_info` -- section ``model``: module tree, parameter counts, shapes, dtypes, sizes.
 * :func:`optimizer_info` -- section ``optimizer``: optimizers, param groups, schedulers, GradScaler.
-* :class:`ScalarBuffer` -- scalars produced on the device (loss, norms) reach the run without a
-  host-device synchronisation inside the step: on CUDA they are copied into a preallocated device
-  buffer and copied out in one transfer every ``flush_every`` points.
-* :class:`GradNormTracker` -- ``train/grad_norm`` (global L2 norm of all gradients, fused with
-  ``torch._foreach_norm``) at every optimizer step, ``grad_norm/<name>`` every ``per_layer_every``
-  steps, and the first step with non-finite gradients.
+* :class:`ScalarBuffer` -- 0-d tensors (losses, user metrics) reach the run without a host-device
+  synchronisation inside the step: on an accelerator they are copied into a preallocated device
+  buffer, copied out in one transfer every ``flush_every`` values.
+* :class:`GradNormTracker` -- ``train/grad_norm`` (global L2 norm of all gradients from one fused
+  ``torch._foreach_norm`` per step) at every optimizer step, ``grad_norm/<name>`` every
+  ``per_layer_every`` steps, and the first step with non-finite gradients; batched the same way.
 * :class:`LossTracker` -- ``train/loss`` per optimizer step (the mean of the micro-batch losses
   accumulated since the previous step).
 * :func:`lr_metrics` -- ``train/lr`` (``train/lr/<group>``) of each param group.
@@ -232,94 +232,122 @@ def optimizer_info(
 
 
 class ScalarBuffer:
-    """Hands scalars to ``run`` without a host-device synchronisation inside the training step.
+    """Hands 0-d tensors (losses, user metrics) to ``run`` in batches, never one ``.item()`` each.
 
-    On the CPU a value is converted right away (``.item()`` costs no synchronisation there). On an
-    accelerator each value is copied, on the device, into a preallocated float64 buffer; the buffer is
-    copied to the host in one transfer every ``flush_every`` values and at :meth:`flush`.
+    On an accelerator each value is copied, on the device, into a preallocated float64 buffer, so
+    nothing synchronises inside the training step; the buffer is copied to the host in one transfer
+    every ``flush_every`` values and at :meth:`flush`. On the CPU there is no synchronisation to
+    avoid, but a conversion per value still costs: the tensors are kept (a reference each) and
+    converted with one ``torch.stack(...).tolist()`` per batch. Python numbers are logged at once.
     """
 
-    def __init__(self, run: Run, flush_every: int = 256) -> None:
+    def __init__(self, run: Run, flush_every: int = 100, *, always_buffer: bool = False) -> None:
         self.run = run
         self.flush_every = max(1, int(flush_every))
+        #: copy CPU tensors into a buffer too (the accelerator code path, runnable without one)
+        self.always_buffer = always_buffer
         self._device: torch.device | None = None
         self._buf: Tensor | None = None
         self._meta: list[tuple[str, int, float]] = []
+        self._refs: list[Tensor] = []  # CPU: the tensors themselves, converted at flush
         self._log = run.log_metric
 
     def add(self, key: str, step: int, value: Tensor | float) -> None:
         """Record ``value`` (a 0-d tensor or a number) for ``key`` at ``step``."""
-        if type(value) is float or not isinstance(value, Tensor) or value.device.type == "cpu":
-            self._log(key, float(value), step)
+        if not isinstance(value, Tensor):
+            self._log(key, value, step)
             return
-        if self._buf is None or self._device != value.device:
-            self.flush()
-            self._device = value.device
-            self._buf = torch.empty(self.flush_every, dtype=torch.float64, device=value.device)
-        n = len(self._meta)
-        self._buf[n].copy_(value.detach().reshape(()), non_blocking=True)
+        if value.requires_grad:
+            value = value.detach()
+        if value.ndim:  # one-element tensors; plain 0-d tensors skip this (a view costs microseconds)
+            value = value.reshape(())
+        if value.is_cpu and not self.always_buffer:
+            if self._buf is not None:
+                self.flush()
+            self._refs.append(value)
+        else:
+            if self._buf is None or self._device != value.device or len(self._meta) >= self._buf.numel():
+                self.flush()
+                self._device = value.device
+                self._buf = torch.empty(self.flush_every, dtype=torch.float64, device=value.device)
+            self._buf[len(self._meta)].copy_(value, non_blocking=True)
         self._meta.append((key, step, _now()))
-        if n + 1 >= self.flush_every:
+        if len(self._meta) >= self.flush_every:
             self.flush()
-
-    def add_many(self, keys: Sequence[str], step: int, values: Tensor) -> None:
-        """Record a 1-d tensor of values, one per key, at ``step``."""
-        if values.device.type == "cpu":
-            t = _now()
-            for key, v in zip(keys, values.tolist()):
-                self._log(key, v, step, t)
-            return
-        for i, key in enumerate(keys):  # on the device: no host transfer here
-            self.add(key, step, values[i])
 
     def flush(self) -> None:
-        """Copy the buffered values to the host (one transfer) and hand them to the run."""
-        if not self._meta or self._buf is None:
+        """Convert the buffered values (one transfer / one conversion) and hand them to the run."""
+        if not self._meta:
             return
         meta, self._meta = self._meta, []
-        values = self._buf[: len(meta)].tolist()
+        if self._refs:
+            refs, self._refs = self._refs, []
+            dtype = refs[0].dtype
+            if any(r.dtype != dtype for r in refs):
+                refs = [r.to(torch.float64) for r in refs]
+            values = torch.stack(refs).tolist()
+        else:
+            values = self._buf[: len(meta)].tolist()  # type: ignore[index]
+        log = self._log
         for (key, step, t), v in zip(meta, values):
-            self._log(key, v, step, t)
+            log(key, v, step, t)
 
 
 # -- gradient norms ------------------------------------------------------------------------------
 
 
 class GradNormTracker:
-    """Gradient norms at every optimizer step, fused and without host synchronisation.
+    """Gradient norms at every optimizer step: one fused kernel per step, converted in batches.
 
-    Logs ``train/grad_norm`` (global L2 norm over every gradient of ``params``, taken before
-    clipping) at every call of :meth:`step`, and ``grad_norm/<name>`` per parameter
-    (``per="parameter"``) or per module (``per="module"``) every ``per_layer_every`` steps
-    (0 turns them off). The first step with a non-finite gradient is recorded as the tags
-    ``grad_nonfinite/first_step`` and ``grad_nonfinite/params``. On an accelerator the parameter
-    names are those non-finite at any step of the buffered window holding that first step.
+    Each :meth:`step` computes the L2 norm of every gradient with one ``torch._foreach_norm`` call
+    and keeps the result: on an accelerator it is stacked into a preallocated device buffer (no
+    host-device synchronisation inside the step), on the CPU the tensors are kept as they are. Every
+    ``flush_every`` steps (and at :meth:`flush`) the batch is converted in one transfer and logged:
+
+    * ``train/grad_norm`` (``key``) -- the global L2 norm over all gradients (computed in float64
+      from the per-parameter norms: ``sqrt(sum(norm_i ** 2))``), at every step;
+    * ``grad_norm/<name>`` -- per parameter (``per="parameter"``) or per module (``per="module"``)
+      every ``per_layer_every`` steps (0 turns them off);
+    * tags ``grad_nonfinite/first_step`` and ``grad_nonfinite/params`` -- the first step with a
+      non-finite gradient and the parameters concerned.
+
+    Call it after the gradients are complete and before clipping (un-scaled under AMP).
     """
 
     def __init__(
         self,
         named_params: Iterable[tuple[str, nn.Parameter]],
-        buffer: ScalarBuffer,
+        run: Run,
         *,
         key: str = "train/grad_norm",
         per_layer_every: int = 50,
         per: str = "parameter",
+        flush_every: int = 100,
+        always_buffer: bool = False,
     ) -> None:
         if per not in ("parameter", "module"):
             from autotrack._errors import InvalidArgumentError
 
             raise InvalidArgumentError("per", per, "choose 'parameter' or 'module'")
         self.params = [(n, p) for n, p in named_params if p.requires_grad]
-        self.buffer = buffer
+        self.run = run
         self.key = key
         self.per_layer_every = int(per_layer_every)
         self.per = per
+        self.flush_every = max(1, int(flush_every))
+        self.always_buffer = always_buffer
         self.nonfinite_step: int | None = None
-        self._window_first_bad: Tensor | None = None  # device: per-step flags in the current window
-        self._group_cache: dict[tuple[int, ...], tuple[list[str], Tensor]] = {}
+        self._pending: list[tuple[int, float, tuple[int, ...], int]] = []  # step, time, param indices, offset
+        self._refs: list[Tensor] = []
+        self._used = 0
+        self._buf: Tensor | None = None
+        self._sparse: bool | None = None
+        self._dtype = torch.float32
+        self._cast: torch.dtype | None = None
+        self._names: dict[tuple[int, ...], tuple[list[str], list[int]]] = {}
 
-    def step(self, step: int) -> Tensor | None:
-        """Compute and record the norms for optimizer step ``step``; returns the global norm tensor."""
+    def step(self, step: int) -> None:
+        """Take the norms of the current gradients for optimizer step ``step``."""
         grads = []
         idx = []
         for i, (_, p) in enumerate(self.params):
@@ -328,74 +356,78 @@ class GradNormTracker:
                 grads.append(g)
                 idx.append(i)
         if not grads:
-            return None
-        if grads[0].is_sparse or any(g.is_sparse for g in grads):
-            grads = [g.coalesce()._values() if g.is_sparse else g for g in grads]
-        norms = torch._foreach_norm(grads, 2.0)
-        stacked = torch.stack(norms) if len(norms) > 1 else norms[0].reshape(1)
-        total = torch.linalg.vector_norm(stacked, 2.0)
-        on_cpu = total.device.type == "cpu"
-        if on_cpu:
-            value = total.item()
-            self.buffer._log(self.key, value, step)
-            if self.nonfinite_step is None and not math.isfinite(value):
-                self._record_nonfinite(step, [self.params[i][0] for i, v in zip(idx, stacked.tolist())
-                                              if not math.isfinite(v)])
-        else:
-            self.buffer.add(self.key, step, total)
-            if self.nonfinite_step is None:
-                self._watch_nonfinite(step, stacked, idx)
-        if self.per_layer_every and step % self.per_layer_every == 0:
-            names, values = self._per_layer(stacked, idx)
-            self.buffer.add_many(names, step, values)
-        return total
-
-    def _per_layer(self, stacked: Tensor, idx: list[int]) -> tuple[list[str], Tensor]:
-        if self.per == "parameter":
-            return [f"grad_norm/{self.params[i][0]}" for i in idx], stacked
-        key = tuple(idx)
-        cached = self._group_cache.get(key)
-        if cached is None:
-            modules: dict[str, int] = {}
-            assign = []
-            for i in idx:
-                mod = self.params[i][0].rpartition(".")[0] or self.params[i][0]
-                assign.append(modules.setdefault(mod, len(modules)))
-            cached = ([f"grad_norm/{m}" for m in modules], torch.tensor(assign, device=stacked.device))
-            self._group_cache[key] = cached
-        names, assign_t = cached
-        sq = torch.zeros(len(names), dtype=stacked.dtype, device=stacked.device)
-        sq.index_add_(0, assign_t, stacked * stacked)
-        return names, sq.sqrt()
-
-    def _watch_nonfinite(self, step: int, stacked: Tensor, idx: list[int]) -> None:
-        # Device-side: remember which parameters were non-finite in this window; checked on flush.
-        bad = ~torch.isfinite(stacked)
-        if self._window_first_bad is None or self._window_first_bad.shape != bad.shape:
-            self._window_first_bad = bad
-            self._window = (step, idx)
-        else:
-            self._window_first_bad |= bad
-
-    def check_window(self) -> None:
-        """On an accelerator: look at the buffered window (one transfer) for non-finite gradients."""
-        if self.nonfinite_step is not None or self._window_first_bad is None:
             return
-        flags = self._window_first_bad.tolist()
-        self._window_first_bad = None
-        if any(flags):
-            _, idx = self._window
-            # the first step of the window whose global norm was non-finite is found by the run's data
-            self._record_nonfinite(self._window[0], [self.params[i][0] for i, f in zip(idx, flags) if f],
-                                   exact=False)
+        if self._sparse is None:
+            self._sparse = any(g.is_sparse for g in grads)
+            # norms in float32 (float64 if any gradient is): fp16/bf16 norms would overflow, and one
+            # dtype lets the batch be stacked
+            wide = torch.float64 if any(g.dtype == torch.float64 for g in grads) else torch.float32
+            self._dtype = wide
+            self._cast = None if all(g.dtype == wide for g in grads) else wide
+        if self._sparse:  # sparse gradients (Embedding(sparse=True)): the norm of their values
+            grads = [g.coalesce()._values() if g.is_sparse else g for g in grads]
+        norms = torch._foreach_norm(grads, 2.0, dtype=self._cast)
+        n = len(norms)
+        if norms[0].is_cpu and not self.always_buffer:
+            self._refs.extend(norms)
+        else:
+            if self._buf is None or self._used + n > self._buf.numel() or self._buf.device != norms[0].device:
+                self.flush()
+                self._buf = torch.empty(max(self.flush_every * n, n), dtype=self._dtype, device=norms[0].device)
+            torch.stack(norms, out=self._buf[self._used : self._used + n])
+        self._pending.append((step, _now(), tuple(idx), self._used))
+        self._used += n
+        if len(self._pending) >= self.flush_every:
+            self.flush()
 
-    def _record_nonfinite(self, step: int, names: list[str], exact: bool = True) -> None:
+    def flush(self) -> None:
+        """Convert the pending norms (one transfer) and log them."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        used, self._used = self._used, 0
+        if self._refs:
+            refs, self._refs = self._refs, []
+            flat = torch.stack(refs).tolist()
+        else:
+            flat = self._buf[:used].tolist()  # type: ignore[index]
+        log = self.run.log_metric
+        every = self.per_layer_every
+        for step, t, idx, offset in pending:
+            values = flat[offset : offset + len(idx)]
+            total = math.sqrt(math.fsum(v * v for v in values))
+            log(self.key, total, step, t)
+            if self.nonfinite_step is None and not math.isfinite(total):
+                self._record_nonfinite(step, [self.params[i][0] for i, v in zip(idx, values) if not math.isfinite(v)])
+            if every and step % every == 0:
+                names, groups = self._layer_names(idx)
+                if self.per == "parameter":
+                    for name, v in zip(names, values):
+                        log(name, v, step, t)
+                else:
+                    sums = [0.0] * len(names)
+                    for g, v in zip(groups, values):
+                        sums[g] += v * v
+                    for name, v in zip(names, sums):
+                        log(name, math.sqrt(v), step, t)
+
+    def _layer_names(self, idx: tuple[int, ...]) -> tuple[list[str], list[int]]:
+        cached = self._names.get(idx)
+        if cached is None:
+            if self.per == "parameter":
+                cached = ([f"grad_norm/{self.params[i][0]}" for i in idx], list(range(len(idx))))
+            else:
+                modules: dict[str, int] = {}
+                groups = [modules.setdefault(self.params[i][0].rpartition(".")[0] or self.params[i][0], len(modules))
+                          for i in idx]
+                cached = ([f"grad_norm/{m}" for m in modules], groups)
+            self._names[idx] = cached
+        return cached
+
+    def _record_nonfinite(self, step: int, names: list[str]) -> None:
         self.nonfinite_step = step
         shown = ", ".join(names[:50]) + (f", ... ({len(names)} in all)" if len(names) > 50 else "")
-        tags = {"grad_nonfinite/first_step": step, "grad_nonfinite/params": shown}
-        if not exact:
-            tags["grad_nonfinite/first_step"] = f">={step}"
-        self.buffer.run.set_tags(tags)
+        self.run.set_tags({"grad_nonfinite/first_step": step, "grad_nonfinite/params": shown})
 
 
 # -- loss and learning rate ----------------------------------------------------------------------

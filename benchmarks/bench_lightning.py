@@ -1,0 +1,205 @@
+"""Overhead of AutotrackCallback on a small Lightning training on CPU, next to its peers.
+
+    python benchmarks/bench_lightning.py              # ~2000 steps x 5 repetitions
+    python benchmarks/bench_lightning.py --quick      # ~1-2 minutes
+
+Variants, run interleaved (the order shuffled in each repetition) in one process:
+
+* ``bare``       -- no logger, no callback;
+* ``autotrack``  -- ``AutotrackCallback()`` with everything on (grad norms, per-layer norms, lr,
+                    loss, self.log metrics, checkpoint tracking);
+* ``csv``        -- ``CSVLogger`` with ``log_every_n_steps=1``;
+* ``mlflow``     -- ``mlflow.pytorch.autolog(log_every_n_step=1)`` (only if mlflow is importable;
+                    ``log_models=False`` unless ``--mlflow-log-models``);
+* ``autotrack-nonorm`` -- (only when asked for with ``--variants``) the callback without gradient norms.
+
+Every variant trains the same 64-256-256-10 MLP on the same synthetic data, and its
+``training_step`` calls ``self.log("train_loss", loss)``. Reported per variant: the steady-state
+time per step (median of the per-step times after ``--warmup`` steps, with
+``torch.set_num_threads(1)``), its ratio to ``bare`` (median over repetitions of the ratio within
+each repetition, so drift of a noisy machine cancels), and ``fit()`` as a whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+try:
+    import lightning.pytorch as L  # noqa: E402
+except ImportError:  # pragma: no cover
+    import pytorch_lightning as L  # type: ignore[no-redef]  # noqa: E402
+
+import autotrack  # noqa: E402
+from autotrack.integrations.lightning import AutotrackCallback  # noqa: E402
+
+
+class MLP(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(),
+            torch.nn.Linear(256, 10),
+        )
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self.net(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.parameters(), lr=1e-3)
+        return {"optimizer": opt,
+                "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.StepLR(opt, 500, 0.5), "interval": "step"}}
+
+
+class StepTimer(L.Callback):
+    """Wall-clock time and process CPU time (all threads) between consecutive training batch ends."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.cpu: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.times.append(time.perf_counter())
+        self.cpu.append(time.process_time())
+
+
+def make_loader(steps: int, batch_size: int) -> torch.utils.data.DataLoader:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(steps * batch_size, 64, generator=g)
+    y = torch.randint(0, 10, (steps * batch_size,), generator=g)
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size)
+
+
+LOG_MODELS = False
+
+
+def run_variant(name: str, loader, workdir: Path, warmup: int) -> tuple[float, float]:
+    torch.manual_seed(0)
+    timer = StepTimer()
+    callbacks: list = [timer]
+    logger: object = False
+    kwargs = {}
+    if name == "autotrack":
+        callbacks.append(AutotrackCallback())
+    elif name == "autotrack-nonorm":  # for splitting the cost: no gradient norms
+        callbacks.append(AutotrackCallback(log_grad_norm=False))
+    elif name == "csv":
+        logger = L.loggers.CSVLogger(str(workdir / "csv"))
+        kwargs["log_every_n_steps"] = 1
+    elif name == "mlflow":
+        import mlflow.pytorch
+
+        mlflow.pytorch.autolog(log_every_n_step=1, log_models=LOG_MODELS, silent=True)
+    trainer = L.Trainer(
+        max_epochs=1, accelerator="cpu", devices=1, logger=logger, callbacks=callbacks,
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=True,
+        default_root_dir=str(workdir / name), num_sanity_val_steps=0, **kwargs,
+    )
+    t0 = time.perf_counter()
+    try:
+        trainer.fit(MLP(), loader)
+    finally:
+        if name == "mlflow":
+            import mlflow
+            import mlflow.pytorch
+
+            mlflow.pytorch.autolog(disable=True)
+            if mlflow.active_run() is not None:
+                mlflow.end_run()
+    fit_time = time.perf_counter() - t0
+    per_step = [b - a for a, b in zip(timer.times[warmup:], timer.times[warmup + 1:])]
+    cpu = timer.cpu[warmup:]
+    cpu_per_step = (cpu[-1] - cpu[0]) / (len(cpu) - 1)  # process_time ticks too coarsely for one step
+    return statistics.median(per_step), cpu_per_step, fit_time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps per fit (default 2000)")
+    parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions (default 5)")
+    parser.add_argument("--warmup", type=int, default=100, help="steps left out of the steady state")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--quick", action="store_true", help="400 steps x 6 repetitions (~1-2 minutes)")
+    parser.add_argument("--variants", default="bare,autotrack,csv,mlflow")
+    parser.add_argument("--mlflow-log-models", action="store_true",
+                        help="keep mlflow's default model logging (adds seconds to each fit, not to steps)")
+    args = parser.parse_args()
+    global LOG_MODELS
+    LOG_MODELS = args.mlflow_log_models
+    if args.quick:
+        args.steps, args.reps = 400, 6
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+    variants = [v for v in args.variants.split(",") if v]
+    if "mlflow" in variants:
+        try:
+            import mlflow  # noqa: F401
+            import mlflow.pytorch  # noqa: F401
+        except ImportError:
+            print("mlflow is not importable: its variant is skipped")
+            variants.remove("mlflow")
+
+    work = Path(tempfile.mkdtemp(prefix="bench-lightning-"))
+    autotrack.set_store(work / "autotrack-store")
+    if "mlflow" in variants:
+        import mlflow
+
+        mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
+    os.chdir(work)
+    loader = make_loader(args.steps, args.batch_size)
+    steps: dict[str, list[float]] = {v: [] for v in variants}
+    cpus: dict[str, list[float]] = {v: [] for v in variants}
+    fits: dict[str, list[float]] = {v: [] for v in variants}
+    for name in variants:  # imports and first-call costs, outside the measurement
+        run_variant(name, make_loader(30, args.batch_size), work / "warm", 5)
+    rng = random.Random(0)
+    for rep in range(args.reps):
+        order = variants[:]
+        rng.shuffle(order)
+        for name in order:
+            per_step, cpu_step, fit_time = run_variant(name, loader, work / f"rep{rep}", args.warmup)
+            steps[name].append(per_step)
+            cpus[name].append(cpu_step)
+            fits[name].append(fit_time)
+        print(f"repetition {rep + 1}/{args.reps}: " + ", ".join(
+            f"{n} {steps[n][-1] * 1e3:.3f} ms ({cpus[n][-1] * 1e3:.3f} CPU)" for n in variants), flush=True)
+
+    print(f"\n{args.steps} steps x {args.reps} interleaved repetitions, batch {args.batch_size}, "
+          f"64-256-256-10 MLP, torch.set_num_threads(1), torch {torch.__version__}, lightning {L.__version__}")
+    def ratio(values: dict[str, list[float]], name: str) -> float:
+        if "bare" not in values:
+            return float("nan")
+        return statistics.median(v / b for v, b in zip(values[name], values["bare"]))
+
+    print(f"{'variant':<17} {'wall ms/step':>12} {'vs bare':>8} {'CPU ms/step':>12} {'vs bare':>8} "
+          f"{'fit() s':>8} {'vs bare':>8}")
+    for name in variants:
+        print(f"{name:<17} {statistics.median(steps[name]) * 1e3:>12.3f} {ratio(steps, name):>7.3f}x "
+              f"{statistics.median(cpus[name]) * 1e3:>12.3f} {ratio(cpus, name):>7.3f}x "
+              f"{statistics.median(fits[name]):>8.2f} {ratio(fits, name):>7.3f}x")
+    print("wall: median per-step wall time after warm-up; CPU: process CPU time (all threads) per step after "
+          "warm-up, which other processes on a busy machine disturb less; ratios: median over repetitions of "
+          "the ratio within each repetition.")
+
+if __name__ == "__main__":
+    main()
