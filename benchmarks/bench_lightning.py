@@ -11,7 +11,9 @@ Variants, run interleaved (the order shuffled in each repetition) in one process
 * ``csv``        -- ``CSVLogger`` with ``log_every_n_steps=1``;
 * ``mlflow``     -- ``mlflow.pytorch.autolog(log_every_n_step=1)`` (only if mlflow is importable;
                     ``log_models=False`` unless ``--mlflow-log-models``);
-* ``autotrack-nonorm`` -- (only when asked for with ``--variants``) the callback without gradient norms.
+* ``autotrack-nonorm`` -- (only when asked for with ``--variants``) the callback without gradient norms;
+* ``noop-callback`` -- (only when asked for) an empty ``Callback``: what Lightning's hook dispatch to
+                    one more callback costs, whatever the callback does.
 
 Every variant trains the same 64-256-256-10 MLP on the same synthetic data, and its
 ``training_step`` calls ``self.log("train_loss", loss)``. Reported per variant: the steady-state
@@ -99,6 +101,8 @@ def run_variant(name: str, loader, workdir: Path, warmup: int) -> tuple[float, f
         callbacks.append(AutotrackCallback())
     elif name == "autotrack-nonorm":  # for splitting the cost: no gradient norms
         callbacks.append(AutotrackCallback(log_grad_norm=False))
+    elif name == "noop-callback":  # Lightning's own cost of dispatching hooks to one more callback
+        callbacks.append(L.Callback())
     elif name == "csv":
         logger = L.loggers.CSVLogger(str(workdir / "csv"))
         kwargs["log_every_n_steps"] = 1

@@ -91,7 +91,8 @@ def test_mlp_two_epochs_records_truth(store, tmp_path):
     model = MLP()
     ckpt = L.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val_loss", mode="min", save_top_k=1,
                                        save_last=True)
-    t = trainer(callbacks=[AutotrackCallback(per_layer_every=2), ckpt], enable_checkpointing=True)
+    stopper = L.callbacks.EarlyStopping(monitor="val_loss", patience=5)
+    t = trainer(callbacks=[AutotrackCallback(per_layer_every=2), ckpt, stopper], enable_checkpointing=True)
     t.fit(model, loader(), loader(32, seed=1))
     rec = only_run()
     assert rec.status == "finished"
@@ -151,6 +152,10 @@ def test_mlp_two_epochs_records_truth(store, tmp_path):
     best = [a for a in live if a.metadata["best"]]
     assert len(best) == 1 and best[0].metadata["path"] == str(Path(ckpt.best_model_path).resolve())
     assert best[0].metadata["score"] == pytest.approx(float(ckpt.best_model_score))
+    assert f"epoch={best[0].metadata['epoch']}-step={best[0].step}" == Path(ckpt.best_model_path).stem
+    assert rec.params["early_stopping.monitor"] == "val_loss" and rec.params["early_stopping.patience"] == 5
+    assert rec.params["early_stopping.best_score"] == pytest.approx(float(stopper.best_score))
+    assert rec.info("config")["early_stopping"][0]["stopped_epoch"] == stopper.stopped_epoch
     deleted = [a for a in arts if a.deleted]
     assert len(deleted) == 2  # epoch 0's top-1 (replaced by a better one) and epoch 0's last.ckpt
     for a in deleted:

@@ -229,7 +229,8 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
 
     * ``train/loss`` -- mean of the micro-batch losses of each optimizer step (under
       ``accumulate_grad_batches`` the mean over the accumulated batches, un-scaled under AMP);
-    * ``train/grad_norm`` -- L2 norm of all gradients of the stepping optimizer, before clipping;
+    * ``train/grad_norm`` -- L2 norm of all gradients of the stepping optimizer, before clipping
+      (``train/grad_norm/opt<i>`` for several optimizers);
     * ``grad_norm/<parameter>`` (or ``grad_norm/<module>``) -- every ``per_layer_every`` steps;
     * ``train/lr`` -- the lr each step used; ``train/lr/<group>`` for several param groups,
       ``train/lr/opt<i>[/<group>]`` for several optimizers;
@@ -237,11 +238,15 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     * every metric logged with ``self.log``, under its own key at the step Lightning logs it at
       (``log_every_n_steps``; epoch-level metrics at the end of the epoch), also with ``logger=False``;
     * params: the LightningModule's and DataModule's hyperparameters, ``trainer.*`` settings,
-      ``early_stopping.*``; sections ``model``, ``optimizer``, ``config``; tags
+      ``early_stopping.*``; sections ``model``, ``optimizer``, ``config`` (trainer settings,
+      EarlyStopping and ModelCheckpoint state at the end of fit), ``data`` (fingerprints of the
+      train/validation datasets that have a length, when ``autotrack._capture`` is present); tags
       ``grad_nonfinite/first_step`` and ``grad_nonfinite/params`` if gradients become non-finite;
     * artifacts of kind ``checkpoint`` for every ModelCheckpoint save (metadata: path, epoch,
       global_step, monitor, score, best, last; deleted checkpoints are marked deleted).
 
+    Losses, norms and ``self.log`` tensors reach the run in batches (every 100 optimizer steps,
+    at the end of fit and when training fails), so nothing converts a tensor inside the step.
     Under DDP only global rank 0 records; losses and gradient norms are rank 0's.
     """
 
