@@ -215,12 +215,18 @@ def test_checkpoint_recorder_hashes_in_background_and_marks_deleted(store, tmp_p
     rec_ckpt.mark_deleted("ckpt0.pt")
     files[0].unlink()
     rec_ckpt.update("ckpt2.pt", {"score": 0.5})
+    gone = tmp_path / "gone.pt"
+    gone.write_bytes(b"x")
+    gone.unlink()  # deleted before the worker could hash it (a trainer's save_top_k can do that)
+    rec_ckpt.record(str(gone), "gone.pt", step=3, metadata={"epoch": 3})
     copied = CheckpointRecorder(run, copy=True)
     copied.record(str(files[2]), "copied.pt", step=2, metadata={})
     run.end()  # the end hooks wait for the queues
     rec = autotrack.get_run(run.id)
     arts = {a.name: a for a in rec.artifacts}
-    assert set(arts) == {"ckpt0.pt", "ckpt1.pt", "ckpt2.pt", "copied.pt"}
+    assert set(arts) == {"ckpt0.pt", "ckpt1.pt", "ckpt2.pt", "copied.pt", "gone.pt"}
+    assert arts["gone.pt"].deleted and arts["gone.pt"].sha256 is None and arts["gone.pt"].step == 3
+    assert arts["gone.pt"].metadata == {"epoch": 3, "deleted_before_hashing": True}
     for i in (1, 2):
         a = arts[f"ckpt{i}.pt"]
         assert a.kind == "checkpoint" and not a.stored and a.step == i

@@ -323,6 +323,8 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         if self._on:
             self._session.ensure_run().log_metric("epoch", trainer.current_epoch, step=trainer.global_step)
+            if self._ckpt_callbacks:  # saves of the previous epoch's end, before any can be deleted
+                self._poll_checkpoints(trainer)
 
     @override
     @guarded("lightning callback on_before_backward")
@@ -351,6 +353,12 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     @override
     @guarded("lightning callback on_train_epoch_end")
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if self._ckpt_callbacks:
+            self._poll_checkpoints(trainer)
+
+    @override
+    @guarded("lightning callback on_validation_start")
+    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
         if self._ckpt_callbacks:
             self._poll_checkpoints(trainer)
 

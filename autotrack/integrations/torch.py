@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from autotrack._errors import InvalidArgumentError
 from autotrack._patching import report_failure
 
 if TYPE_CHECKING:
@@ -326,10 +327,10 @@ class GradNormTracker:
         always_buffer: bool = False,
     ) -> None:
         if per not in ("parameter", "module"):
-            from autotrack._errors import InvalidArgumentError
-
             raise InvalidArgumentError("per", per, "choose 'parameter' or 'module'")
         self.params = [(n, p) for n, p in named_params if p.requires_grad]
+        self._tensors = [p for _, p in self.params]
+        self._all = tuple(range(len(self.params)))
         self.run = run
         self.key = key
         self.per_layer_every = int(per_layer_every)
@@ -348,15 +349,14 @@ class GradNormTracker:
 
     def step(self, step: int) -> None:
         """Take the norms of the current gradients for optimizer step ``step``."""
-        grads = []
-        idx = []
-        for i, (_, p) in enumerate(self.params):
-            g = p.grad
-            if g is not None:
-                grads.append(g)
-                idx.append(i)
-        if not grads:
-            return
+        grads = [p.grad for p in self._tensors]
+        if any(g is None for g in grads):  # parameters without a gradient this step are left out
+            idx = tuple(i for i, g in enumerate(grads) if g is not None)
+            grads = [grads[i] for i in idx]
+            if not grads:
+                return
+        else:
+            idx = self._all
         if self._sparse is None:
             self._sparse = any(g.is_sparse for g in grads)
             # norms in float32 (float64 if any gradient is): fp16/bf16 norms would overflow, and one
@@ -375,7 +375,7 @@ class GradNormTracker:
                 self.flush()
                 self._buf = torch.empty(max(self.flush_every * n, n), dtype=self._dtype, device=norms[0].device)
             torch.stack(norms, out=self._buf[self._used : self._used + n])
-        self._pending.append((step, _now(), tuple(idx), self._used))
+        self._pending.append((step, _now(), idx, self._used))
         self._used += n
         if len(self._pending) >= self.flush_every:
             self.flush()
@@ -539,10 +539,16 @@ class CheckpointRecorder:
             return
         if action == "record":
             path, name, step, metadata = args
-            if not os.path.isfile(path):
-                self.missing.append(path)  # deleted before it could be hashed
-                return
-            self.run.log_artifact(path, name, "checkpoint", step=step, metadata=metadata, copy=self.copy)
+            try:
+                self.run.log_artifact(path, name, "checkpoint", step=step, metadata=metadata, copy=self.copy)
+            except InvalidArgumentError:
+                if os.path.exists(path):
+                    raise
+                # deleted before it could be hashed: keep the record (path, no sha256), marked deleted
+                self.missing.append(path)
+                self.run._record_artifact(name, "checkpoint", None, None, step, os.path.abspath(path), False,  # type: ignore[arg-type]
+                                          {**metadata, "deleted_before_hashing": True})
+                self.run.update_artifact(name, deleted=True)
         elif action == "update":
             self.run.update_artifact(args[0], metadata=args[1])
         elif action == "deleted":
