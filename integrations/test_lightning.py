@@ -196,6 +196,23 @@ def test_checkpoints_every_n_train_steps_recorded_with_their_steps(store, tmp_pa
         assert Path(a.path).read_bytes() == f.read_bytes()  # copied into the store
 
 
+def test_amp_grad_scaler_loss_and_norm_are_unscaled(store):
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    torch.manual_seed(0)
+    model = MLP(step_size=100)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    trainer(max_epochs=1, callbacks=[AutotrackCallback()],
+            plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)]).fit(model, loader())
+    rec = only_run()
+    np.testing.assert_allclose(rec.metric_arrays("train/loss")[1], model.losses, rtol=1e-6)
+    steps, norms, _ = rec.metric_arrays("train/grad_norm")
+    np.testing.assert_allclose(norms, [model.norms[s] for s in steps], rtol=1e-5)
+    assert max(norms) < 100  # not multiplied by the 1024 scale
+    info = rec.info("optimizer")["grad_scaler"]
+    assert info["enabled"] is True and info["scale"] == 1024.0
+
+
 class TwoOptimizers(L.LightningModule):
     def __init__(self) -> None:
         super().__init__()

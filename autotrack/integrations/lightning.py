@@ -282,7 +282,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         self._per_optimizer: dict[int, tuple[GradNormTracker | None, list[str]]] = {}
         self._loss: LossTracker | None = None
         self._loss_scale = 1.0
-        self._amp_scale: torch.Tensor | None = None
+        self._scaler: Any = None
         self._ckpt_callbacks: list[Any] = []
         self._step_checkpointing = False
         self._ckpt_signatures: dict[int, tuple[Any, ...]] = {}
@@ -290,7 +290,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_per_optimizer={}, _loss=None, _amp_scale=None, _ckpt_callbacks=[],
+        state.update(_per_optimizer={}, _loss=None, _scaler=None, _ckpt_callbacks=[],
                      _wrapped_connector=None, _on=False)
         return state
 
@@ -425,7 +425,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         scaler = getattr(plugin, "scaler", None)
         run.set_info("optimizer", optimizer_info(trainer.optimizers, pl_module, trainer.lr_scheduler_configs, scaler))
         if scaler is not None and scaler.is_enabled():
-            self._amp_scale = getattr(scaler, "_scale", None)  # the device tensor: dividing costs no sync
+            self._scaler = scaler
         buffer = self._session.buffer
         self._loss = LossTracker(buffer)
         automatic = pl_module.automatic_optimization
@@ -465,8 +465,10 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
                 _call_log_data(log_data, run, name if len(loader_list) == 1 else f"{name}{j}", dataset)
 
     def _add_loss(self, loss: torch.Tensor) -> None:
-        if self._amp_scale is not None:
-            loss = loss.detach() / self._amp_scale
+        if self._scaler is not None:  # AMP: Lightning hands hooks the scaled loss
+            scale = getattr(self._scaler, "_scale", None)  # a device tensor: dividing costs no sync
+            if scale is not None:
+                loss = loss.detach() / scale
         self._loss.add(loss, self._loss_scale)  # type: ignore[union-attr]
 
     def _record_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
