@@ -7,10 +7,14 @@ Variants, run interleaved (the order shuffled in each repetition) in one process
 
 * ``bare``       -- no logger, no callback;
 * ``autotrack``  -- ``AutotrackCallback()`` with everything on (grad norms, per-layer norms, lr,
-                    loss, self.log metrics, checkpoint tracking);
+                    loss, self.log metrics, checkpoint tracking, and the start-of-run capture and
+                    system-metrics sampler when ``autotrack._capture`` is present);
 * ``csv``        -- ``CSVLogger`` with ``log_every_n_steps=1``;
 * ``mlflow``     -- ``mlflow.pytorch.autolog(log_every_n_step=1)`` (only if mlflow is importable;
                     ``log_models=False`` unless ``--mlflow-log-models``);
+* ``autotrack-nocapture`` -- (only when asked for) the callback with ``AUTOTRACK_CAPTURE=0`` and
+                    ``AUTOTRACK_SYSTEM_METRICS=0``: its own cost, without start-of-run capture and the
+                    system-metrics sampler thread;
 * ``autotrack-nonorm`` -- (only when asked for with ``--variants``) the callback without gradient norms;
 * ``noop-callback`` -- (only when asked for) an empty ``Callback``: what Lightning's hook dispatch to
                     one more callback costs, whatever the callback does.
@@ -47,6 +51,11 @@ except ImportError:  # pragma: no cover
 
 import autotrack  # noqa: E402
 from autotrack.integrations.lightning import AutotrackCallback  # noqa: E402
+
+try:  # start-of-run capture (hardware, environment, system metrics) when the package has it
+    import autotrack._capture  # noqa: E402, F401
+except ImportError:
+    pass
 
 
 class MLP(L.LightningModule):
@@ -99,6 +108,9 @@ def run_variant(name: str, loader, workdir: Path, warmup: int) -> tuple[float, f
     kwargs = {}
     if name == "autotrack":
         callbacks.append(AutotrackCallback())
+    elif name == "autotrack-nocapture":  # the callback alone: no start-of-run capture, no system sampler
+        callbacks.append(AutotrackCallback())
+        os.environ.update(AUTOTRACK_CAPTURE="0", AUTOTRACK_SYSTEM_METRICS="0")
     elif name == "autotrack-nonorm":  # for splitting the cost: no gradient norms
         callbacks.append(AutotrackCallback(log_grad_norm=False))
     elif name == "noop-callback":  # Lightning's own cost of dispatching hooks to one more callback
@@ -119,6 +131,9 @@ def run_variant(name: str, loader, workdir: Path, warmup: int) -> tuple[float, f
     try:
         trainer.fit(MLP(), loader)
     finally:
+        if name == "autotrack-nocapture":
+            os.environ.pop("AUTOTRACK_CAPTURE", None)
+            os.environ.pop("AUTOTRACK_SYSTEM_METRICS", None)
         if name == "mlflow":
             import mlflow
             import mlflow.pytorch
