@@ -19,6 +19,11 @@ Variants, run interleaved (the order shuffled in each repetition) in one process
 * ``noop-callback`` -- (only when asked for) an empty ``Callback``: what Lightning's hook dispatch to
                     one more callback costs, whatever the callback does.
 
+Then (unless ``--no-paired``) the callback's own cost measured within single fits: it is switched
+on and off in alternating 50-step blocks, and the ratio of the median step time of each "on" block to
+the "off" block just before it is taken (adjacent blocks share the machine's load, which the
+fit-to-fit comparison does not).
+
 Every variant trains the same 64-256-256-10 MLP on the same synthetic data, and its
 ``training_step`` calls ``self.log("train_loss", loss)``. Reported per variant: the steady-state
 time per step (median of the per-step times after ``--warmup`` steps, with
@@ -90,6 +95,43 @@ class StepTimer(L.Callback):
         self.cpu.append(time.process_time())
 
 
+class Toggler(L.Callback):
+    """Switches an AutotrackCallback on and off every ``block`` steps within one fit and keeps the
+    per-step times of each state: adjacent blocks see the same machine load, so the paired
+    difference isolates the callback's own cost (its hooks still get called when off, and return)."""
+
+    def __init__(self, target: AutotrackCallback, block: int = 50) -> None:
+        self.target = target
+        self.block = block
+        self.last: float | None = None
+        self.blocks: list[tuple[bool, list[float]]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = time.perf_counter()
+        if batch_idx % self.block == 0:
+            on = (batch_idx // self.block) % 2 == 1
+            self.target._on = on
+            self.blocks.append((on, []))
+        elif self.last is not None:
+            self.blocks[-1][1].append(now - self.last)
+        self.last = now
+
+
+def paired_overhead(loader, workdir: Path, block: int) -> tuple[float, float]:
+    """Median over adjacent (off, on) block pairs of median(on) / median(off), and the step time."""
+    cb = AutotrackCallback()
+    toggler = Toggler(cb, block)
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, callbacks=[cb, toggler],
+                        enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=str(workdir / "paired"), num_sanity_val_steps=0)
+    trainer.fit(MLP(), loader)
+    blocks = [(on, statistics.median(t)) for on, t in toggler.blocks[2:] if len(t) > block // 2]
+    ratios = [b_on / b_off for (on0, b_off), (on1, b_on) in zip(blocks, blocks[1:]) if not on0 and on1]
+    if not ratios:
+        return float("nan"), float("nan")
+    return statistics.median(ratios), statistics.median(m for on, m in blocks if not on)
+
+
 def make_loader(steps: int, batch_size: int) -> torch.utils.data.DataLoader:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(steps * batch_size, 64, generator=g)
@@ -158,6 +200,8 @@ def main() -> None:
     parser.add_argument("--variants", default="bare,autotrack,csv,mlflow")
     parser.add_argument("--mlflow-log-models", action="store_true",
                         help="keep mlflow's default model logging (adds seconds to each fit, not to steps)")
+    parser.add_argument("--no-paired", dest="paired", action="store_false",
+                        help="skip the within-fit measurement (callback on/off in alternating 50-step blocks)")
     args = parser.parse_args()
     global LOG_MODELS
     LOG_MODELS = args.mlflow_log_models
@@ -202,6 +246,16 @@ def main() -> None:
             fits[name].append(fit_time)
         print(f"repetition {rep + 1}/{args.reps}: " + ", ".join(
             f"{n} {steps[n][-1] * 1e3:.3f} ms ({cpus[n][-1] * 1e3:.3f} CPU)" for n in variants), flush=True)
+
+    if args.paired:
+        ratios = []
+        for rep in range(args.reps):
+            ratio, off = paired_overhead(loader, work / f"paired{rep}", max(4, min(50, args.steps // 8)))
+            ratios.append(ratio)
+        print(f"paired within-fit (callback on/off in alternating blocks of {max(4, min(50, args.steps // 8))} "
+              f"steps, {args.reps} fits): "
+              f"on/off per-step ratio median {statistics.median(ratios):.3f}x "
+              f"(per fit: {', '.join(f'{r:.3f}' for r in ratios)})")
 
     print(f"\n{args.steps} steps x {args.reps} interleaved repetitions, batch {args.batch_size}, "
           f"64-256-256-10 MLP, torch.set_num_threads(1), torch {torch.__version__}, lightning {L.__version__}")
