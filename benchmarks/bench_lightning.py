@@ -1,7 +1,7 @@
 """Overhead of AutotrackCallback on a small Lightning training on CPU, next to its peers.
 
-    python benchmarks/bench_lightning.py              # ~2000 steps x 5 repetitions
-    python benchmarks/bench_lightning.py --quick      # ~1-2 minutes
+    python benchmarks/bench_lightning.py              # 2000 steps x 5 repetitions (~2-3 minutes here)
+    python benchmarks/bench_lightning.py --quick      # 400 steps x 6 repetitions (~40 s here)
 
 Variants, run interleaved (the order shuffled in each repetition) in one process:
 
