@@ -34,6 +34,7 @@ each repetition, so drift of a noisy machine cancels), and ``fit()`` as a whole.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import random
@@ -47,18 +48,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
 try:
-    import lightning.pytorch as L  # noqa: E402
+    import lightning.pytorch as L
 except ImportError:  # pragma: no cover
-    import pytorch_lightning as L  # type: ignore[no-redef]  # noqa: E402
+    import pytorch_lightning as L  # type: ignore[no-redef]
 
-import autotrack  # noqa: E402
-from autotrack.integrations.lightning import AutotrackCallback  # noqa: E402
+import autotrack
+from autotrack.integrations.lightning import AutotrackCallback
 
 try:  # start-of-run capture (hardware, environment, system metrics) when the package has it
-    import autotrack._capture  # noqa: E402, F401
+    import autotrack._capture
 except ImportError:
     pass
 
@@ -126,7 +127,7 @@ def paired_overhead(loader, workdir: Path, block: int) -> tuple[float, float]:
                         default_root_dir=str(workdir / "paired"), num_sanity_val_steps=0)
     trainer.fit(MLP(), loader)
     blocks = [(on, statistics.median(t)) for on, t in toggler.blocks[2:] if len(t) > block // 2]
-    ratios = [b_on / b_off for (on0, b_off), (on1, b_on) in zip(blocks, blocks[1:]) if not on0 and on1]
+    ratios = [b_on / b_off for (on0, b_off), (on1, b_on) in itertools.pairwise(blocks) if not on0 and on1]
     if not ratios:
         return float("nan"), float("nan")
     return statistics.median(ratios), statistics.median(m for on, m in blocks if not on)
@@ -184,7 +185,7 @@ def run_variant(name: str, loader, workdir: Path, warmup: int) -> tuple[float, f
             if mlflow.active_run() is not None:
                 mlflow.end_run()
     fit_time = time.perf_counter() - t0
-    per_step = [b - a for a, b in zip(timer.times[warmup:], timer.times[warmup + 1:])]
+    per_step = [b - a for a, b in itertools.pairwise(timer.times[warmup:])]
     cpu = timer.cpu[warmup:]
     cpu_per_step = (cpu[-1] - cpu[0]) / (len(cpu) - 1)  # process_time ticks too coarsely for one step
     return statistics.median(per_step), cpu_per_step, fit_time
@@ -216,8 +217,8 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     if "mlflow" in variants:
         try:
-            import mlflow  # noqa: F401
-            import mlflow.pytorch  # noqa: F401
+            import mlflow
+            import mlflow.pytorch
         except ImportError:
             print("mlflow is not importable: its variant is skipped")
             variants.remove("mlflow")
@@ -250,7 +251,7 @@ def main() -> None:
     if args.paired:
         ratios = []
         for rep in range(args.reps):
-            ratio, off = paired_overhead(loader, work / f"paired{rep}", max(4, min(50, args.steps // 8)))
+            ratio, _ = paired_overhead(loader, work / f"paired{rep}", max(4, min(50, args.steps // 8)))
             ratios.append(ratio)
         print(f"paired within-fit (callback on/off in alternating blocks of {max(4, min(50, args.steps // 8))} "
               f"steps, {args.reps} fits): "

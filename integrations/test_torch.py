@@ -11,13 +11,13 @@ from pathlib import Path
 os.environ.setdefault("AUTOTRACK_CAPTURE", "0")
 os.environ.setdefault("AUTOTRACK_SYSTEM_METRICS", "0")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 torch = pytest.importorskip("torch")
 
-import autotrack  # noqa: E402
-from autotrack.integrations.torch import (  # noqa: E402
+import autotrack
+from autotrack.integrations.torch import (
     CheckpointRecorder,
     GradNormTracker,
     LossTracker,
