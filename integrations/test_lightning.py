@@ -343,7 +343,7 @@ def test_pytorch_lightning_import(store):
 
 
 DDP_SCRIPT = """
-import os, sys, torch
+import os, sys, time, torch
 import lightning.pytorch as L
 import autotrack
 from autotrack.integrations.lightning import AutotrackCallback
@@ -353,6 +353,7 @@ class M(L.LightningModule):
         super().__init__()
         self.net = torch.nn.Linear(8, 2)
     def training_step(self, batch, batch_idx):
+        time.sleep(0.05)  # long enough for each rank's system sampler (every 0.05 s) to take a sample
         loss = torch.nn.functional.cross_entropy(self.net(batch[0]), batch[1])
         with open(os.path.join(sys.argv[2], f"loss_rank{self.global_rank}.txt"), "a") as f:
             f.write(repr(loss.item()) + "\\n")
@@ -386,7 +387,7 @@ def test_ddp_two_processes_one_run_written_by_rank_zero(store, tmp_path, strateg
     script.write_text(textwrap.dedent(DDP_SCRIPT))
     store_dir = store.root
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOTRACK_DIR": str(store_dir), "PL_DISABLE_FORK": "1",
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", "AUTOTRACK_CAPTURE": "1", "AUTOTRACK_SYSTEM_METRICS": "0.05"}
     done = subprocess.run([sys.executable, str(script), strategy, str(tmp_path), run], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=110, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -401,3 +402,11 @@ def test_ddp_two_processes_one_run_written_by_rank_zero(store, tmp_path, strateg
     assert len(rank0) == len(rank1) == 4  # 32 samples, 2 ranks, batch 4
     np.testing.assert_allclose(rec.metric_arrays("train/loss")[1], rank0, rtol=1e-6)
     assert rec.info("config")["trainer"]["world_size"] == 2
+    try:
+        from autotrack import _capture  # noqa: F401
+    except ImportError:  # no capture module: no system metrics on any rank
+        return
+    # rank 1 writes only its system metrics, labelled, into rank 0's run
+    rank1_keys = [k for k in rec.metric_keys if k.startswith("system/rank1/")]
+    assert "system/rank1/proc_rss_bytes" in rank1_keys
+    assert not any(k.startswith("system/rank0/") for k in rec.metric_keys)

@@ -98,11 +98,19 @@ class _Session:
     # pickling (ddp_spawn sends the trainer, with its callbacks and loggers, to new processes)
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        run = state.pop("run")
-        if run is not None and not run.ended:
-            state["_attached_ref"] = (run.id, str(run.store.root), run.name, run.experiment, run.parent_id)
+        ref = self.ref()
+        state.pop("run")
+        if ref is not None:
+            state["_attached_ref"] = ref
         state.update(run=None, created=False, _buffer=None, _checkpoints=None, flushers=[])
         return state
+
+    def ref(self) -> tuple[str, str, str, str, str | None] | None:
+        """What another process needs to write into this run (DDP ranks, spawned processes)."""
+        run = self.run
+        if run is None or run.ended:
+            return None
+        return (run.id, str(run.store.root), run.name, run.experiment, run.parent_id)
 
     def ensure_run(self) -> Run:
         if self.run is None or (self.created and self.run.ended):
@@ -247,7 +255,9 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
 
     Losses, norms and ``self.log`` tensors reach the run in batches (every 100 optimizer steps,
     at the end of fit and when training fails), so nothing converts a tensor inside the step.
-    Under DDP only global rank 0 records; losses and gradient norms are rank 0's.
+    Under DDP global rank 0 records everything above, so losses and gradient norms are rank 0's;
+    the other ranks only add their system metrics as ``system/rank<r>/...`` (when the capture
+    module and its system-metrics sampler are on).
     """
 
     def __init__(
@@ -276,6 +286,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         self.per_layer_every = per_layer_every
         self.per_layer = per_layer
         self._on = False
+        self._rank_sampler: tuple[Any, Run] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -291,7 +302,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.update(_per_optimizer={}, _loss=None, _scaler=None, _ckpt_callbacks=[],
-                     _wrapped_connector=None, _on=False)
+                     _wrapped_connector=None, _on=False, _rank_sampler=None)
         return state
 
     @property
@@ -304,7 +315,11 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     @override
     @guarded("lightning callback setup")
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        self._start(trainer, pl_module, stage)
+        try:
+            self._start(trainer, pl_module, stage)
+        finally:  # every rank must reach the broadcast, whatever happened on rank 0
+            if trainer.world_size > 1:
+                self._share_run_with_ranks(trainer)
 
     @override
     @guarded("lightning callback on_fit_start")
@@ -377,12 +392,14 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     @override
     @guarded("lightning callback teardown")
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._stop_rank_sampler()
         if self._on:
             self._stop("finished", None)
 
     @override
     @guarded("lightning callback on_exception")
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self._stop_rank_sampler()
         if self._on:
             self._poll_checkpoints(trainer)
             self._stop("killed" if isinstance(exception, KeyboardInterrupt) else "failed", exception)
@@ -417,6 +434,39 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         # only checkpoints saved between training batches need a look after every batch
         self._step_checkpointing = any(getattr(cb, "_every_n_train_steps", 0) or getattr(cb, "_train_time_interval", None)
                                        for cb in self._ckpt_callbacks)
+
+    def _share_run_with_ranks(self, trainer: Any) -> None:
+        """DDP: rank 0 sends its run to the other ranks, which record their system metrics into it
+        as ``system/rank<r>/...`` (rank 0's own are the capture module's ``system/...``)."""
+        ref = self._session.ref() if self._on else None
+        try:
+            ref = trainer.strategy.broadcast(ref, src=0)
+        except Exception as exc:  # noqa: BLE001 - never break the user's process group setup
+            report_failure("lightning: sharing the run with the other ranks", exc)
+            return
+        if not trainer.is_global_zero and ref is not None:
+            self._start_rank_sampler(trainer, ref)
+
+    def _start_rank_sampler(self, trainer: Any, ref: tuple[str, str, str, str, str | None]) -> None:
+        try:
+            from autotrack._capture import settings  # type: ignore[attr-defined]
+            from autotrack._capture.system import SystemSampler  # type: ignore[import-not-found]
+        except ImportError:
+            return
+        config = settings()
+        if not config.enabled or not config.system_metrics:
+            return
+        run = _Session._attach(ref)
+        sampler = SystemSampler(_RankRun(run, trainer), config.system_metrics)  # type: ignore[arg-type]
+        sampler.start()
+        self._rank_sampler = (sampler, run)
+
+    def _stop_rank_sampler(self) -> None:
+        pair, self._rank_sampler = self._rank_sampler, None
+        if pair is not None:
+            sampler, run = pair
+            sampler.stop()
+            run.flush()
 
     def _record_model_and_optimizers(self, trainer: Any, pl_module: Any) -> None:
         run = self._session.ensure_run()
@@ -545,6 +595,32 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         connector, self._wrapped_connector = self._wrapped_connector, None
         if connector is not None and "log_metrics" in connector.__dict__:
             del connector.log_metrics
+
+
+class _RankRun:
+    """The run as a system sampler on a rank other than 0 sees it: keys become ``system/rank<r>/...``,
+    steps are that rank's global step."""
+
+    def __init__(self, run: Run, trainer: Any) -> None:
+        self._run = run
+        self._trainer = trainer
+        self._prefix = f"system/rank{trainer.global_rank}/"
+
+    @property
+    def id(self) -> str:
+        return self._run.id
+
+    @property
+    def ended(self) -> bool:
+        return self._run.ended
+
+    @property
+    def step(self) -> int:
+        return self._trainer.global_step
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, time: float | None = None) -> None:
+        prefix = self._prefix
+        self._run.log_metrics({prefix + k.removeprefix("system/"): v for k, v in metrics.items()}, step=step, time=time)
 
 
 def _record_user_metrics(session: _Session, trainer: Any, metrics: Mapping[str, Any], step: int | None) -> None:
