@@ -329,17 +329,20 @@ def test_pytorch_lightning_import(store):
         def training_step(self, batch, batch_idx):
             loss = torch.nn.functional.cross_entropy(self.net(batch[0]), batch[1])
             self.losses.append(loss.item())
+            self.log("pl_loss", loss)
             return loss
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
     model = PLModel()
-    pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False,
-               enable_checkpointing=False, enable_model_summary=False,
+    pl.Trainer(max_epochs=1, accelerator="cpu", logger=AutotrackLogger(), enable_progress_bar=False,
+               enable_checkpointing=False, enable_model_summary=False, log_every_n_steps=1,
                callbacks=[AutotrackCallback()]).fit(model, loader())
     rec = only_run()
+    assert rec.status == "finished"
     np.testing.assert_allclose(rec.metric_arrays("train/loss")[1], model.losses, rtol=1e-6)
+    np.testing.assert_allclose(rec.metric_arrays("pl_loss")[1], model.losses, rtol=1e-6)
 
 
 DDP_SCRIPT = """
