@@ -213,6 +213,29 @@ def test_amp_grad_scaler_loss_and_norm_are_unscaled(store):
     assert info["enabled"] is True and info["scale"] == 1024.0
 
 
+def test_autolog_adds_the_callback_to_every_trainer(store):
+    from autotrack.integrations.lightning import autolog
+
+    torch.manual_seed(0)
+    model = MLP(step_size=100)
+    autolog(grad_norm_every=3)
+    try:
+        t = trainer(max_epochs=1)
+        t.fit(model, loader())
+    finally:
+        autolog(disable=True)
+    assert sum(isinstance(cb, AutotrackCallback) for cb in t.callbacks) == 1
+    assert not any(isinstance(cb, AutotrackCallback) for cb in trainer().callbacks)  # undone
+    rec = only_run()
+    assert rec.status == "finished"
+    np.testing.assert_allclose(rec.metric_arrays("train/loss")[1], model.losses, rtol=1e-6)
+    assert list(rec.metric_arrays("grad_norm/net.0.weight")[0]) == [0, 3, 6]
+    weights = [a for a in rec.artifacts if a.kind == "model"]
+    assert len(weights) == 1 and weights[0].name == "model.pt"
+    state = torch.load(weights[0].path, weights_only=True)
+    torch.testing.assert_close(state["net.0.weight"], model.net[0].weight.detach())
+
+
 class TwoOptimizers(L.LightningModule):
     def __init__(self) -> None:
         super().__init__()

@@ -181,6 +181,40 @@ def test_per_parameter_norms_equal_own_norms(store):
         assert rec.metric_arrays(f"grad_norm/{name}")[1][0] == pytest.approx(value, rel=1e-5)
 
 
+def test_tracker_built_on_a_buffer_is_flushed_with_it(store):
+    model = torch.nn.Linear(3, 1)
+    run = autotrack.start_run()
+    buffer = ScalarBuffer(run)
+    tracker = GradNormTracker(model.named_parameters(), buffer, per_layer_every=0)
+    model(torch.ones(2, 3)).sum().backward()
+    truth = math.sqrt(sum(v * v for v in own_norms(model).values()))
+    tracker.step(0)
+    buffer.add("train/loss", 0, torch.tensor(0.5))
+    buffer.flush()  # flushes the tracker too
+    run.end()
+    rec = autotrack.get_run(run.id)
+    assert rec.metric_arrays("train/grad_norm")[1][0] == pytest.approx(truth, rel=1e-6)
+    assert rec.summary["train/loss"] == 0.5
+
+
+def test_background_thread_hands_over_waiting_values(store):
+    run = autotrack.start_run()
+    buffer = ScalarBuffer(run, flush_every=1000)
+    model = torch.nn.Linear(3, 1)
+    tracker = GradNormTracker(model.named_parameters(), run, flush_every=1000)
+    model(torch.ones(2, 3)).sum().backward()
+    buffer.add("train/loss", 0, torch.tensor(0.25))
+    tracker.step(0)
+    deadline = time.monotonic() + 5
+    while (buffer._meta or tracker._pending) and time.monotonic() < deadline:
+        time.sleep(0.02)  # training paused: no new value comes to trigger a flush
+    assert not buffer._meta and not tracker._pending
+    run.flush()
+    rec = autotrack.get_run(run.id)
+    assert rec.summary["train/loss"] == 0.25 and "train/grad_norm" in rec.summary
+    run.end()
+
+
 def test_non_finite_gradients_record_first_step_and_parameters(store):
     model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 1))
     run = autotrack.start_run()
@@ -242,7 +276,10 @@ def test_checkpoint_recorder_hashes_in_background_and_marks_deleted(store, tmp_p
     "cpu",  # the accelerator code path (device buffer, batched copies), forced on the CPU
     pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")),
 ])
-def test_device_buffer_copies_out_in_batches_and_matches(store, device):
+def test_device_buffer_copies_out_in_batches_and_matches(store, device, monkeypatch):
+    import autotrack.integrations.torch as at
+
+    monkeypatch.setattr(at, "MAX_AGE_S", 600.0)  # only the batch size decides here
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 1)).to(device)
     run = autotrack.start_run()

@@ -232,6 +232,8 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         per_layer_every: every how many optimizer steps to record per-layer norms (0: never).
         per_layer: ``"parameter"`` or ``"module"``: what a per-layer norm is taken over.
         copy_checkpoints: copy checkpoint files into the store instead of recording a reference.
+        log_model: at the end of a successful fit, store the LightningModule's final ``state_dict``
+            as an artifact ``model.pt`` of kind ``model`` (``autotrack.autolog()`` turns it on).
 
     Logged keys (steps are global optimizer steps, ``trainer.global_step`` before the step):
 
@@ -271,6 +273,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         per_layer_every: int = 50,
         per_layer: str = "parameter",
         copy_checkpoints: bool = False,
+        log_model: bool = False,
     ) -> None:
         from autotrack import Run
         from autotrack._errors import InvalidArgumentError
@@ -287,6 +290,8 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         self.per_layer = per_layer
         self._on = False
         self._rank_sampler: tuple[Any, Run] | None = None
+        self._framework_ctx: Any = None
+        self.log_model = log_model
         self._reset()
 
     def _reset(self) -> None:
@@ -302,7 +307,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.update(_per_optimizer={}, _loss=None, _scaler=None, _ckpt_callbacks=[],
-                     _wrapped_connector=None, _on=False, _rank_sampler=None)
+                     _wrapped_connector=None, _on=False, _rank_sampler=None, _framework_ctx=None)
         return state
 
     @property
@@ -315,6 +320,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     @override
     @guarded("lightning callback setup")
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._enter_framework_recording()
         try:
             self._start(trainer, pl_module, stage)
         finally:  # every rank must reach the broadcast, whatever happened on rank 0
@@ -392,6 +398,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     @override
     @guarded("lightning callback teardown")
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._exit_framework_recording()
         self._stop_rank_sampler()
         if self._on:
             self._stop("finished", None)
@@ -399,6 +406,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     @override
     @guarded("lightning callback on_exception")
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self._exit_framework_recording()
         self._stop_rank_sampler()
         if self._on:
             self._poll_checkpoints(trainer)
@@ -434,6 +442,24 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         # only checkpoints saved between training batches need a look after every batch
         self._step_checkpointing = any(getattr(cb, "_every_n_train_steps", 0) or getattr(cb, "_train_time_interval", None)
                                        for cb in self._ckpt_callbacks)
+
+    def _enter_framework_recording(self) -> None:
+        """While this callback records, the plain-PyTorch autolog's global optimizer hooks stay out
+        (on every rank), so a training is never recorded twice."""
+        if self._framework_ctx is not None:
+            return
+        try:
+            from autotrack.integrations._torch_autolog import framework_recording  # type: ignore[import-not-found]
+        except ImportError:
+            return
+        ctx = framework_recording()
+        ctx.__enter__()
+        self._framework_ctx = ctx
+
+    def _exit_framework_recording(self) -> None:
+        ctx, self._framework_ctx = self._framework_ctx, None
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
 
     def _share_run_with_ranks(self, trainer: Any) -> None:
         """DDP: rank 0 sends its run to the other ranks, which record their system metrics into it
@@ -563,7 +589,21 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
                 for cb in self._ckpt_callbacks
             ]
             run.set_info("config", config)
+        if self.log_model:
+            self._log_final_weights(trainer, run)
         self._session.flush()
+
+    def _log_final_weights(self, trainer: Any, run: Run) -> None:
+        import tempfile
+
+        from autotrack._patching import suspended
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.pt")
+            with suspended():  # not a checkpoint for the plain-PyTorch autolog's torch.save patch
+                torch.save(trainer.lightning_module.state_dict(), path)
+            run.log_artifact(path, "model.pt", "model", step=trainer.global_step,
+                             metadata={"format": "torch state_dict", "load_with": "torch.load(path, weights_only=True)"})
 
     def _stop(self, status: str, error: BaseException | None) -> None:
         self._unwrap_logged_metrics()
@@ -794,3 +834,30 @@ class AutotrackLogger(*_LOGGER_BASES):  # type: ignore[misc]
 
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__.copy()  # the session drops its live handles itself
+
+
+# -- autolog -------------------------------------------------------------------------------------
+
+
+def autolog(*, disable: bool = False, grad_norm_every: int = 50, log_models: bool = True) -> None:
+    """Give every Lightning ``Trainer`` created from now on an :class:`AutotrackCallback` (unless it
+    has one already); ``autotrack.autolog()`` calls this when Lightning is imported. Each ``fit``
+    then starts (and ends) its own run. ``disable=True`` undoes it."""
+    from autotrack._patching import patch, unpatch
+
+    if disable:
+        unpatch("lightning")
+        return
+    options = {"per_layer_every": grad_norm_every, "log_model": log_models}
+
+    def init(original: Any, trainer: Any, *args: Any, **kwargs: Any) -> None:
+        original(trainer, *args, **kwargs)
+        _add_callback(trainer, options)
+
+    for package in _packages:
+        patch("lightning", package.Trainer, "__init__", init)
+
+
+def _add_callback(trainer: Any, options: dict[str, Any]) -> None:
+    if not any(isinstance(cb, AutotrackCallback) for cb in trainer.callbacks):
+        trainer.callbacks.append(AutotrackCallback(**options))

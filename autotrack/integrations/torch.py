@@ -5,7 +5,8 @@ one-line autolog for plain PyTorch loops.
 * :func:`optimizer_info` -- section ``optimizer``: optimizers, param groups, schedulers, GradScaler.
 * :class:`ScalarBuffer` -- 0-d tensors (losses, user metrics) reach the run without a host-device
   synchronisation inside the step: on an accelerator they are copied into a preallocated device
-  buffer, copied out in one transfer every ``flush_every`` values.
+  buffer, copied out in one transfer every ``flush_every`` values -- or by a background thread once
+  the oldest has waited ``MAX_AGE_S`` (0.1 s), so batching never weakens crash safety.
 * :class:`GradNormTracker` -- ``train/grad_norm`` (global L2 norm of all gradients from one fused
   ``torch._foreach_norm`` per step) at every optimizer step, ``grad_norm/<name>`` every
   ``per_layer_every`` steps, and the first step with non-finite gradients; batched the same way.
@@ -14,6 +15,8 @@ one-line autolog for plain PyTorch loops.
 * :func:`lr_metrics` -- ``train/lr`` (``train/lr/<group>``) of each param group.
 * :class:`CheckpointRecorder` -- checkpoint files as artifacts of kind ``checkpoint``, hashed in a
   background thread, by reference unless ``copy=True``.
+* :func:`autolog` -- the plain-PyTorch autolog (``autotrack.integrations._torch_autolog``), which
+  builds on the above.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -41,6 +45,7 @@ __all__ = [
     "GradNormTracker",
     "LossTracker",
     "ScalarBuffer",
+    "autolog",
     "lr_keys",
     "model_info",
     "optimizer_info",
@@ -231,6 +236,49 @@ def optimizer_info(
 
 # -- device-side scalars -------------------------------------------------------------------------
 
+#: Longest time a value waits in a buffer before a background thread hands it to the run: the
+#: recorder's crash-safety promise (what was logged a flush interval before a hard kill is on disk)
+#: holds for batched values too, even while training is paused.
+MAX_AGE_S = 0.1
+
+
+class _Flusher:
+    """One daemon thread flushing every live buffer whose oldest value is older than MAX_AGE_S."""
+
+    def __init__(self) -> None:
+        self.items: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.pid = 0
+
+    def register(self, item: Any) -> None:
+        with self.lock:
+            self.items.add(item)
+            if self.thread is None or not self.thread.is_alive() or self.pid != os.getpid():
+                self.pid = os.getpid()
+                self.thread = threading.Thread(target=self._loop, name="autotrack-device-buffers", daemon=True)
+                self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(0.05)
+            now = _now()
+            for item in list(self.items):
+                oldest = item._oldest
+                if oldest is not None and now - oldest >= MAX_AGE_S:
+                    try:
+                        item.flush()
+                    except Exception as exc:  # noqa: BLE001 - a background thread cannot raise to anyone
+                        if not item.run.ended:
+                            try:
+                                report_failure("flushing buffered metrics", exc)
+                            except Exception:  # noqa: BLE001, S110 - strict mode: keep the thread alive
+                                pass
+
+
+_flusher = _Flusher()
+
+
 
 class ScalarBuffer:
     """Hands 0-d tensors (losses, user metrics) to ``run`` in batches, never one ``.item()`` each.
@@ -252,6 +300,11 @@ class ScalarBuffer:
         self._meta: list[tuple[str, int, float]] = []
         self._refs: list[Tensor] = []  # CPU: the tensors themselves, converted at flush
         self._log = run.log_metric
+        #: also flushed by :meth:`flush` (a GradNormTracker built on this buffer registers here)
+        self.flushers: list[Callable[[], None]] = []
+        self._lock = threading.RLock()
+        self._oldest: float | None = None  # time of the oldest value waiting
+        _flusher.register(self)
 
     def add(self, key: str, step: int, value: Tensor | float) -> None:
         """Record ``value`` (a 0-d tensor or a number) for ``key`` at ``step``."""
@@ -262,33 +315,43 @@ class ScalarBuffer:
             value = value.detach()
         if value.ndim:  # one-element tensors; plain 0-d tensors skip this (a view costs microseconds)
             value = value.reshape(())
-        if value.is_cpu and not self.always_buffer:
-            if self._buf is not None:
+        t = _now()
+        with self._lock:
+            if value.is_cpu and not self.always_buffer:
+                if self._buf is not None:
+                    self.flush()
+                self._refs.append(value)
+            else:
+                if self._buf is None or self._device != value.device or len(self._meta) >= self._buf.numel():
+                    self.flush()
+                    self._device = value.device
+                    self._buf = torch.empty(self.flush_every, dtype=torch.float64, device=value.device)
+                self._buf[len(self._meta)].copy_(value, non_blocking=True)
+            self._meta.append((key, step, t))
+            if self._oldest is None:
+                self._oldest = t
+            if len(self._meta) >= self.flush_every:
                 self.flush()
-            self._refs.append(value)
-        else:
-            if self._buf is None or self._device != value.device or len(self._meta) >= self._buf.numel():
-                self.flush()
-                self._device = value.device
-                self._buf = torch.empty(self.flush_every, dtype=torch.float64, device=value.device)
-            self._buf[len(self._meta)].copy_(value, non_blocking=True)
-        self._meta.append((key, step, _now()))
-        if len(self._meta) >= self.flush_every:
-            self.flush()
 
     def flush(self) -> None:
         """Convert the buffered values (one transfer / one conversion) and hand them to the run."""
-        if not self._meta:
+        for flush in self.flushers:
+            flush()
+        with self._lock:
+            self._oldest = None
+            if not self._meta:
+                return
+            meta, self._meta = self._meta, []
+            if self._refs:
+                refs, self._refs = self._refs, []
+                dtype = refs[0].dtype
+                if any(r.dtype != dtype for r in refs):
+                    refs = [r.to(torch.float64) for r in refs]
+                values = torch.stack(refs).tolist()
+            else:
+                values = self._buf[: len(meta)].tolist()  # type: ignore[index]
+        if self.run.ended:
             return
-        meta, self._meta = self._meta, []
-        if self._refs:
-            refs, self._refs = self._refs, []
-            dtype = refs[0].dtype
-            if any(r.dtype != dtype for r in refs):
-                refs = [r.to(torch.float64) for r in refs]
-            values = torch.stack(refs).tolist()
-        else:
-            values = self._buf[: len(meta)].tolist()  # type: ignore[index]
         log = self._log
         for (key, step, t), v in zip(meta, values):
             log(key, v, step, t)
@@ -318,7 +381,7 @@ class GradNormTracker:
     def __init__(
         self,
         named_params: Iterable[tuple[str, nn.Parameter]],
-        run: Run,
+        run: Run | ScalarBuffer,
         *,
         key: str = "train/grad_norm",
         per_layer_every: int = 50,
@@ -326,11 +389,17 @@ class GradNormTracker:
         flush_every: int = 100,
         always_buffer: bool = False,
     ) -> None:
+        """``run`` may be a :class:`ScalarBuffer`: its run is used and its ``flush()`` flushes the
+        norms too."""
         if per not in ("parameter", "module"):
             raise InvalidArgumentError("per", per, "choose 'parameter' or 'module'")
         self.params = [(n, p) for n, p in named_params if p.requires_grad]
         self._tensors = [p for _, p in self.params]
         self._all = tuple(range(len(self.params)))
+        if isinstance(run, ScalarBuffer):
+            always_buffer = always_buffer or run.always_buffer
+            run.flushers.append(self.flush)
+            run = run.run
         self.run = run
         self.key = key
         self.per_layer_every = int(per_layer_every)
@@ -342,6 +411,9 @@ class GradNormTracker:
         self._refs: list[Tensor] = []
         self._used = 0
         self._buf: Tensor | None = None
+        self._lock = threading.RLock()
+        self._oldest: float | None = None
+        _flusher.register(self)
         self._sparse: bool | None = None
         self._dtype = torch.float32
         self._cast: torch.dtype | None = None
@@ -368,29 +440,37 @@ class GradNormTracker:
             grads = [g.coalesce()._values() if g.is_sparse else g for g in grads]
         norms = torch._foreach_norm(grads, 2.0, dtype=self._cast)
         n = len(norms)
-        if norms[0].is_cpu and not self.always_buffer:
-            self._refs.extend(norms)
-        else:
-            if self._buf is None or self._used + n > self._buf.numel() or self._buf.device != norms[0].device:
+        t = _now()
+        with self._lock:
+            if norms[0].is_cpu and not self.always_buffer:
+                self._refs.extend(norms)
+            else:
+                if self._buf is None or self._used + n > self._buf.numel() or self._buf.device != norms[0].device:
+                    self.flush()
+                    self._buf = torch.empty(max(self.flush_every * n, n), dtype=self._dtype, device=norms[0].device)
+                torch.stack(norms, out=self._buf[self._used : self._used + n])
+            self._pending.append((step, t, idx, self._used))
+            self._used += n
+            if self._oldest is None:
+                self._oldest = t
+            if len(self._pending) >= self.flush_every:
                 self.flush()
-                self._buf = torch.empty(max(self.flush_every * n, n), dtype=self._dtype, device=norms[0].device)
-            torch.stack(norms, out=self._buf[self._used : self._used + n])
-        self._pending.append((step, _now(), idx, self._used))
-        self._used += n
-        if len(self._pending) >= self.flush_every:
-            self.flush()
 
     def flush(self) -> None:
         """Convert the pending norms (one transfer) and log them."""
-        if not self._pending:
+        with self._lock:
+            self._oldest = None
+            if not self._pending:
+                return
+            pending, self._pending = self._pending, []
+            used, self._used = self._used, 0
+            if self._refs:
+                refs, self._refs = self._refs, []
+                flat = torch.stack(refs).tolist()
+            else:
+                flat = self._buf[:used].tolist()  # type: ignore[index]
+        if self.run.ended:
             return
-        pending, self._pending = self._pending, []
-        used, self._used = self._used, 0
-        if self._refs:
-            refs, self._refs = self._refs, []
-            flat = torch.stack(refs).tolist()
-        else:
-            flat = self._buf[:used].tolist()  # type: ignore[index]
         log = self.run.log_metric
         every = self.per_layer_every
         for step, t, idx, offset in pending:
@@ -569,3 +649,15 @@ class CheckpointRecorder:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
+
+
+# -- plain PyTorch autolog -----------------------------------------------------------------------
+
+
+def autolog(*, disable: bool = False, grad_norm_every: int = 50, log_models: bool = True) -> None:
+    """Record plain PyTorch training loops with no change to them (``autotrack.autolog()`` calls
+    this); see ``autotrack.integrations._torch_autolog``. Imported on first use: that module builds
+    on this one."""
+    from autotrack.integrations._torch_autolog import autolog as _autolog  # type: ignore[import-not-found]
+
+    _autolog(disable=disable, grad_norm_every=grad_norm_every, log_models=log_models)
