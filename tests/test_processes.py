@@ -197,3 +197,38 @@ def test_forked_child_never_uses_parents_writer(store):
     rec = autotrack.get_run(run.id)
     assert rec.summary == {"from_child": 2.0, "x": 3.0}
     assert rec.status == "finished"  # the child's exit did not end the parent's run
+
+
+def test_sigterm_in_a_forked_child_leaves_the_parents_run_alone(tmp_path):
+    """A forked child (a DataLoader worker) inherits autotrack's SIGTERM handler; it must only act
+    in the process that installed it."""
+    store_dir = tmp_path / "store"
+    parent = subprocess.Popen(
+        _script(
+            """
+            import os, signal, sys, time, autotrack
+            run = autotrack.start_run()
+            run.log_metric("x", 1.0)
+            run.flush()
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(30)
+                os._exit(0)
+            time.sleep(0.5)  # a signal arriving during fork itself is dropped by Python's after-fork reset
+            os.kill(pid, signal.SIGTERM)
+            _, status = os.waitpid(pid, 0)
+            print(os.waitstatus_to_exitcode(status), flush=True)
+            time.sleep(0.5)
+            print(autotrack.get_run(run.id).status, flush=True)
+            run.end()
+            """
+        ),
+        env=_env(store_dir),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    out, _ = parent.communicate(timeout=60)
+    child_exit, status_after = out.split()
+    assert int(child_exit) == -signal.SIGTERM  # the child still died of SIGTERM as it should
+    assert status_after == "running"  # ...and did not end its parent's run
+    assert _single_run(store_dir).status == "finished"
