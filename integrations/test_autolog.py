@@ -66,8 +66,11 @@ def test_unmodified_script_is_recorded_completely(tmp_path):
     assert rec.info("model")["total_params"] == n_params
     (opt,) = rec.info("optimizer")["optimizers"]
     assert opt["class"].endswith("Adam") and opt["param_groups"][0]["hyperparameters"]["betas"] == [0.8, 0.95]
+    (sched,) = rec.info("optimizer")["schedulers"]
+    assert sched["class"].endswith("StepLR") and sched["config"]["step_size"] == 5
     checkpoints = [a for a in rec.artifacts if a.kind == "checkpoint"]
-    assert checkpoints, rec.artifacts
+    assert len(checkpoints) == 2  # one per epoch, the same path written twice
+    assert checkpoints[0].deleted and not checkpoints[1].deleted  # the first was overwritten
     on_disk = hashlib.sha256((tmp_path / "ckpt.pt").read_bytes()).hexdigest()
     assert checkpoints[-1].sha256 == on_disk and checkpoints[-1].metadata["epoch"] == 1
     (model,) = [a for a in rec.artifacts if a.kind == "model"]

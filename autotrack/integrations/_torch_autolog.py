@@ -80,6 +80,7 @@ class _Session:
         self.names = {id(p): n for n, p in named}
         self.grad_norms: GradNormTracker | None = None
         self.checkpoints = CheckpointRecorder(self.run)
+        self.saved: set[str] = set()
         self.lr_keys: list[list[str]] = []
         self.norms_done_step = -1
         self.add_optimizer(optimizer)
@@ -98,7 +99,8 @@ class _Session:
         self.grad_norms = GradNormTracker(params, self.buffer, per_layer_every=self.options.get("grad_norm_every", 50))
         self.lr_keys = lr_keys(self.optimizers)
         model = self.models[0] if len(self.models) == 1 else None
-        self.run.set_info("optimizer", optimizer_info(self.optimizers, model, scaler=_last_scaler()))
+        schedulers = [s for s in list(_schedulers) if any(s.optimizer is o for o in self.optimizers)]
+        self.run.set_info("optimizer", optimizer_info(self.optimizers, model, schedulers, scaler=_last_scaler()))
 
     def covers(self, optimizer: torch.optim.Optimizer) -> bool:
         return any(id(p) in self.param_ids for g in optimizer.param_groups for p in g["params"])
@@ -289,10 +291,23 @@ def _save(original: Any, obj: Any, f: Any, *args: Any, **kwargs: Any) -> Any:
     if session is not None and not _framework_depth and not session.run.ended and isinstance(f, (str, os.PathLike)):
         path = os.fspath(f)
         epoch = obj.get("epoch") if isinstance(obj, dict) else None
+        name = os.path.basename(path)
+        if path in session.saved:  # overwritten: the earlier record no longer matches the file
+            session.checkpoints.mark_deleted(name)
+        session.saved.add(path)
         session.checkpoints.record(
-            path, os.path.basename(path), step=session.step,
+            path, name, step=session.step,
             metadata={"step": session.step, "epoch": epoch, "source": "torch.save"},
         )
+    return result
+
+
+_schedulers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _scheduler_init(original: Any, self: Any, *args: Any, **kwargs: Any) -> Any:
+    result = original(self, *args, **kwargs)
+    _schedulers.add(self)
     return result
 
 
@@ -319,6 +334,7 @@ def autolog(*, disable: bool = False, grad_norm_every: int = 50, log_models: boo
         patch(INTEGRATION, torch.Tensor, "backward", _backward)
         patch(INTEGRATION, torch.nn.utils, "clip_grad_norm_", _clip_grad_norm)
         patch(INTEGRATION, torch, "save", _save)
+        patch(INTEGRATION, torch.optim.lr_scheduler.LRScheduler, "__init__", _scheduler_init)
         for owner in _grad_scaler_classes():
             patch(INTEGRATION, owner, "scale", _scale)
 
