@@ -6,7 +6,7 @@ Rules (DESIGN.md, "Patching"):
 * autotrack's own failures become one warning and the user's call still runs (or, when it already
   ran, its result is returned);
 * ``AUTOTRACK_STRICT=1`` makes autotrack's failures raise instead (tests and CI);
-* ``AUTOTRACK_DISABLE=1`` turns every patch into a plain call of the original;
+* ``AUTOTRACK_DISABLE=1`` (read when patching) leaves everything unpatched;
 * every patch can be undone: :func:`unpatch` restores exactly what was there.
 """
 
@@ -113,6 +113,8 @@ def patch(
     it. Whatever the original raises passes through unchanged; whatever ``replacement`` itself
     raises becomes a warning, and the original is called if it had not been yet.
     """
+    if disabled():
+        return  # AUTOTRACK_DISABLE=1: nothing is patched at all
     found = owner.__dict__.get(name, _MISSING) if hasattr(owner, "__dict__") else _MISSING
     current = getattr(owner, name)
     if getattr(current, "__autotrack_patch__", None) == integration:
@@ -123,7 +125,7 @@ def patch(
 
     @functools.wraps(unbound)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if disabled() or _in_original.get():
+        if _in_original.value:  # the hot path: one attribute read, no environment lookup
             return unbound(*args, **kwargs)
         state = _CallState(unbound)
         try:

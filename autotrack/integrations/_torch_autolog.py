@@ -170,7 +170,8 @@ class _Session:
 _session: _Session | None = None
 _handles: list[Any] = []
 _options: dict[str, Any] = {}
-_scaled: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+#: id of a tensor GradScaler.scale returned -> that scaler (popped by the backward that follows)
+_scaled: dict[int, Any] = {}
 _scaler_ref: weakref.ref[Any] | None = None
 
 
@@ -207,7 +208,11 @@ def _owning_modules(optimizer: torch.optim.Optimizer) -> list[nn.Module]:
 @guarded("pytorch autolog: optimizer step")
 def _before_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
     global _session
-    if _framework_depth or os.environ.get("AUTOTRACK_DISABLE") == "1":
+    if _framework_depth:
+        return
+    session = _session
+    if session is not None and session.optimizers[0] is optimizer and not session.run.ended:
+        session.before_step(optimizer)  # the common case: no lock, no lookups
         return
     with _lock:
         session = _session
@@ -263,6 +268,8 @@ def _scale(original: Any, self: Any, outputs: Any) -> Any:
     global _scaler_ref
     result = original(self, outputs)
     if isinstance(result, Tensor) and self.is_enabled():
+        if len(_scaled) > 64:  # scaled outputs that were never backpropagated
+            _scaled.clear()
         _scaled[id(result)] = self
         _scaler_ref = weakref.ref(self)
     return result
