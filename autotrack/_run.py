@@ -187,6 +187,7 @@ class Run:
         rows = []
         for key, value in _values.flatten(params).items():
             key = _values.check_key(str(key) if not isinstance(key, str) else key, "param key")
+            value = _redact(key, value)
             text, original = _values.encode_param(value)
             rows.append((self._id, key, text, original))
         if rows:
@@ -199,7 +200,7 @@ class Run:
         self._check_open("set tags")
         if not isinstance(tags, Mapping):
             raise InvalidArgumentError("tags", tags, "pass a dict of name -> text")
-        rows = [(self._id, _values.check_key(k, "tag key"), str(v)) for k, v in tags.items()]
+        rows = [(self._id, _values.check_key(k, "tag key"), str(_redact(k, str(v)))) for k, v in tags.items()]
         if rows:
             self._append(_TagsOp(rows))
 
@@ -346,6 +347,19 @@ class Run:
     def _append_after_fork(self, item: Any) -> None:
         self._rebind()
         self._append(item)
+
+
+def _redact(key: str, value: Any) -> Any:
+    """Secrets never reach the store: a text value under a secret-looking name (``hub_token``,
+    ``api_key``, ``password``...) is replaced, and credentials are cut out of URLs. Numbers stay
+    (``pad_token_id=0`` is no secret)."""
+    if not isinstance(value, str) or len(value) < 4:
+        return value
+    from ._capture.redact import REDACTED, is_secret_name, redact_url
+
+    if is_secret_name(key.rsplit(".", 1)[-1]):
+        return REDACTED
+    return redact_url(value) if "@" in value and "://" in value else value
 
 
 # -- write operations (run in the writer thread, inside its transaction) -----------------------

@@ -251,3 +251,15 @@ def test_start_run_validates_arguments(store):
     with pytest.raises(InvalidArgumentError, match="kind"):
         with autotrack.start_run() as run:
             run.log_bytes(b"x", "a.bin", kind="weights")
+
+
+def test_secret_looking_params_and_tags_are_redacted(store):
+    with autotrack.start_run() as run:
+        run.log_params({"hub_token": "hf_abcdefghijklmnop", "db": {"password": "hunter2hunter2"},
+                        "pad_token_id": 0, "remote": "https://user:pw@example.com/repo.git", "lr": 0.1})
+        run.set_tags({"api_key": "sk-123456789", "team": "vision"})
+    rec = autotrack.get_run(run.id)
+    assert rec.params["hub_token"] == rec.params["db.password"] == "***"
+    assert rec.params["pad_token_id"] == 0 and rec.params["lr"] == 0.1
+    assert rec.params["remote"] == "https://example.com/repo.git"
+    assert rec.tags == {"api_key": "***", "team": "vision"}

@@ -46,6 +46,7 @@ __all__ = [
     "LossTracker",
     "ScalarBuffer",
     "autolog",
+    "load_weights",
     "lr_keys",
     "model_info",
     "optimizer_info",
@@ -669,3 +670,18 @@ def autolog(*, disable: bool = False, grad_norm_every: int = 50, log_models: boo
     from ._torch_autolog import autolog as _autolog
 
     _autolog(disable=disable, grad_norm_every=grad_norm_every, log_models=log_models)
+
+
+def load_weights(run_id: str, name: str = "model.pt", *, store: Any = None) -> Any:
+    """Load a weights artifact of a run (default: the final ``model.pt``) safely.
+
+    The bytes are checked against the recorded sha256, then read with
+    ``torch.load(..., weights_only=True)``: tensors and plain containers only, never arbitrary
+    pickled objects, so a planted ``__reduce__`` payload cannot run.
+    """
+    import io
+
+    from autotrack import get_run
+
+    data = get_run(run_id, store=store).read_artifact(name)
+    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
