@@ -149,3 +149,34 @@ def test_signal_to_a_worker_never_ends_the_run_as_killed(tmp_path):
     rec = _only_run(store_dir)
     assert rec.status == "failed", err
     assert "DataLoader worker" in rec.error["message"] and "killed by signal" in rec.error["message"]
+
+
+def test_one_run_per_model_trained_one_after_another(store):
+    """Run boundaries: a script that trains two models in turn gets one run per model."""
+    from autotrack.integrations._torch_autolog import current_run
+
+    autotrack.autolog(system_metrics=False)
+    try:
+        runs, losses = [], []
+        for width in (4, 8):
+            torch.manual_seed(width)
+            model = torch.nn.Sequential(torch.nn.Linear(3, width), torch.nn.ReLU(), torch.nn.Linear(width, 1))
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            seen = []
+            for _ in range(5):
+                opt.zero_grad()
+                loss = model(torch.ones(2, 3)).pow(2).mean()
+                loss.backward()
+                opt.step()
+                seen.append(loss.item())
+            runs.append(current_run())
+            losses.append(seen)
+        current_run().end()
+    finally:
+        autotrack.autolog(disable=True)
+    first, second = (autotrack.get_run(r.id) for r in runs)
+    assert first.id != second.id and first.status == second.status == "finished"
+    assert first.metric("train/loss")["value"].tolist() == losses[0]
+    assert second.metric("train/loss")["value"].tolist() == losses[1]
+    assert first.info("model")["total_params"] == 3 * 4 + 4 + 4 + 1
+    assert second.info("model")["total_params"] == 3 * 8 + 8 + 8 + 1
