@@ -76,20 +76,22 @@ def _rerun(bundle: Path, store_dir: Path, workdir: Path) -> subprocess.Completed
     return subprocess.run(["bash", str(bundle / "reproduce.sh")], env=env, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_reproduce_from_git_commit_and_patch(tmp_path):
+def _dirty_repo(tmp_path: Path, committed: str, working: str) -> Path:
+    """A git repository whose train.py is committed as ``committed`` and edited to ``working``."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "train.py").write_text(TRAIN)
+    (repo / "train.py").write_text(committed)
+    for args in (("init", "-q", "-b", "main"), ("add", "train.py"), ("commit", "-qm", "train")):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
+                       capture_output=True)
+    (repo / "train.py").write_text(working)
+    return repo
 
-    def git(*a: str) -> None:
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=repo, check=True, capture_output=True)
 
-    git("init", "-q", "-b", "main")
-    git("add", "train.py")
-    git("commit", "-qm", "train")
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_reproduce_from_git_commit_and_patch(tmp_path):
     # an uncommitted change that alters the result: only the patch carries it
-    (repo / "train.py").write_text(TRAIN.replace("NOISE = 0.1", "NOISE = 0.7"))
+    repo = _dirty_repo(tmp_path, TRAIN, TRAIN.replace("NOISE = 0.1", "NOISE = 0.7"))
     store_dir = tmp_path / "store"
     subprocess.run([sys.executable, "train.py", "--lr", "0.05", "--steps", "30", "--seed", "3"], cwd=repo, check=True,
                    env=_env(store_dir, TEST_REMOTE=str(repo)), capture_output=True, timeout=120)
@@ -204,17 +206,7 @@ TRAIN_CAPTURED = textwrap.dedent('''
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_reproduce_a_run_recorded_by_start_capture(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "train.py").write_text(TRAIN_CAPTURED)
-
-    def git(*a: str) -> None:
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=repo, check=True, capture_output=True)
-
-    git("init", "-q", "-b", "main")
-    git("add", "train.py")
-    git("commit", "-qm", "train")
-    (repo / "train.py").write_text(TRAIN_CAPTURED.replace("NOISE = 0.1", "NOISE = 0.9"))
+    repo = _dirty_repo(tmp_path, TRAIN_CAPTURED, TRAIN_CAPTURED.replace("NOISE = 0.1", "NOISE = 0.9"))
     store_dir = tmp_path / "store"
     env = _env(store_dir, AUTOTRACK_CAPTURE="1")
     subprocess.run([sys.executable, "train.py", "--lr", "0.2", "--steps", "15"], cwd=repo, check=True, env=env,
