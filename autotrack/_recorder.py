@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import StoreError
+from ._patching import strict
 from ._store import HEARTBEAT_INTERVAL_S, Store, dumps
 
 DEFAULT_INTERVAL_S = 0.25
@@ -96,7 +97,7 @@ class Recorder:
         else:
             self._wake.set()
         ok = marker.done.wait(timeout)
-        if not ok and os.environ.get("AUTOTRACK_STRICT") == "1":
+        if not ok and strict():
             raise StoreError(f"could not write to the store at {self.store.root}: {self.last_error!r}")
         return ok
 

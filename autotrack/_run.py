@@ -20,6 +20,7 @@ from typing import Any, Literal
 from . import _values
 from ._errors import AutotrackError, InvalidArgumentError, RunEndedError
 from ._names import generate_name
+from ._patching import report_failure
 from ._recorder import Recorder, all_recorders, recorder_for
 from ._store import Store, dumps, process_start_time
 
@@ -298,7 +299,7 @@ class Run:
                 try:
                     hook(self, status)
                 except Exception as exc:  # noqa: BLE001 - a failing hook must not lose the run
-                    _report_internal_error("a run end hook", exc)
+                    report_failure("a run end hook", exc)
             self._ended = True
             self._status = status
             if self in _active:
@@ -462,14 +463,6 @@ def _describe_error(error: BaseException) -> dict[str, Any]:
     return {"type": type(error).__qualname__, "message": str(error), "traceback": tb[-8000:]}
 
 
-def _report_internal_error(where: str, exc: BaseException) -> None:
-    if os.environ.get("AUTOTRACK_STRICT") == "1":
-        raise exc
-    import warnings
-
-    warnings.warn(f"autotrack: {where} failed and was skipped: {exc!r}", RuntimeWarning, stacklevel=3)
-
-
 # -- starting runs ------------------------------------------------------------------------------
 
 
@@ -532,7 +525,7 @@ def start_run(
         try:
             hook(run)
         except Exception as exc:  # noqa: BLE001 - capture must never stop a run from starting
-            _report_internal_error("a run start hook", exc)
+            report_failure("a run start hook", exc)
     return run
 
 

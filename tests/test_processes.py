@@ -75,28 +75,30 @@ def test_sigkill_loses_at_most_the_last_second_and_reads_crashed(tmp_path):
     assert values[-1] >= killed_at - 1.0  # everything up to one second before the kill is there
 
 
+def _start_ready(body: str, store_dir: Path) -> subprocess.Popen[str]:
+    """Start a child running ``body`` and wait until it prints "ready"."""
+    child = subprocess.Popen(_script(body), env=_env(store_dir), stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"
+    return child
+
+
 def test_sigterm_marks_killed_and_chains_previous_handler(tmp_path):
     store_dir = tmp_path / "store"
     marker = tmp_path / "handler-ran"
-    child = subprocess.Popen(
-        _script(
-            f"""
-            import signal, sys, time, autotrack
-            def handler(signum, frame):
-                open({str(marker)!r}, "w").write("yes")
-                sys.exit(143)
-            signal.signal(signal.SIGTERM, handler)
-            run = autotrack.start_run()
-            run.log_metric("x", 1.0)
-            print("ready", flush=True)
-            time.sleep(30)
-            """
-        ),
-        env=_env(store_dir),
-        stdout=subprocess.PIPE,
-        text=True,
+    child = _start_ready(
+        f"""
+        import signal, sys, time, autotrack
+        def handler(signum, frame):
+            open({str(marker)!r}, "w").write("yes")
+            sys.exit(143)
+        signal.signal(signal.SIGTERM, handler)
+        run = autotrack.start_run()
+        run.log_metric("x", 1.0)
+        print("ready", flush=True)
+        time.sleep(30)
+        """,
+        store_dir,
     )
-    assert child.stdout.readline().strip() == "ready"
     child.send_signal(signal.SIGTERM)
     assert child.wait(timeout=20) == 143
     assert marker.read_text() == "yes"
@@ -106,20 +108,15 @@ def test_sigterm_marks_killed_and_chains_previous_handler(tmp_path):
 
 def test_sigterm_with_default_handler_still_terminates(tmp_path):
     store_dir = tmp_path / "store"
-    child = subprocess.Popen(
-        _script(
-            """
-            import time, autotrack
-            run = autotrack.start_run()
-            print("ready", flush=True)
-            time.sleep(30)
-            """
-        ),
-        env=_env(store_dir),
-        stdout=subprocess.PIPE,
-        text=True,
+    child = _start_ready(
+        """
+        import time, autotrack
+        run = autotrack.start_run()
+        print("ready", flush=True)
+        time.sleep(30)
+        """,
+        store_dir,
     )
-    assert child.stdout.readline().strip() == "ready"
     child.send_signal(signal.SIGTERM)
     assert child.wait(timeout=20) == -signal.SIGTERM
     assert _single_run(store_dir).status == "killed"

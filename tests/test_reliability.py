@@ -95,24 +95,30 @@ def test_storage_fault_degrades_to_one_warning_and_loses_nothing(store, monkeypa
     assert reason in rec.degraded["reason"].lower().replace(" ", "").replace("-", "")
 
 
+def _hold_write_lock(db_path: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process takes the database's write lock and holds it for ``seconds``."""
+    locker = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sqlite3, time
+            conn = sqlite3.connect({str(db_path)!r}, isolation_level=None)
+            conn.execute("BEGIN EXCLUSIVE")
+            print("locked", flush=True)
+            time.sleep({seconds})
+            conn.execute("COMMIT")
+            """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert locker.stdout.readline().strip() == "locked"
+    return locker
+
+
 def test_locked_database_stalls_nothing_and_loses_nothing(store, monkeypatch, tmp_path):
     monkeypatch.delenv("AUTOTRACK_STRICT")
     monkeypatch.setenv("AUTOTRACK_BUSY_TIMEOUT", "0.2")
     run = autotrack.start_run()
     run.flush()
     store._local = threading.local()  # reconnect with the short busy timeout
-    locker = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import sqlite3, sys, time
-            conn = sqlite3.connect({str(store.db_path)!r}, isolation_level=None)
-            conn.execute("BEGIN EXCLUSIVE")
-            print("locked", flush=True)
-            time.sleep(3)
-            conn.execute("COMMIT")
-            """)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert locker.stdout.readline().strip() == "locked"
+    locker = _hold_write_lock(store.db_path, seconds=3)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         losses = _train(run, 5_000)
@@ -130,18 +136,7 @@ def test_database_locked_for_sixty_seconds(tmp_path):
     """The issue's scenario at full length, in a child process with default settings."""
     store_dir = tmp_path / "store"
     Store(store_dir).initialise()
-    locker = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import sqlite3, time
-            conn = sqlite3.connect({str(store_dir / 'autotrack.db')!r}, isolation_level=None)
-            conn.execute("BEGIN EXCLUSIVE")
-            print("locked", flush=True)
-            time.sleep(60)
-            conn.execute("COMMIT")
-            """)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert locker.stdout.readline().strip() == "locked"
+    locker = _hold_write_lock(store_dir / "autotrack.db", seconds=60)
     env = _env(store_dir)
     env.pop("AUTOTRACK_STRICT", None)
     trainer = subprocess.run(

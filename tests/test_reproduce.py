@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 import autotrack
-from autotrack._capture.source import DIFF_ARTIFACT
 from autotrack._reproduce import reproduce
 
 ROOT = Path(__file__).resolve().parents[1]

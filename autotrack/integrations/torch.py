@@ -659,15 +659,7 @@ def autolog(*, disable: bool = False, grad_norm_every: int = 50, log_models: boo
     """Record plain PyTorch training loops with no change to them (``autotrack.autolog()`` calls
     this); see ``autotrack.integrations._torch_autolog``. Imported on first use: that module builds
     on this one."""
-    from autotrack.integrations._torch_autolog import autolog as _autolog  # type: ignore[import-not-found]
-
-    _autolog(disable=disable, grad_norm_every=grad_norm_every, log_models=log_models)
-
-
-def autolog(*, disable: bool = False, grad_norm_every: int = 50, log_models: bool = True) -> None:
-    """Record plain PyTorch training loops through torch's global optimizer hooks (see
-    :mod:`autotrack.integrations._torch_autolog`); ``disable=True`` undoes it."""
-    from ._torch_autolog import autolog as _autolog
+    from autotrack.integrations._torch_autolog import autolog as _autolog
 
     _autolog(disable=disable, grad_norm_every=grad_norm_every, log_models=log_models)
 
