@@ -79,24 +79,35 @@ def _store_option(fn: Any) -> Any:
     return click.option(
         "--store",
         "store_path",
-        envvar="AUTOTRACK_DIR",
+        envvar=["AUTOTRACK_STORE", "AUTOTRACK_DIR"],
         default="autotrack-runs",
         show_default=True,
-        help="Store folder (also $AUTOTRACK_DIR).",
+        help="Store folder or postgresql:// URL (also $AUTOTRACK_STORE, $AUTOTRACK_DIR).",
     )(fn)
 
 
 def _open_store(store_path: str) -> Any:
-    from ._store import Store
+    from ._run import store_for
 
-    return Store(store_path)
+    return store_for(store_path)
+
+
+class _Group(click.Group):
+    """The one error handler: autotrack's own errors (a bad argument, a damaged or unreachable
+    store) print as one clear line and exit 1, never as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AutotrackError as exc:
+            raise click.ClickException(str(exc)) from exc
 
 
 def _fail(exc: Exception) -> None:
     raise click.ClickException(str(exc))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="autotrack")
 def cli() -> None:
     """autotrack: list, compare, diff, plot and reproduce recorded training runs."""
@@ -208,7 +219,7 @@ def _resolve(run_id: str, store: Any) -> RunRecord:
     if run_id == "latest":
         frame = runs(limit=1, store=store)
         if frame.empty:
-            raise RunNotFoundError(run_id, [], f"the store at {store.root} has no runs; no run matches")
+            raise RunNotFoundError(run_id, [], f"the store at {store.location} has no runs; no run matches")
         run_id = frame["id"][0]
     return get_run(run_id, store=store)
 
@@ -378,6 +389,18 @@ def rm_command(store_path: str, run_ids: Sequence[str], yes: bool) -> None:
     for rec in records:
         delete_run(rec.id, store=store)
     click.echo(f"deleted {names}")
+
+
+@cli.command("gc")
+@_store_option
+@click.option("--grace", type=float, default=60.0, show_default=True,
+              help="Keep blobs touched in the last SECONDS (their records may still be queued by a live run).")
+def gc_command(store_path: str, grace: float) -> None:
+    """Remove artifact bytes that no run refers to any more."""
+    from ._query import gc
+
+    freed = gc(store=_open_store(store_path), grace=grace)
+    click.echo(f"freed {freed['blobs']} blob(s), {_size(freed['bytes'])}")
 
 
 def _register_optional_commands() -> None:

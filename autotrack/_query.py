@@ -1,5 +1,9 @@
 """The read side: ``autotrack.runs()`` as a DataFrame and ``autotrack.get_run()`` as a RunRecord.
 
+Everything is read through the store's :class:`~autotrack.store.Backend`: filters, sorting and
+paging run in the database, per-key stats come from the store. Reading never drives the writer: a
+process sees what it logged itself once it is flushed (``autotrack.flush()``, or the run's end).
+
 pandas (and numpy) are imported only inside these functions, never by ``import autotrack``.
 """
 
@@ -7,17 +11,17 @@ from __future__ import annotations
 
 import difflib
 import json
-import sqlite3
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import InvalidArgumentError, RunNotFoundError
-from ._run import END_STATUSES, get_store
-from ._store import Store, effective_status, unpack_double
-from ._where import evaluate, parse_order_by, parse_where
+from ._errors import InvalidArgumentError, RunNotFoundError, StoreError
+from ._run import END_STATUSES, edit_name, edit_note, edit_tags, store_for
+from .store import Backend, KeyStats, RunQuery, RunRow, effective_status, row_alive
+from ._where import parse_order_by, parse_where
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,11 +29,7 @@ if TYPE_CHECKING:
 STATUSES = ("running", *END_STATUSES)
 BASE_COLUMNS = ["id", "name", "experiment", "status", "start", "end", "duration", "parent_id"]
 SECTIONS = ("hardware", "environment", "source", "model", "optimizer", "data", "config", "seeds")
-
-_RUN_SELECT = (
-    "SELECT r.id, r.name, e.name, r.status, r.start_time, r.end_time, r.parent_id, r.pid, r.host,"
-    " r.proc_start, r.heartbeat, r.error, r.degraded FROM runs r JOIN experiments e ON e.id = r.experiment_id"
-)
+_ORDER_ALIASES = {"start_time": "start", "end_time": "end"}
 
 
 @dataclass(frozen=True)
@@ -53,66 +53,69 @@ class Artifact:
 class RunRecord:
     """A run as read back from the store."""
 
-    def __init__(self, store: Store, row: Sequence[Any]) -> None:
+    def __init__(self, store: Backend, row: RunRow) -> None:
         self._store = store
-        (self.id, self.name, self.experiment, status, self.start_time, self.end_time, self.parent_id,
-         self.pid, self.host, proc_start, heartbeat, error, degraded) = row
-        self.status: str = effective_status(status, self.pid, self.host, proc_start, heartbeat)
-        self.error: dict[str, Any] | None = json.loads(error) if error else None
-        self.degraded: dict[str, Any] | None = json.loads(degraded) if degraded else None
+        self._row = row
+        self.id: str = row.id
+        self.name: str = row.name
+        self.experiment: str = row.experiment
+        self.start_time: float = row.start_time
+        self.end_time: float | None = row.end_time
+        self.parent_id: str | None = row.parent_id
+        self.pid: int | None = row.pid
+        self.host: str | None = row.host
+        self.status: str = effective_status(row)
+        self.error: dict[str, Any] | None = json.loads(row.error) if row.error else None
+        self.degraded: dict[str, Any] | None = json.loads(row.degraded) if row.degraded else None
+        self.note: str | None = row.note
 
     def __repr__(self) -> str:
         return f"RunRecord(id={self.id!r}, name={self.name!r}, experiment={self.experiment!r}, status={self.status!r})"
 
     @property
-    def _conn(self) -> sqlite3.Connection:
-        return self._store.connection()
+    def store(self) -> Backend:
+        return self._store
 
     @property
     def duration(self) -> float | None:
         return None if self.end_time is None else self.end_time - self.start_time
 
     @cached_property
+    def _params(self) -> dict[str, tuple[str, int | None]]:
+        return self._store.params([self.id]).get(self.id, {})
+
+    @cached_property
     def params(self) -> dict[str, Any]:
-        rows = self._conn.execute("SELECT key, value FROM params WHERE run_id = ? ORDER BY key", (self.id,))
-        return {key: json.loads(value) for key, value in rows}
+        return {key: json.loads(value) for key, (value, _) in sorted(self._params.items())}
 
     @cached_property
     def truncated_params(self) -> dict[str, int]:
         """Params stored truncated, with their original length."""
-        rows = self._conn.execute(
-            "SELECT key, original_length FROM params WHERE run_id = ? AND original_length IS NOT NULL", (self.id,)
-        )
-        return dict(rows.fetchall())
+        return {key: n for key, (_, n) in self._params.items() if n is not None}
 
     @cached_property
     def tags(self) -> dict[str, str]:
-        rows = self._conn.execute("SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", (self.id,))
-        return dict(rows.fetchall())
+        return dict(sorted(self._store.tags([self.id]).get(self.id, {}).items()))
 
     @cached_property
+    def _stats(self) -> dict[str, KeyStats]:
+        return dict(sorted(self._store.stats([self.id]).get(self.id, {}).items()))
+
+    @property
     def summary(self) -> dict[str, float]:
         """The last value logged for each metric key."""
-        rows = self._conn.execute(
-            "SELECT key, last_value FROM metric_keys WHERE run_id = ? AND count > 0 ORDER BY key", (self.id,)
-        )
-        return {key: unpack_double(value) for key, value in rows}  # type: ignore[misc]
+        return {key: s.last for key, s in self._stats.items()}  # type: ignore[misc]
 
     def metric_stats(self) -> dict[str, dict[str, Any]]:
         """Per key: count, last step, last value, min and max (NaN ignored)."""
-        rows = self._conn.execute(
-            "SELECT key, count, last_step, last_value, min_value, max_value FROM metric_keys"
-            " WHERE run_id = ? AND count > 0 ORDER BY key",
-            (self.id,),
-        )
         return {
-            key: {"count": n, "last_step": step, "last": unpack_double(last), "min": lo, "max": hi}
-            for key, n, step, last, lo, hi in rows
+            key: {"count": s.count, "last_step": s.last_step, "last": s.last, "min": s.min, "max": s.max}
+            for key, s in self._stats.items()
         }
 
     @property
     def metric_keys(self) -> list[str]:
-        return list(self.summary)
+        return list(self._stats)
 
     def metric(self, key: str) -> pd.DataFrame:
         """The full history of ``key``: a DataFrame with columns ``step``, ``value``, ``time``."""
@@ -123,57 +126,41 @@ class RunRecord:
 
     def metric_arrays(self, key: str) -> tuple[Any, Any, Any]:
         """``(steps, values, times)`` as numpy arrays, the fastest way to read a long history."""
-        import numpy as np
-
-        row = self._conn.execute("SELECT id FROM metric_keys WHERE run_id = ? AND key = ?", (self.id, key)).fetchone()
-        if row is None:
-            close = difflib.get_close_matches(key, self.metric_keys, n=3)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else f" Keys: {', '.join(self.metric_keys[:10])}"
+        arrays = self._store.metric(self.id, key)
+        if arrays is None:
+            keys = self.metric_keys
+            close = difflib.get_close_matches(key, keys, n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else f" Keys: {', '.join(keys[:10])}"
             raise InvalidArgumentError("key", key, f"run {self.id[:8]} has no metric with this key.{hint}")
-        chunks = self._conn.execute(
-            "SELECT n, first_step, steps, vals, times FROM metric_chunks WHERE key_id = ? ORDER BY seq", (row[0],)
-        ).fetchall()
-        step_parts = []
-        for n, first, steps, _, _ in chunks:
-            step_parts.append(
-                np.arange(first, first + n, dtype=np.int64) if steps is None else np.frombuffer(steps, dtype=np.int64)
-            )
-        if not chunks:
-            return np.empty(0, np.int64), np.empty(0), np.empty(0)
-        steps_arr = np.concatenate(step_parts)
-        values = np.frombuffer(b"".join(c[3] for c in chunks), dtype=np.float64)
-        times = np.frombuffer(b"".join(c[4] for c in chunks), dtype=np.float64)
-        return steps_arr, values, times
+        return arrays
 
     @cached_property
     def artifacts(self) -> list[Artifact]:
-        rows = self._conn.execute(
-            "SELECT id, name, kind, sha256, size, step, path, stored, meta, deleted FROM artifacts"
-            " WHERE run_id = ? ORDER BY id",
-            (self.id,),
-        )
         out = []
-        for aid, name, kind, sha, size, step, path, stored, meta, deleted in rows:
-            location = str(self._store.blob_path(sha)) if stored and sha else path
-            out.append(Artifact(aid, name, kind, sha, size, step, location, bool(stored),
-                                json.loads(meta) if meta else {}, deleted is not None, path))
+        for a in self._store.artifacts(self.id):
+            location = a.path
+            if a.stored and a.sha256:
+                location = self._store.blobs.local_path(a.sha256) or a.path
+            out.append(Artifact(a.id, a.name, a.kind, a.sha256, a.size, a.step, location, bool(a.stored),
+                                json.loads(a.meta) if a.meta else {}, a.deleted is not None, a.path))
         return out
 
     def read_artifact(self, name: str) -> bytes:
         """The bytes of the newest artifact called ``name``, verified against its sha256."""
-        from ._errors import StoreError
+        import hashlib
 
         matches = [a for a in self.artifacts if a.name == name]
         if not matches:
             close = difflib.get_close_matches(name, [a.name for a in self.artifacts], n=3)
             raise InvalidArgumentError("name", name, f"run {self.id[:8]} has no such artifact. Did you mean {', '.join(close) or 'one of rec.artifacts'}?")
         art = matches[-1]
-        path = self._store.artifact_path(art.sha256) if art.stored else Path(art.path or "")
-        if path is None or not path.is_file():
-            raise StoreError(f"the bytes of artifact {name!r} of run {self.id[:8]} are missing ({art.path})")
-        data = path.read_bytes()
-        import hashlib
-
+        try:
+            if art.stored and art.sha256:
+                data = self._store.blobs.read(art.sha256)
+            else:
+                data = Path(art.source_path or "").read_bytes()
+        except OSError:
+            raise StoreError(f"the bytes of artifact {name!r} of run {self.id[:8]} are missing ({art.path})") from None
         if hashlib.sha256(data).hexdigest() != art.sha256:
             raise StoreError(
                 f"artifact {name!r} of run {self.id[:8]} does not match its recorded sha256 {art.sha256}: "
@@ -181,78 +168,131 @@ class RunRecord:
             )
         return data
 
+    @cached_property
+    def _sections(self) -> dict[str, str]:
+        return self._store.sections(self.id)
+
     def info(self, section: str) -> dict[str, Any]:
         """A captured section: hardware, environment, source, model, optimizer, data, config, seeds."""
-        row = self._conn.execute(
-            "SELECT value FROM sections WHERE run_id = ? AND name = ?", (self.id, section)
-        ).fetchone()
-        if row is None:
+        text = self._sections.get(section)
+        if text is None:
             available = self.sections
             if section not in SECTIONS and section not in available:
                 raise InvalidArgumentError("section", section, f"choose one of {', '.join(sorted(set(SECTIONS) | set(available)))}")
             return {}
-        return json.loads(row[0])
+        return json.loads(text)
 
     @property
     def sections(self) -> list[str]:
-        rows = self._conn.execute("SELECT name FROM sections WHERE run_id = ? ORDER BY name", (self.id,))
-        return [name for (name,) in rows]
+        return sorted(self._sections)
 
     @property
     def children(self) -> list[RunRecord]:
-        rows = self._conn.execute(_RUN_SELECT + " WHERE r.parent_id = ? ORDER BY r.start_time", (self.id,))
-        return [RunRecord(self._store, row) for row in rows]
+        return [RunRecord(self._store, row) for row in self._store.children(self.id)]
+
+    # -- edits: through the one write path (validated, secret-filtered); never touch status or times
+
+    def set_tags(self, tags: Mapping[str, Any], *, remove: Iterable[str] = ()) -> RunRecord:
+        """Set (and with ``remove``, delete) tags of this run, live or ended."""
+        edit_tags(self._store, self.id, tags, tuple(remove))
+        self.__dict__.pop("tags", None)
+        return self
+
+    def set_tag(self, key: str, value: Any) -> RunRecord:
+        return self.set_tags({key: value})
+
+    def set_note(self, markdown: str) -> RunRecord:
+        """Attach a Markdown note to this run (replacing an earlier one)."""
+        edit_note(self._store, self.id, markdown)
+        self.note = get_run(self.id, store=self._store).note
+        return self
+
+    def rename(self, name: str) -> RunRecord:
+        edit_name(self._store, self.id, name)
+        self.name = get_run(self.id, store=self._store).name
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "experiment": self.experiment, "status": self.status,
             "start_time": self.start_time, "end_time": self.end_time, "duration": self.duration,
             "parent_id": self.parent_id, "host": self.host, "pid": self.pid, "error": self.error,
-            "degraded": self.degraded, "params": self.params, "tags": self.tags, "summary": self.summary,
+            "degraded": self.degraded, "note": self.note, "params": self.params, "tags": self.tags,
+            "summary": self.summary,
             "sections": {name: self.info(name) for name in self.sections},
             "artifacts": [a.__dict__ for a in self.artifacts],
         }
 
 
-def _store_for(store: Store | str | Path | None) -> Store:
-    if store is None:
-        return get_store()
-    if isinstance(store, Store):
-        return store
-    return Store(store)
+def _store_for(store: Backend | str | os.PathLike[str] | None) -> Backend:
+    return store_for(store)
 
 
-def get_run(run_id: str, *, store: Store | str | Path | None = None) -> RunRecord:
-    """Read one run by its id or a unique prefix of it."""
+def get_run(run_id: str, *, store: Backend | str | os.PathLike[str] | None = None) -> RunRecord:
+    """Read one run by its id, a unique prefix of it, its name, or ``"latest"``."""
     if not isinstance(run_id, str) or not run_id:
-        raise InvalidArgumentError("run_id", run_id, "pass a run id (or a unique prefix) as shown by `autotrack runs`")
+        raise InvalidArgumentError("run_id", run_id, "pass a run id (or a unique prefix, a name, or 'latest') as shown by `autotrack runs`")
     st = _store_for(store)
-    from ._recorder import all_recorders
-
-    for rec in all_recorders():  # what this process logged is readable at once
-        if rec.store.root == st.root:
-            rec.flush(5.0)
-    conn = st.reader()
-    if conn is None:
-        raise RunNotFoundError(run_id, [], f"the store at {st.root} is empty; no run matches")
-    rows = conn.execute(_RUN_SELECT + " WHERE r.id >= ? AND r.id < ? LIMIT 2", (run_id, run_id + "\U0010ffff")).fetchall()
-    if len(rows) == 1:
-        return RunRecord(st, rows[0])
-    if len(rows) > 1:
-        ids = [r[0] for r in conn.execute("SELECT id FROM runs WHERE id >= ? AND id < ? LIMIT 5", (run_id, run_id + "\U0010ffff"))]
-        raise RunNotFoundError(run_id, ids, "more than one run matches; give more characters of the")
-    by_name = conn.execute(_RUN_SELECT + " WHERE r.name = ? ORDER BY r.start_time DESC", (run_id,)).fetchall()
+    if not st.exists():
+        raise RunNotFoundError(run_id, [], f"the store at {st.location} is empty; no run matches")
+    if run_id == "latest":
+        row = st.latest_run()
+        if row is None:
+            raise RunNotFoundError(run_id, [], f"the store at {st.location} has no runs; no run matches")
+        return RunRecord(st, row)
+    by_id, by_name = st.match_runs(run_id)
+    exact = [r for r in by_id if r.id == run_id]
+    if exact:
+        return RunRecord(st, exact[0])
+    if len(by_id) == 1:
+        return RunRecord(st, by_id[0])
+    if len(by_id) > 1:
+        raise RunNotFoundError(run_id, [r.id for r in by_id], "more than one run matches; give more characters of the")
     if len(by_name) == 1:
         return RunRecord(st, by_name[0])
-    all_ids = [r[0] for r in conn.execute("SELECT id FROM runs")]
-    close = difflib.get_close_matches(run_id, all_ids, n=3, cutoff=0.3)
     if len(by_name) > 1:
-        raise RunNotFoundError(run_id, [r[0] for r in by_name[:5]], "several runs are named")
-    return RunRecord(st, rows[0]) if rows else _not_found(run_id, close)
-
-
-def _not_found(run_id: str, close: list[str]) -> RunRecord:
+        raise RunNotFoundError(run_id, [r.id for r in by_name], "several runs are named")
+    close = difflib.get_close_matches(run_id, st.all_run_ids(), n=3, cutoff=0.3)
     raise RunNotFoundError(run_id, close)
+
+
+def _crashed(st: Backend) -> list[str]:
+    return [row.id for row in st.running_runs() if not row_alive(row)]
+
+
+def _query(experiment: Any, status: Any, where: str | None, order_by: Any, limit: Any, offset: Any,
+           parent: str | None = None) -> RunQuery:
+    statuses = _as_list(status, "status")
+    for s in statuses or ():
+        if s not in STATUSES:
+            raise InvalidArgumentError("status", s, f"choose from {', '.join(STATUSES)}")
+    experiments = _as_list(experiment, "experiment")
+    for name, value in (("limit", limit), ("offset", offset)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise InvalidArgumentError(name, value, "pass a non-negative integer")
+    where_node = parse_where(where) if where is not None else None
+    order = parse_order_by(order_by) if order_by is not None else [("start", False)]
+    order = [(_ORDER_ALIASES.get(col, col), asc) for col, asc in order]
+    return RunQuery(experiments, statuses, where_node, order, limit, offset or 0, parent)
+
+
+def _check_order_columns(st: Backend, order: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """A sort column nobody has is a typo: say so, with the closest names."""
+    out = []
+    for column, asc in order:
+        if column in BASE_COLUMNS or column == "note":
+            out.append((column, asc))
+            continue
+        prefix, _, key = column.partition(".")
+        table = prefix if prefix in ("params", "metrics", "tags") and key else "params"
+        key = key if table == prefix else column
+        has_key = getattr(st, "has_key", None)
+        if has_key is not None and not has_key(table, key):
+            known = [f"{t}.{k}" for t in ("params", "metrics", "tags") for k in st.known_keys(t)]  # type: ignore[attr-defined]
+            close = difflib.get_close_matches(column, known + BASE_COLUMNS, n=3)
+            raise InvalidArgumentError("order_by", column, f"no run has this column. Did you mean {', '.join(close) or 'start'}?")
+        out.append((f"{table}.{key}", asc))
+    return out
 
 
 def runs(
@@ -262,92 +302,80 @@ def runs(
     order_by: str | list[str] | None = None,
     limit: int | None = None,
     *,
-    store: Store | str | Path | None = None,
+    offset: int | None = None,
+    store: Backend | str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
-    """All runs as a DataFrame, one row per run: ``id``, ``name``, ``experiment``, ``status``,
+    """Runs as a DataFrame, one row per run: ``id``, ``name``, ``experiment``, ``status``,
     ``start``, ``end``, ``duration``, ``parent_id``, then ``params.*``, ``metrics.*`` (last values)
-    and ``tags.*``. Newest first unless ``order_by`` says otherwise."""
+    and ``tags.*``. Newest first unless ``order_by`` says otherwise. ``where`` filters, ``order_by``
+    sorts and ``limit``/``offset`` page in the store; integer params stay integers (nullable
+    ``Int64`` where some runs lack them)."""
     import pandas as pd
 
-    statuses = _as_list(status, "status")
-    for s in statuses or ():
-        if s not in STATUSES:
-            raise InvalidArgumentError("status", s, f"choose from {', '.join(STATUSES)}")
-    experiments = _as_list(experiment, "experiment")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise InvalidArgumentError("limit", limit, "pass a non-negative integer")
-    where_node = parse_where(where) if where is not None else None
-    order = parse_order_by(order_by) if order_by is not None else [("start", False)]
-
+    query = _query(experiment, status, where, order_by, limit, offset)
     st = _store_for(store)
-    from ._recorder import all_recorders
-
-    for rec in all_recorders():
-        if rec.store.root == st.root:
-            rec.flush(5.0)
-    conn = st.reader()
-    if conn is None:
+    if not st.exists():
         return pd.DataFrame(columns=BASE_COLUMNS)
-    sql = _RUN_SELECT
-    args: list[Any] = []
-    if experiments:
-        sql += f" WHERE e.name IN ({','.join('?' * len(experiments))})"
-        args += experiments
-    records: dict[str, dict[str, Any]] = {}
-    for row in conn.execute(sql, args):
-        rid, name, exp, st_status, start, end, parent, pid, host, proc_start, hb, _, degraded = row
-        eff = effective_status(st_status, pid, host, proc_start, hb)
-        if statuses and eff not in statuses:
-            continue
-        records[rid] = {
-            "id": rid, "name": name, "experiment": exp, "status": eff,
-            "start": pd.Timestamp(start, unit="s", tz="UTC"),
-            "end": pd.Timestamp(end, unit="s", tz="UTC") if end is not None else pd.NaT,
-            "duration": (end - start) if end is not None else None,
-            "parent_id": parent,
+    query.order = _check_order_columns(st, query.order)
+    rows = st.find_runs(query, _crashed(st))
+    if not rows:
+        return pd.DataFrame(columns=BASE_COLUMNS)
+    return frame_of(st, rows)
+
+
+def count_runs(experiment: Any = None, status: Any = None, where: str | None = None, *,
+               store: Backend | str | os.PathLike[str] | None = None) -> int:
+    """How many runs match (the same filters as :func:`runs`)."""
+    query = _query(experiment, status, where, None, None, None)
+    st = _store_for(store)
+    return st.count_runs(query, _crashed(st)) if st.exists() else 0
+
+
+def frame_of(st: Backend, rows: list[RunRow]) -> pd.DataFrame:
+    """One DataFrame row per run, in the given order."""
+    import pandas as pd
+
+    ids = [r.id for r in rows]
+    params = st.params(ids)
+    stats = st.stats(ids)
+    tags = st.tags(ids)
+    records = []
+    for r in rows:
+        rec: dict[str, Any] = {
+            "id": r.id, "name": r.name, "experiment": r.experiment, "status": effective_status(r),
+            "start": pd.Timestamp(r.start_time, unit="s", tz="UTC"),
+            "end": pd.Timestamp(r.end_time, unit="s", tz="UTC") if r.end_time is not None else pd.NaT,
+            "duration": (r.end_time - r.start_time) if r.end_time is not None else None,
+            "parent_id": r.parent_id,
         }
-    if records:
-        ids = list(records)
-        for table, select, prefix, decode in (
-            ("params", "SELECT run_id, key, value FROM params", "params.", json.loads),
-            ("metric_keys", "SELECT run_id, key, last_value FROM metric_keys WHERE count > 0", "metrics.", unpack_double),
-            ("tags", "SELECT run_id, key, value FROM tags", "tags.", None),
-        ):
-            for rid, key, value in _rows_for(conn, select, ids):
-                rec = records.get(rid)
-                if rec is not None:
-                    rec[prefix + key] = decode(value) if decode else value
-    frame = pd.DataFrame.from_records(list(records.values()))
-    if frame.empty:
-        return pd.DataFrame(columns=BASE_COLUMNS)
-    frame = frame[BASE_COLUMNS + sorted(c for c in frame.columns if c not in BASE_COLUMNS)]
-    for column in frame.columns:
-        if column.startswith("params.") and frame[column].map(lambda v: isinstance(v, (list, dict))).any():
-            frame[column] = frame[column].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
-    if where_node is not None:
-        frame = frame[evaluate(where_node, frame)]
-    by = []
-    ascending = []
-    for column, asc in order:
-        if column not in frame.columns:
-            if "." not in column and f"params.{column}" in frame.columns:
-                column = f"params.{column}"
-            else:
-                close = difflib.get_close_matches(column, list(frame.columns), n=3)
-                raise InvalidArgumentError("order_by", column, f"no such column. Did you mean {', '.join(close) or 'start'}?")
-        by.append(column)
-        ascending.append(asc)
-    frame = frame.sort_values(by=by, ascending=ascending, na_position="last", kind="stable")
-    if limit is not None:
-        frame = frame.head(limit)
-    return frame.reset_index(drop=True)
+        for key, (value, _) in params.get(r.id, {}).items():
+            decoded = json.loads(value)
+            rec["params." + key] = json.dumps(decoded) if isinstance(decoded, (list, dict)) else decoded
+        for key, s in stats.get(r.id, {}).items():
+            rec["metrics." + key] = s.last
+        for key, value in tags.get(r.id, {}).items():
+            rec["tags." + key] = value
+        records.append(rec)
+    columns: dict[str, Any] = {c: [rec.get(c) for rec in records] for c in BASE_COLUMNS}
+    extra = sorted({c for rec in records for c in rec} - set(BASE_COLUMNS))
+    for c in extra:
+        values = [rec.get(c) for rec in records]
+        columns[c] = _typed_param_column(values) if c.startswith("params.") else values
+    frame = pd.DataFrame(columns)
+    return frame
 
 
-def _rows_for(conn: sqlite3.Connection, select: str, ids: list[str]) -> Iterable[tuple[Any, ...]]:
-    if len(ids) > 500:  # cheaper to read everything than to bind thousands of ids
-        return conn.execute(select)
-    joiner = " AND " if " WHERE " in select else " WHERE "
-    return conn.execute(f"{select}{joiner}run_id IN ({','.join('?' * len(ids))})", ids)
+def _typed_param_column(values: list[Any]) -> Any:
+    """Integers stay integers when some runs lack the param (nullable Int64, not 128.0)."""
+    import pandas as pd
+
+    present = [v for v in values if v is not None]
+    if present and len(present) < len(values):
+        if all(type(v) is int and -2**63 <= v < 2**63 for v in present):
+            return pd.array(values, dtype="Int64")
+        if all(type(v) is bool for v in present):
+            return pd.array(values, dtype="boolean")
+    return pd.Series(values, dtype=object).infer_objects() if present else values
 
 
 def _as_list(value: str | Iterable[str] | None, argument: str) -> list[str] | None:
@@ -364,19 +392,26 @@ def _as_list(value: str | Iterable[str] | None, argument: str) -> list[str] | No
     return items
 
 
-def delete_run(run_id: str, *, store: Store | str | Path | None = None) -> RunRecord:
-    """Delete a run, its children's link to it, and its records (artifact blobs still used by other
-    runs are kept)."""
-    from ._store import transaction
-
+def delete_run(run_id: str, *, store: Backend | str | os.PathLike[str] | None = None) -> RunRecord:
+    """Delete a run and its records; children lose their link to it. Artifact bytes no other run
+    refers to are removed too. A run still being written by a live process cannot be deleted."""
     record = get_run(run_id, store=store)
+    if record.status == "running":
+        raise InvalidArgumentError("run_id", record.id, "this run is still running in a live process; end it "
+                                   "(or wait for it to finish) before deleting it")
     st = record._store
-    conn = st.connection()
-    with transaction(conn):
-        key_ids = [k for (k,) in conn.execute("SELECT id FROM metric_keys WHERE run_id = ?", (record.id,))]
-        conn.executemany("DELETE FROM metric_chunks WHERE key_id = ?", [(k,) for k in key_ids])
-        for table in ("metric_keys", "params", "tags", "sections", "artifacts"):
-            conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (record.id,))
-        conn.execute("UPDATE runs SET parent_id = NULL WHERE parent_id = ?", (record.id,))
-        conn.execute("DELETE FROM runs WHERE id = ?", (record.id,))
+    candidates = st.delete_runs([record.id])
+    if candidates:
+        st.collect_garbage(candidates)
     return record
+
+
+def gc(*, store: Backend | str | os.PathLike[str] | None = None, grace: float | None = None) -> dict[str, int]:
+    """Remove artifact bytes no run refers to. Blobs touched in the last ``grace`` seconds (default
+    60) are kept: their records may still be queued in a live writer. Returns what was freed."""
+    st = _store_for(store)
+    if not st.exists():
+        return {"blobs": 0, "bytes": 0}
+    kwargs = {} if grace is None else {"grace": grace}
+    blobs, freed = st.collect_garbage(None, **kwargs)  # type: ignore[call-arg]
+    return {"blobs": blobs, "bytes": freed}

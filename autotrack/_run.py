@@ -1,73 +1,129 @@
-"""Runs: the public write API, the active-run stack and the process lifecycle hooks."""
+"""Runs: the public write API and the active-run stack.
+
+Every write goes through here and through the recorder: a log call validates and secret-filters
+its input, builds a typed record (``autotrack.store``) and queues it; the writer thread stores it.
+Edits of existing runs (tags, notes, names — live or ended) use the same validation and filters and
+are written at once (``edit_run``). Nothing here knows SQL or which backend is in use.
+
+The active run is per context (``contextvars``): each thread, and each asyncio task, has its own
+stack, so a run started in one thread never becomes the parent of a run another thread starts. A
+thread that should log into a run started elsewhere joins it on purpose::
+
+    def worker(run):
+        with run.activate():                # the run is active in this thread; not ended on exit
+            autotrack.log_metric("worker/items", 10)
+"""
 
 from __future__ import annotations
 
-import atexit
+import contextlib
+import contextvars
 import os
-import signal
-import sqlite3
-import sys
 import threading
 import time as _time_module
 import traceback
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from . import _values
-from ._errors import AutotrackError, InvalidArgumentError, RunEndedError
+from . import _lifecycle, _values
+from ._errors import AutotrackError, InvalidArgumentError, RunEndedError, StoreError
 from ._names import generate_name
 from ._patching import report_failure
 from ._recorder import Recorder, all_recorders, recorder_for
-from ._store import Store, dumps, process_start_time
+from .store import (
+    ArtifactAdd,
+    ArtifactUpdate,
+    Backend,
+    EndRun,
+    NewRun,
+    Note,
+    Params,
+    RemoveTags,
+    Rename,
+    Section,
+    Tags,
+    is_url,
+    open_backend,
+    row_alive,
+    this_owner,
+)
+from .store.sqlite import dumps
 
 Status = Literal["running", "finished", "failed", "killed", "crashed"]
 END_STATUSES = ("finished", "failed", "killed", "crashed")
 ARTIFACT_KINDS = ("checkpoint", "model", "report", "file")
 DEFAULT_EXPERIMENT = "default"
+DEFAULT_DIR = "autotrack-runs"
 
 _now = _time_module.time
 
 
 # -- which store ------------------------------------------------------------------------------
 
-_store_override: Store | None = None
-_stores: dict[str, Store] = {}
+_store_override: Backend | None = None
+_backends: dict[str, Backend] = {}
+_backends_lock = threading.Lock()
+_stores = _backends  # the name integrations used before the SDK
 
 
-def set_store(path: str | os.PathLike[str], *, durable: bool = False) -> Store:
-    """Use the store folder at ``path`` for every run started from now on in this process.
+def _location_key(location: str | os.PathLike[str]) -> str:
+    if is_url(location):
+        return str(location)
+    return str(Path(location).expanduser().resolve())
 
-    ``durable=True`` makes every transaction reach the disk before it commits (SQLite
-    ``synchronous=FULL``): slower, but acknowledged writes survive a power loss, not only a crash.
+
+def store_for(location: str | os.PathLike[str] | Backend | None = None, *, durable: bool | None = None) -> Backend:
+    """The backend for ``location`` (one object per location and process), or the store in use."""
+    if location is None:
+        return get_store()
+    if isinstance(location, Backend):
+        return location
+    if not isinstance(location, (str, os.PathLike)):
+        raise InvalidArgumentError("store", location, "pass a folder path or a postgresql:// URL")
+    key = _location_key(location)
+    with _backends_lock:
+        backend = _backends.get(key)
+        if backend is None:
+            if durable is None:
+                durable = os.environ.get("AUTOTRACK_DURABLE") == "1"
+            backend = _backends[key] = open_backend(key, durable=durable)
+    return backend
+
+
+def set_store(location: str | os.PathLike[str], *, durable: bool = False) -> Backend:
+    """Use the store at ``location`` for every run started from now on in this process: a folder
+    (the embedded SQLite store) or a ``postgresql://user@host:5432/db`` URL (the team store).
+
+    ``durable=True`` makes every transaction reach the disk before it commits: slower, but
+    acknowledged writes survive a power loss, not only a crash.
     """
     global _store_override
-    if not isinstance(path, (str, os.PathLike)):
-        raise InvalidArgumentError("path", path, "pass a folder path, e.g. autotrack.set_store('./runs')")
-    _store_override = Store(path, durable=durable)
-    _stores[str(_store_override.root)] = _store_override
-    return _store_override
+    if not isinstance(location, (str, os.PathLike)):
+        raise InvalidArgumentError("location", location, "pass a folder path, e.g. autotrack.set_store('./runs'), "
+                                   "or a postgresql:// URL")
+    key = _location_key(location)
+    with _backends_lock:
+        backend = open_backend(key, durable=durable)
+        _backends[key] = backend
+    _store_override = backend
+    return backend
 
 
-def get_store() -> Store:
-    """The store in use: ``set_store``'s, else ``$AUTOTRACK_DIR``, else ``./autotrack-runs``."""
+def get_store() -> Backend:
+    """The store in use: ``set_store``'s, else ``$AUTOTRACK_STORE`` (a folder or URL), else
+    ``$AUTOTRACK_DIR``, else ``./autotrack-runs``."""
     if _store_override is not None:
         return _store_override
-    root = os.environ.get("AUTOTRACK_DIR") or "autotrack-runs"
-    key = str(Path(root).expanduser().resolve())
-    store = _stores.get(key)
-    if store is None:
-        durable = os.environ.get("AUTOTRACK_DURABLE") == "1"
-        store = _stores[key] = Store(key, durable=durable)
-    return store
+    return store_for(os.environ.get("AUTOTRACK_STORE") or os.environ.get("AUTOTRACK_DIR") or DEFAULT_DIR)
 
 
 # -- the run ----------------------------------------------------------------------------------
 
-_active: list[Run] = []
+_active: contextvars.ContextVar[tuple[Run, ...]] = contextvars.ContextVar("autotrack_active_runs", default=())
 _live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 _lock = threading.RLock()
 
@@ -80,7 +136,7 @@ class Run:
 
     def __init__(
         self,
-        store: Store,
+        store: Backend,
         run_id: str,
         name: str,
         experiment: str,
@@ -98,6 +154,7 @@ class Run:
         self._keys: set[str] = set()
         self._last_step: dict[str, int] = dict(last_steps or {})
         self._on_end: list[Callable[[Run, str], None]] = []
+        self._on_flush: list[Callable[[], None]] = []
         #: The current training step, set by integrations so that system metrics line up.
         self.step: int | None = None
         self._recorder = recorder_for(store)
@@ -131,7 +188,7 @@ class Run:
         return self._ended
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Backend:
         return self._store
 
     @property
@@ -158,8 +215,10 @@ class Run:
             value = _values.to_float(value, f"value of {key!r}")
         if step is None:
             step = self._last_step.get(key, -1) + 1
-        elif type(step) is not int:
+        elif type(step) is not int or not -_STEP_LIMIT <= step < _STEP_LIMIT:
             step = _values.to_step(step)
+            if not -_STEP_LIMIT <= step < _STEP_LIMIT:
+                raise InvalidArgumentError("step", step, "steps are 64-bit integers: pass a value between -2**63 and 2**63 - 1")
         self._last_step[key] = step
         self._append((self._id, key, step, value, _now() if time is None else float(time)))
 
@@ -183,27 +242,18 @@ class Run:
         truncated repr with the original length.
         """
         self._check_open("log params")
-        if not isinstance(params, Mapping):
-            raise InvalidArgumentError("params", params, "pass a dict of name -> value")
-        rows = []
-        for key, value in _values.flatten(params).items():
-            key = _values.check_key(str(key) if not isinstance(key, str) else key, "param key")
-            value = _redact(key, value)
-            text, original = _values.encode_param(value)
-            rows.append((self._id, key, text, original))
+        rows = param_rows(params)
         if rows:
-            self._append(_ParamsOp(rows))
+            self._append(Params(self._id, rows))
 
     def set_tag(self, key: str, value: Any) -> None:
         self.set_tags({key: value})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._check_open("set tags")
-        if not isinstance(tags, Mapping):
-            raise InvalidArgumentError("tags", tags, "pass a dict of name -> text")
-        rows = [(self._id, _values.check_key(k, "tag key"), str(_redact(k, str(v)))) for k, v in tags.items()]
+        rows = tag_rows(tags)
         if rows:
-            self._append(_TagsOp(rows))
+            self._append(Tags(self._id, rows))
 
     def set_info(self, section: str, data: Mapping[str, Any]) -> None:
         """Store a captured section (``hardware``, ``model``, ...), replacing any earlier value."""
@@ -211,7 +261,15 @@ class Run:
         _values.check_key(section, "section")
         if not isinstance(data, Mapping):
             raise InvalidArgumentError("data", data, "sections are dicts")
-        self._append(_SectionOp(self._id, section, dumps(_values.jsonable(data))))
+        self._append(Section(self._id, section, dumps(_values.jsonable(data))))
+
+    def set_note(self, markdown: str) -> None:
+        """Attach a Markdown note to the run (replacing an earlier one)."""
+        self._append(Note(self._id, note_text(markdown)))
+
+    def rename(self, name: str) -> None:
+        self._name = run_name(name)
+        self._append(Rename(self._id, self._name))
 
     # -- artifacts -------------------------------------------------------------------------
 
@@ -226,7 +284,11 @@ class Run:
         copy: bool = True,
     ) -> str:
         """Record a file. ``copy=True`` stores its contents (content-addressed, deduplicated);
-        ``copy=False`` records a reference: path, sha256 and size. Returns the sha256."""
+        ``copy=False`` records a reference: path, sha256 and size. Returns the sha256.
+
+        When the contents cannot be stored (disk full, read-only store) the artifact is recorded as a
+        reference marked ``lost`` with the reason, and one warning is shown: nothing raises.
+        """
         self._check_open("log artifact")
         if not isinstance(path, (str, os.PathLike)):
             raise InvalidArgumentError("path", path, "pass the path of an existing file")
@@ -236,14 +298,20 @@ class Run:
         if kind not in ARTIFACT_KINDS:
             raise InvalidArgumentError("kind", kind, f"choose one of {', '.join(ARTIFACT_KINDS)}")
         name = _values.check_artifact_name(source.name if name is None else name)
+        meta = dict(metadata) if metadata else {}
+        stored = copy
         if copy:
-            blob = self._store.put_file(source)
-            sha, size = blob.sha256, blob.size
+            try:
+                blob = self._store.blobs.put_file(str(source))
+                sha, size = blob.sha256, blob.size
+            except OSError as exc:
+                sha, size = file_sha256(source)
+                stored = False
+                meta["lost"] = f"the contents could not be stored: {exc}"
+                report_failure("storing an artifact's contents", exc)
         else:
-            from ._store import file_sha256
-
             sha, size = file_sha256(source)
-        self._record_artifact(name, kind, sha, size, step, str(source.resolve()), copy, metadata)
+        self.record_artifact(name, kind, sha, size, step, str(source.resolve()), stored, meta or None)
         return sha
 
     def log_bytes(self, data: bytes, name: str, kind: str = "file", *, step: int | None = None,
@@ -252,15 +320,15 @@ class Run:
         if kind not in ARTIFACT_KINDS:
             raise InvalidArgumentError("kind", kind, f"choose one of {', '.join(ARTIFACT_KINDS)}")
         name = _values.check_artifact_name(name)
-        blob = self._store.put_bytes(bytes(data))
-        self._record_artifact(name, kind, blob.sha256, blob.size, step, None, True, metadata)
+        blob = self._store.blobs.put_bytes(bytes(data))
+        self.record_artifact(name, kind, blob.sha256, blob.size, step, None, True, metadata)
         return blob.sha256
 
     def log_text(self, text: str, name: str, kind: str = "file") -> str:
         """Store a small text document as an artifact."""
         if not isinstance(text, str):
             raise InvalidArgumentError("text", text, "pass a str; for dicts use log_dict()")
-        return self.log_bytes(text.encode("utf-8"), name, kind)
+        return self.log_bytes(text.encode("utf-8", "surrogateescape"), name, kind)
 
     def log_dict(self, data: Mapping[str, Any], name: str, kind: str = "file") -> str:
         """Store a dict as a JSON artifact."""
@@ -271,22 +339,38 @@ class Run:
         text = json.dumps(_values.jsonable(data), indent=2, allow_nan=True, ensure_ascii=False)
         return self.log_text(text, name, kind)
 
-    def _record_artifact(self, name: str, kind: str, sha: str, size: int, step: int | None,
-                         path: str | None, stored: bool, metadata: Mapping[str, Any] | None) -> None:
+    def record_artifact(self, name: str, kind: str, sha: str | None, size: int | None, step: int | None,
+                        path: str | None, stored: bool, metadata: Mapping[str, Any] | None) -> None:
+        """Record an artifact whose bytes are already stored (or that is kept by reference)."""
         meta = dumps(_values.jsonable(dict(metadata))) if metadata else None
-        self._append(_ArtifactOp((self._id, name, kind, sha, size, step, path, int(stored), meta, _now())))
+        self._append(ArtifactAdd(self._id, name, kind, sha, size, step, path, bool(stored), meta, _now()))
+
+    _record_artifact = record_artifact  # the name integrations used before the SDK
 
     def update_artifact(self, name: str, *, metadata: Mapping[str, Any] | None = None, deleted: bool | None = None) -> None:
         """Merge ``metadata`` into the newest artifact called ``name``, or mark it deleted."""
         meta = dumps(_values.jsonable(dict(metadata))) if metadata else None
-        self._append(_ArtifactUpdateOp(self._id, name, meta, _now() if deleted else None))
+        self._append(ArtifactUpdate(self._id, name, meta, _now() if deleted else None))
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def flush(self, timeout: float | None = 30.0) -> bool:
-        """Block until everything logged so far is on disk."""
+        """Block until everything logged so far is stored (integrations' device-side buffers too)."""
+        self._flush_buffers()
         recorder = self._recorder_here()
         return recorder.flush(timeout)
+
+    def add_flush_hook(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` on every flush of this run, before its queue is written (integrations
+        hand over values still held on the device here)."""
+        self._on_flush.append(hook)
+
+    def _flush_buffers(self) -> None:
+        for hook in list(self._on_flush):
+            try:
+                hook()
+            except Exception as exc:  # noqa: BLE001 - a failing hook must not lose the flush
+                report_failure("a run flush hook", exc)
 
     def end(self, status: Status = "finished", *, error: BaseException | None = None) -> None:
         """End the run with ``status`` and write everything still queued. Ending twice is a no-op."""
@@ -302,17 +386,27 @@ class Run:
                     report_failure("a run end hook", exc)
             self._ended = True
             self._status = status
-            if self in _active:
-                _active.remove(self)
-        error_json = dumps(_describe_error(error)) if error is not None else None
+            _pop_active(self)
+        error_json = dumps(describe_error(error)) if error is not None else None
         recorder = self._recorder_here()
-        recorder.append(_EndOp(self._id, status, _now(), error_json))
+        recorder.append(EndRun(self._id, status, _now(), error_json))
         recorder.unwatch(self._id)
-        recorder.flush(10.0)
+        # A store that is failing already said so; do not make every end wait for it.
+        recorder.flush(0.5 if recorder.failing else 10.0)
 
     def add_end_hook(self, hook: Callable[[Run, str], None]) -> None:
         """Call ``hook(run, status)`` just before the run ends (integrations flush device buffers here)."""
         self._on_end.append(hook)
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[Run]:
+        """Make this run the active run in the current thread or task, without ending it on exit:
+        how a worker thread logs into a run started by another thread."""
+        token = _active.set(_active.get() + (self,))
+        try:
+            yield self
+        finally:
+            _active.reset(token)
 
     def __enter__(self) -> Run:
         return self
@@ -350,6 +444,24 @@ class Run:
         self._append(item)
 
 
+_STEP_LIMIT = 2**63
+
+
+def file_sha256(path: str | os.PathLike[str]) -> tuple[str, int]:
+    import hashlib
+
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+# -- validation shared by every write (live runs and edits of stored ones) ---------------------
+
+
 def _redact(key: str, value: Any) -> Any:
     """Secrets never reach the store: a text value under a secret-looking name (``hub_token``,
     ``api_key``, ``password``...) is replaced, and credentials are cut out of URLs. Numbers stay
@@ -363,104 +475,79 @@ def _redact(key: str, value: Any) -> Any:
     return redact_url(value) if "@" in value and "://" in value else value
 
 
-# -- write operations (run in the writer thread, inside its transaction) -----------------------
+def param_rows(params: Mapping[str, Any]) -> tuple[tuple[str, str, int | None], ...]:
+    if not isinstance(params, Mapping):
+        raise InvalidArgumentError("params", params, "pass a dict of name -> value")
+    rows = []
+    for key, value in _values.flatten(params).items():
+        key = _values.check_key(str(key) if not isinstance(key, str) else key, "param key")
+        value = _redact(key, value)
+        text, original = _values.encode_param(value)
+        rows.append((key, text, original))
+    return tuple(rows)
 
 
-class _ParamsOp:
-    __slots__ = ("rows",)
-
-    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
-        self.rows = rows
-
-    def __call__(self, store: Store, conn: sqlite3.Connection) -> None:
-        conn.executemany(
-            "INSERT OR REPLACE INTO params(run_id, key, value, original_length) VALUES (?, ?, ?, ?)", self.rows
-        )
+def tag_rows(tags: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    if not isinstance(tags, Mapping):
+        raise InvalidArgumentError("tags", tags, "pass a dict of name -> text")
+    return tuple((_values.check_key(k, "tag key"), str(_redact(k, str(v)))) for k, v in tags.items())
 
 
-class _TagsOp:
-    __slots__ = ("rows",)
+def note_text(markdown: Any) -> str:
+    if not isinstance(markdown, str):
+        raise InvalidArgumentError("markdown", markdown, "pass the note as a str (Markdown)")
+    if len(markdown) > 100_000:
+        raise InvalidArgumentError("markdown", f"<{len(markdown)} characters>", "keep notes under 100,000 characters")
+    from ._capture.redact import redact_text
 
-    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
-        self.rows = rows
-
-    def __call__(self, store: Store, conn: sqlite3.Connection) -> None:
-        conn.executemany("INSERT OR REPLACE INTO tags(run_id, key, value) VALUES (?, ?, ?)", self.rows)
-
-
-class _SectionOp:
-    __slots__ = ("row",)
-
-    def __init__(self, run_id: str, name: str, value: str) -> None:
-        self.row = (run_id, name, value)
-
-    def __call__(self, store: Store, conn: sqlite3.Connection) -> None:
-        conn.execute("INSERT OR REPLACE INTO sections(run_id, name, value) VALUES (?, ?, ?)", self.row)
+    return redact_text(markdown)
 
 
-class _ArtifactOp:
-    __slots__ = ("row",)
-
-    def __init__(self, row: tuple[Any, ...]) -> None:
-        self.row = row
-
-    def __call__(self, store: Store, conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "INSERT INTO artifacts(run_id, name, kind, sha256, size, step, path, stored, meta, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self.row,
-        )
+def run_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgumentError("name", name, "run names are non-empty strings")
+    return _values.check_key(name.strip(), "run name")
 
 
-class _ArtifactUpdateOp:
-    __slots__ = ("run_id", "name", "meta", "deleted")
+def describe_error(error: BaseException) -> dict[str, Any]:
+    from ._capture.redact import redact_text
 
-    def __init__(self, run_id: str, name: str, meta: str | None, deleted: float | None) -> None:
-        self.run_id, self.name, self.meta, self.deleted = run_id, name, meta, deleted
-
-    def __call__(self, store: Store, conn: sqlite3.Connection) -> None:
-        import json
-
-        row = conn.execute(
-            "SELECT id, meta FROM artifacts WHERE run_id = ? AND name = ? ORDER BY id DESC LIMIT 1",
-            (self.run_id, self.name),
-        ).fetchone()
-        if row is None:
-            return
-        meta = row[1]
-        if self.meta is not None:
-            merged = json.loads(meta) if meta else {}
-            merged.update(json.loads(self.meta))
-            meta = dumps(merged)
-        conn.execute(
-            "UPDATE artifacts SET meta = ?, deleted = coalesce(?, deleted) WHERE id = ?",
-            (meta, self.deleted, row[0]),
-        )
-
-
-class _CreateRunOp:
-    __slots__ = ("args",)
-
-    def __init__(self, *args: Any) -> None:
-        self.args = args
-
-    def __call__(self, store: Store, conn: sqlite3.Connection) -> None:
-        store.insert_run(conn, *self.args)
-
-
-class _EndOp:
-    __slots__ = ("row",)
-
-    def __init__(self, run_id: str, status: str, end_time: float, error: str | None) -> None:
-        self.row = (status, end_time, error, run_id)
-
-    def __call__(self, store: Store, conn: sqlite3.Connection) -> None:
-        conn.execute("UPDATE runs SET status = ?, end_time = ?, error = ? WHERE id = ?", self.row)
-
-
-def _describe_error(error: BaseException) -> dict[str, Any]:
     tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    return {"type": type(error).__qualname__, "message": str(error), "traceback": tb[-8000:]}
+    return {"type": type(error).__qualname__, "message": redact_text(str(error)), "traceback": redact_text(tb[-8000:])}
+
+
+def edit_run(backend: Backend, run_id: str, records: list[Any]) -> None:
+    """Write edits of a stored run (tags, note, name). A run live in this process gets them through
+    its own queue, in order with what it logs; any other run at once, in one transaction. Status,
+    end time and duration are never touched."""
+    for run in list(_live_runs):
+        if run.id == run_id and run._store is backend and not run._ended and run._pid == os.getpid():
+            recorder = run._recorder_here()
+            for record in records:
+                recorder.append(record)
+            if not recorder.flush(10.0):
+                raise StoreError(f"could not write to the store at {backend.location}: {recorder.last_error!r}")
+            return
+    backend.write(records)
+
+
+def edit_tags(backend: Backend, run_id: str, tags: Mapping[str, Any], remove: tuple[str, ...] = ()) -> None:
+    records: list[Any] = []
+    rows = tag_rows(tags)
+    if rows:
+        records.append(Tags(run_id, rows))
+    if remove:
+        records.append(RemoveTags(run_id, tuple(_values.check_key(k, "tag key") for k in remove)))
+    if records:
+        edit_run(backend, run_id, records)
+
+
+def edit_note(backend: Backend, run_id: str, markdown: str) -> None:
+    edit_run(backend, run_id, [Note(run_id, note_text(markdown))])
+
+
+def edit_name(backend: Backend, run_id: str, name: str) -> None:
+    edit_run(backend, run_id, [Rename(run_id, run_name(name))])
 
 
 # -- starting runs ------------------------------------------------------------------------------
@@ -476,24 +563,24 @@ def start_run(
     resume: str | None = None,
     activate: bool = True,
 ) -> Run:
-    """Start recording a run and make it the active run.
+    """Start recording a run and make it the active run of this thread (or task).
 
-    ``parent`` defaults to the run active in this process, if any, so runs started inside another
-    run's ``with`` block are its children. ``resume`` reopens an ended or crashed run by id: new
-    points append after its last step per key. ``activate=False`` keeps the run off the
-    active-run stack: module-level shortcuts and later ``start_run`` calls do not see it
-    (integrations use it for group runs).
+    ``parent`` defaults to the active run, if any, so runs started inside another run's ``with``
+    block are its children. ``resume`` reopens an ended or crashed run by id: new points append
+    after its last step per key. ``activate=False`` keeps the run off the active-run stack:
+    module-level shortcuts and later ``start_run`` calls do not see it (integrations use it for
+    group runs).
     """
     if name is not None and not isinstance(name, str):
         raise InvalidArgumentError("name", name, "run names are strings")
     if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
         raise InvalidArgumentError("experiment", experiment, "experiment names are non-empty strings")
     store = get_store()
-    _install_process_hooks()
-    proc_start = process_start_time()
+    _lifecycle.install(_owned_open_runs, _close_recorders)
+    owner = this_owner()
     if resume is not None:
-        row = store.claim_run(resume, proc_start)
-        run = Run(store, row[0], row[1], row[2], row[3], store.last_steps(row[0]))
+        row = store.claim_run(resume, owner, row_alive)
+        run = Run(store, row.id, row.name, row.experiment, row.parent_id, store.last_steps(row.id))
     else:
         if parent is None:
             active = active_run()
@@ -505,18 +592,26 @@ def start_run(
         else:
             raise InvalidArgumentError("parent", parent, "pass a Run, a run id, or None")
         run_id = uuid.uuid4().hex
-        run_name = name or generate_name()
+        run_name_ = _values.check_key(name, "run name") if name else generate_name()
         exp = experiment or os.environ.get("AUTOTRACK_EXPERIMENT") or DEFAULT_EXPERIMENT
-        store.initialise()
+        problem = None
+        try:
+            store.initialise()
+        except StoreError as exc:  # the recorder retries and warns; training goes on
+            problem = exc
         # Created by the writer thread like everything else: a slow or locked disk never blocks here.
-        recorder_for(store).append(_CreateRunOp(run_id, run_name, exp, parent_id, _now(), proc_start))
-        run = Run(store, run_id, run_name, exp, parent_id)
-        if store.quarantined is not None:
-            run._recorder.flag_degraded([run_id], f"the store's database was unreadable and moved to {store.quarantined}")
+        recorder = recorder_for(store)
+        recorder.append(NewRun(run_id, run_name_, exp, parent_id, _now(), owner))
+        run = Run(store, run_id, run_name_, exp, parent_id)
+        quarantined = getattr(store, "quarantined", None)
+        if quarantined is not None:
+            recorder.flag_degraded([run_id], f"the store's database was unreadable and moved to {quarantined}")
+        if problem is not None:
+            report_failure("opening the store", problem)
     with _lock:
-        if activate:
-            _active.append(run)
         _live_runs.add(run)
+    if activate:
+        _active.set(_active.get() + (run,))
     if params:
         run.log_params(params)
     if tags:
@@ -529,6 +624,12 @@ def start_run(
     return run
 
 
+def _pop_active(run: Run) -> None:
+    stack = _active.get()
+    if run in stack:
+        _active.set(tuple(r for r in stack if r is not run))
+
+
 _start_hooks: list[Callable[[Run], None]] = []
 
 
@@ -539,12 +640,21 @@ def add_start_hook(hook: Callable[[Run], None]) -> None:
 
 
 def active_run() -> Run | None:
-    """The innermost run started in this process and not yet ended."""
-    with _lock:
-        for run in reversed(_active):
-            if not run._ended:
-                return run
+    """The innermost run active in this thread (or task) and not yet ended."""
+    for run in reversed(_active.get()):
+        if not run._ended:
+            return run
     return None
+
+
+def active_runs() -> list[Run]:
+    """Every run active in this thread (or task), outermost first."""
+    return [run for run in _active.get() if not run._ended and run._pid == os.getpid()]
+
+
+def live_runs() -> list[Run]:
+    """Every run this process has open, in any thread."""
+    return _owned_open_runs()
 
 
 def _require_active(action: str) -> Run:
@@ -552,7 +662,7 @@ def _require_active(action: str) -> Run:
     if run is None:
         raise AutotrackError(
             f"cannot {action}: no active run. Start one with `with autotrack.start_run(): ...` "
-            "or call autotrack.autolog()."
+            "or call autotrack.autolog(); in another thread, join a run with `with run.activate(): ...`."
         )
     return run
 
@@ -592,47 +702,13 @@ def end_run(status: Status = "finished") -> None:
 
 
 def flush(timeout: float | None = 30.0) -> bool:
-    """Write everything queued in this process to disk."""
+    """Write everything queued in this process to the store (integrations' device buffers too)."""
+    for run in _owned_open_runs():
+        run._flush_buffers()
     return all([rec.flush(timeout) for rec in all_recorders()])
 
 
-# -- process lifecycle ---------------------------------------------------------------------------
-
-_hooks_pid: int | None = None
-_exit_code: int | None = None
-_uncaught: BaseException | None = None
-_previous_sigterm: Any = None
-
-
-def _install_process_hooks() -> None:
-    """Once per process: end open runs at interpreter exit and on SIGTERM with the right status."""
-    global _hooks_pid, _previous_sigterm
-    if _hooks_pid == os.getpid():
-        return
-    _hooks_pid = os.getpid()
-    atexit.register(_at_exit)
-    previous_excepthook = sys.excepthook
-
-    def excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-        global _uncaught
-        _uncaught = exc
-        previous_excepthook(exc_type, exc, tb)
-
-    sys.excepthook = excepthook
-    previous_exit = sys.exit
-
-    def exit_(code: Any = None) -> None:
-        global _exit_code
-        _exit_code = 0 if code is None else (code if isinstance(code, int) else 1)
-        previous_exit(code)
-
-    sys.exit = exit_  # type: ignore[assignment]
-    if threading.current_thread() is threading.main_thread():
-        try:
-            _previous_sigterm = signal.getsignal(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, _on_sigterm)
-        except (ValueError, OSError):  # not the main interpreter, or signals unavailable
-            pass
+# -- process lifecycle (see _lifecycle.py) -------------------------------------------------------
 
 
 def _owned_open_runs() -> list[Run]:
@@ -640,36 +716,7 @@ def _owned_open_runs() -> list[Run]:
     return [run for run in list(_live_runs) if run._pid == pid and not run._ended]
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    previous = _previous_sigterm
-    if os.getpid() == _hooks_pid and previous is not signal.SIG_IGN:
-        for run in reversed(_owned_open_runs()):
-            try:
-                run.end("killed", error=None)
-            except Exception:  # noqa: BLE001 - we are being terminated; do what we can
-                pass
-    if callable(previous):
-        previous(signum, frame)
-    elif previous is signal.SIG_IGN:
-        return
-    else:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _at_exit() -> None:
-    if os.getpid() != _hooks_pid:
-        return
-    uncaught = _uncaught
-    if uncaught is not None:
-        status: Status = "killed" if isinstance(uncaught, KeyboardInterrupt) else "failed"
-    else:
-        status = "finished" if not _exit_code else "failed"
-    for run in reversed(_owned_open_runs()):
-        try:
-            run.end(status, error=uncaught)
-        except Exception:  # noqa: BLE001
-            pass
+def _close_recorders() -> None:
     for rec in all_recorders():
         rec.close(timeout=10.0)
 

@@ -87,6 +87,7 @@ def test_get_run_unknown_id_suggests_closest(grid):
 
 def test_get_run_ambiguous_prefix(store):
     ids = {autotrack.start_run().id for _ in range(40)}
+    autotrack.flush()  # reading never drives the writer: what this process logged is read once flushed
     common = {i[0] for i in ids}
     prefix = next(p for p in common if sum(i.startswith(p) for i in ids) > 1)
     with pytest.raises(RunNotFoundError, match="more than one run"):

@@ -77,7 +77,7 @@ def test_storage_fault_degrades_to_one_warning_and_loses_nothing(store, monkeypa
     pages = sqlite3.connect(store.db_path).execute("PRAGMA page_count").fetchone()[0]
     # new connections from now on are faulty; drop the writer's current one so it reconnects
     faulty = _Fault(store, fault.format(pages=pages + 2), lift)
-    store._local = threading.local()
+    store.close()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         losses = _train(run, 20_000)  # training goes on
@@ -117,7 +117,7 @@ def test_locked_database_stalls_nothing_and_loses_nothing(store, monkeypatch, tm
     monkeypatch.setenv("AUTOTRACK_BUSY_TIMEOUT", "0.2")
     run = autotrack.start_run()
     run.flush()
-    store._local = threading.local()  # reconnect with the short busy timeout
+    store.close()  # reconnect with the short busy timeout
     locker = _hold_write_lock(store.db_path, seconds=3)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -222,9 +222,9 @@ def test_resuming_a_crashed_run_appends(tmp_path):
 
 
 def test_network_filesystem_uses_rollback_journal(tmp_path, monkeypatch):
-    from autotrack import _store
+    from autotrack.store import sqlite as sqlite_backend
 
-    monkeypatch.setattr(_store, "filesystem_type", lambda path: "nfs4")
+    monkeypatch.setattr(sqlite_backend, "filesystem_type", lambda path: "nfs4")
     st = Store(tmp_path / "nfs-store")
     with pytest.warns(RuntimeWarning, match="network file system"):
         st.initialise()
@@ -240,7 +240,7 @@ def test_durable_store_keeps_acknowledged_writes_through_abrupt_kill(tmp_path):
             autotrack.set_store({str(store_dir)!r}, durable=True)
             run = autotrack.start_run(name="durable")
             import sqlite3
-            print(run.store.connection().execute("PRAGMA synchronous").fetchone()[0], flush=True)
+            print(run.store._conn().execute("PRAGMA synchronous").fetchone()[0], flush=True)
             for i in range(1000):
                 run.log_metric("x", float(i), step=i)
                 if i % 100 == 99:
@@ -279,7 +279,9 @@ def test_forty_writers_on_a_fresh_store(tmp_path):
     errors = [p.communicate(timeout=600)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs) and not any("locked" in e for e in errors), errors
     conn = sqlite3.connect(store_dir / "autotrack.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    from autotrack._store import SCHEMA_VERSION
+
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert sorted(n for (n,) in conn.execute("SELECT name FROM experiments")) == ["ddp", "sweep"]
     frame = autotrack.runs(store=store_dir)
     assert len(frame) == 40 and set(frame["status"]) == {"finished"}
@@ -289,6 +291,7 @@ def test_forty_writers_on_a_fresh_store(tmp_path):
 
 def test_reader_polling_a_long_run_keeps_wal_bounded(store):
     run = autotrack.start_run()
+    run.flush()  # readers see what is stored; they never drive the writer
     stop = threading.Event()
     reads = []
 
@@ -393,7 +396,7 @@ def test_artifact_hash_is_verified_on_read(store, tmp_path):
     f.write_bytes(b"good")
     with autotrack.start_run() as run:
         sha = run.log_artifact(f)
-    blob = store.blob_path(sha)
+    blob = store.blobs.path(sha)
     os.chmod(blob, 0o644)
     blob.write_bytes(b"evil")
     with pytest.raises(StoreError, match="does not match its recorded sha256"):
@@ -405,10 +408,10 @@ def test_planted_symlink_in_store_is_never_followed(store, tmp_path):
     f.write_text("a")
     with autotrack.start_run() as run:
         sha = run.log_artifact(f)
-    blob = store.blob_path(sha)
+    blob = store.blobs.path(sha)
     blob.unlink()
     blob.symlink_to("/etc/passwd")
-    assert store.artifact_path(sha) is None
+    assert store.blobs.local_path(sha) is None
     with pytest.raises(StoreError, match="missing"):
         autotrack.get_run(run.id).read_artifact("a.txt")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,57 +11,57 @@ from typing import Any
 import click
 
 
-def store_health(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Location, existence, schema version, integrity, runs by status and artifact size of a store
-    folder; read-only (never creates the store)."""
-    from .._store import DB_NAME, SCHEMA_VERSION, effective_status
+def store_health(location: str | os.PathLike[str], *, verify: bool = False) -> dict[str, Any]:
+    """Location, existence, schema version, integrity, runs by status and artifact size of a store;
+    read-only (never creates the store). ``verify`` also checks every metric chunk's and section's
+    checksum and every stored blob's hash."""
+    from ..store import effective_status, is_url, open_backend
+    from ..store.sqlite import SCHEMA_VERSION
 
-    root = Path(path).expanduser().resolve()
-    db = root / DB_NAME
-    out: dict[str, Any] = {"path": str(root), "exists": db.exists()}
-    if not db.exists():
-        parent = root if root.exists() else root.parent
-        out["writable"] = os.access(parent, os.W_OK)
+    backend = open_backend(location)
+    out: dict[str, Any] = {"path": backend.location, "exists": backend.exists()}
+    if not out["exists"]:
+        if not is_url(location):
+            root = Path(location).expanduser().resolve()
+            parent = root if root.exists() else root.parent
+            out["writable"] = os.access(parent, os.W_OK)
         out["note"] = "no store here yet; the first run creates it"
         return out
-    out["writable"] = os.access(root, os.W_OK)
-    out["db_bytes"] = db.stat().st_size
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    health = backend.health(verify=verify)
+    db_path = getattr(backend, "db_path", None)
+    out["writable"] = os.access(db_path.parent, os.W_OK) if db_path is not None else backend.writable
+    if db_path is not None:
+        out["db_bytes"] = db_path.stat().st_size
+    out["schema_version"] = health.schema_version
+    out["schema_current"] = health.schema_version == SCHEMA_VERSION
+    out["integrity"] = health.integrity if health.error is None else f"cannot read: {health.error}"
+    if health.error is None:
+        counts: dict[str, int] = {}
         try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            out["schema_version"] = version
-            out["schema_current"] = version == SCHEMA_VERSION
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            out["integrity"] = check
-            counts: dict[str, int] = {}
-            for row in conn.execute("SELECT status, pid, host, proc_start, heartbeat FROM runs"):
-                status = effective_status(*row)
+            from ..store import RunQuery
+
+            for row in backend.find_runs(RunQuery()):
+                status = effective_status(row)
                 counts[status] = counts.get(status, 0) + 1
-            out["runs"] = sum(counts.values())
-            out["runs_by_status"] = counts
-            out["experiments"] = conn.execute("SELECT count(*) FROM experiments").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        out["integrity"] = f"cannot read: {exc}"
-    artifacts = root / "artifacts"
+        except Exception as exc:  # noqa: BLE001 - a damaged store is what the doctor is for
+            out["integrity"] = f"cannot read runs: {exc}"
+        out["runs"] = sum(counts.values())
+        out["runs_by_status"] = counts
+        out["experiments"] = health.experiments
+    if verify:
+        out["damaged"] = list(health.damaged)
     total = files = 0
-    if artifacts.is_dir():
-        for dirpath, _dirs, names in os.walk(artifacts):
-            for name in names:
-                try:
-                    total += os.stat(os.path.join(dirpath, name)).st_size
-                    files += 1
-                except OSError:
-                    pass
+    for _sha, size in backend.blobs.list():
+        total += size
+        files += 1
     out["artifact_files"] = files
     out["artifact_bytes"] = total
-    out["healthy"] = out.get("integrity") == "ok" and out.get("schema_current", False) and out["writable"]
+    out["healthy"] = (out.get("integrity") == "ok" and out.get("schema_current", False) and bool(out["writable"])
+                      and not out.get("damaged"))
     return out
 
 
-def report(store_path: str | os.PathLike[str]) -> dict[str, Any]:
+def report(store_path: str | os.PathLike[str], *, verify: bool = False) -> dict[str, Any]:
     """Everything the doctor shows, as a dict."""
     from . import settings
     from .environment import capture_environment
@@ -84,7 +83,7 @@ def report(store_path: str | os.PathLike[str]) -> dict[str, Any]:
                    "diff_bytes": len(texts.get("source/git.diff", "").encode())},
         "capture": {"enabled": s.enabled, "system_metrics_interval_s": s.system_metrics,
                     "packages": s.packages, "source": s.source, "entry_script": s.entry_script},
-        "store": store_health(store_path),
+        "store": store_health(store_path, verify=verify),
     }
 
 
@@ -152,22 +151,29 @@ def render(data: dict[str, Any]) -> str:
     if not st["exists"]:
         lines.append(f"  state     {st['note']} ({'writable' if st['writable'] else 'NOT writable'})")
     else:
-        lines.append(f"  database  {_gb(st['db_bytes'])}, schema v{st.get('schema_version')}"
+        lines.append(f"  database  {_gb(st.get('db_bytes'))}, schema v{st.get('schema_version')}"
                      f"{'' if st.get('schema_current') else ' (needs migration)'}, integrity {st.get('integrity')}")
         runs = ", ".join(f"{n} {k}" for k, n in sorted(st.get("runs_by_status", {}).items()))
         lines.append(f"  runs      {st.get('runs', 0)} in {st.get('experiments', 0)} experiments ({runs or 'none'})")
         lines.append(f"  artifacts {st['artifact_files']} files, {_gb(st['artifact_bytes'])}")
+        if "damaged" in st:
+            if st["damaged"]:
+                lines.append(f"  damaged   {len(st['damaged'])} item(s):")
+                lines += [f"    {item}" for item in st["damaged"][:50]]
+            else:
+                lines.append("  verified  every metric chunk, section and stored blob matches its checksum")
         lines.append(f"  health    {'OK' if st['healthy'] else 'PROBLEM (see above)'}")
     return "\n".join(lines)
 
 
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--store", "store_path", envvar="AUTOTRACK_DIR", default="autotrack-runs", show_default=True,
-              help="Store folder to check (also $AUTOTRACK_DIR).")
-def doctor_command(as_json: bool, store_path: str) -> None:
+@click.option("--verify", is_flag=True, help="Also check every metric chunk, section and blob against its checksum.")
+@click.option("--store", "store_path", envvar=["AUTOTRACK_STORE", "AUTOTRACK_DIR"], default="autotrack-runs",
+              show_default=True, help="Store folder or postgresql:// URL to check (also $AUTOTRACK_STORE, $AUTOTRACK_DIR).")
+def doctor_command(as_json: bool, verify: bool, store_path: str) -> None:
     """Show what autotrack would capture on this machine and check the store."""
-    data = report(store_path)
+    data = report(store_path, verify=verify)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
     else:

@@ -94,8 +94,7 @@ def reset() -> None:
 def _write_to_open_runs(section: dict[str, Any]) -> None:
     from .. import _run
 
-    with _run._lock:
-        runs = [r for r in _run._active if not r.ended and r._pid == os.getpid()]
+    runs = _run.active_runs()
     for run in runs:
         try:
             run.set_info("seeds", section)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .._store import Store
+from ..store import Backend as Store
 
 STATIC = Path(__file__).parent / "static"
 _STATIC_FILES = {"app.js", "plots.js", "style.css"}
@@ -153,10 +153,12 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
-            from .._errors import RunNotFoundError
+            from .._errors import InvalidArgumentError, RunNotFoundError
 
             if isinstance(exc, RunNotFoundError):
                 self._json({"error": str(exc)}, 404)
+            elif isinstance(exc, InvalidArgumentError):
+                self._json({"error": str(exc)}, 400)
             else:
                 self._json({"error": f"{type(exc).__name__}: {exc}"}, 500)
 
@@ -285,23 +287,21 @@ class Handler(BaseHTTPRequestHandler):
         return data
 
     def _artifact(self, raw_id: str) -> None:
-        if not raw_id.isdigit():
-            raise ApiError(400, "artifacts are fetched by their numeric id")
-        conn = self.server.store.reader()
-        row = conn.execute("SELECT name, sha256, stored FROM artifacts WHERE id = ?", (int(raw_id),)).fetchone() if conn else None
+        if not raw_id.isdigit() or len(raw_id) > 18:
+            raise ApiError(404, "no such artifact")
+        row = self.server.store.artifact(int(raw_id))
         if row is None:
             raise ApiError(404, "no such artifact")
-        name, sha, stored = row
+        name, sha, stored = row.name, row.sha256, row.stored
         if not stored or not sha or not _SHA.match(sha):
             raise ApiError(404, "this artifact is a reference to a file outside the store; it is not served")
-        blob = self.server.store.blob_path(sha)
         try:
-            handle = open(blob, "rb")  # noqa: SIM115 - closed below
+            handle = self.server.store.blobs.open(sha)  # never follows a planted symlink
         except OSError:
             raise ApiError(404, "the artifact's contents are missing from the store") from None
         filename = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit("/", 1)[-1]) or "artifact"
         with handle:
-            size = os.fstat(handle.fileno()).st_size
+            size = os.fstat(handle.fileno()).st_size if hasattr(handle, "fileno") else (row.size or 0)
             self._send(200, b"", "application/octet-stream",
                        {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
                        length=size)
@@ -310,38 +310,32 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def list_runs(store: Store) -> list[dict[str, Any]]:
-    """Every run with its params, tags and last metric values, newest first (one query per table)."""
-    from .._query import _RUN_SELECT
-    from .._store import effective_status, unpack_double
+    """Every run with its params, tags and last metric values, newest first (read through the
+    query API's backend: one query per kind of record)."""
+    from .._query import _crashed
+    from ..store import RunQuery, effective_status
 
-    conn = store.reader()
-    if conn is None:
+    if not store.exists():
         return []
-    runs: dict[str, dict[str, Any]] = {}
-    for row in conn.execute(_RUN_SELECT + " ORDER BY r.start_time DESC"):
-        rid, name, exp, status, start, end, parent, pid, host, proc_start, hb, _, _ = row
-        runs[rid] = {"id": rid, "name": name, "experiment": exp, "status": effective_status(status, pid, host, proc_start, hb),
-                     "start_time": start, "end_time": end, "duration": None if end is None else end - start,
-                     "parent_id": parent, "params": {}, "tags": {}, "summary": {}}
-    for rid, key, value in conn.execute("SELECT run_id, key, value FROM params"):
-        if rid in runs:
-            runs[rid]["params"][key] = json.loads(value)
-    for rid, key, value in conn.execute("SELECT run_id, key, value FROM tags"):
-        if rid in runs:
-            runs[rid]["tags"][key] = value
-    for rid, key, value in conn.execute("SELECT run_id, key, last_value FROM metric_keys WHERE count > 0"):
-        if rid in runs:
-            runs[rid]["summary"][key] = unpack_double(value)
-    return list(runs.values())
+    rows = store.find_runs(RunQuery(), _crashed(store))
+    ids = [r.id for r in rows]
+    params, tags, stats = store.params(ids), store.tags(ids), store.stats(ids)
+    return [
+        {"id": r.id, "name": r.name, "experiment": r.experiment, "status": effective_status(r),
+         "start_time": r.start_time, "end_time": r.end_time,
+         "duration": None if r.end_time is None else r.end_time - r.start_time, "parent_id": r.parent_id,
+         "params": {k: json.loads(v) for k, (v, _) in params[r.id].items()}, "tags": tags[r.id],
+         "summary": {k: s.last for k, s in stats[r.id].items()}}
+        for r in rows
+    ]
 
 
 def set_tags(store: Store, run_id: str, tags: dict[str, str]) -> None:
-    from .._store import transaction
+    """Tag edits from the page go through the public write path: key validation and the secret
+    filter apply exactly as for ``run.set_tags``."""
+    from .._query import get_run
 
-    conn = store.connection()
-    with transaction(conn):
-        conn.executemany("INSERT OR REPLACE INTO tags(run_id, key, value) VALUES (?, ?, ?)",
-                         [(run_id, k, v) for k, v in tags.items()])
+    get_run(run_id, store=store).set_tags(tags)
 
 
 def make_server(host: str = "127.0.0.1", port: int = 8765, *, store: Store | str | Path | None = None,
@@ -364,7 +358,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, *, store: Store | str | Pat
           allow_remote: bool = False, open_browser: bool = False, allowed_hosts: set[str] | None = None) -> None:
     """Run the UI until interrupted (Ctrl-C)."""
     server = make_server(host, port, store=store, allow_remote=allow_remote, allowed_hosts=allowed_hosts)
-    print(f"autotrack ui: {server.url}  (store: {server.store.root}; Ctrl-C to stop)")
+    print(f"autotrack ui: {server.url}  (store: {server.store.location}; Ctrl-C to stop)")
     if open_browser:
         import webbrowser
 

@@ -1,0 +1,258 @@
+"""Compile a parsed ``where`` / ``order_by`` (``autotrack._where``) into parameterised SQL.
+
+Every value of the expression travels as a bound parameter; column names are mapped through a fixed
+table or bound as keys, so no text the user typed ever becomes SQL. The semantics are those of the
+documented query language: a missing param/metric/tag is NULL, a comparison with NULL is false (and
+``not`` of it true: two-valued logic, as in a filtered table), numbers compare as numbers, text as
+text, ``like`` is case-insensitive with ``%`` and ``_``.
+
+A :class:`Dialect` supplies the few expressions that differ between SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .._errors import QuerySyntaxError
+
+#: Columns of the runs table people filter and sort on, besides params.*, metrics.* and tags.*.
+BASE_COLUMNS = ("id", "name", "experiment", "status", "start", "end", "duration", "parent_id")
+
+
+class Dialect:
+    """SQLite flavour; PostgreSQL overrides what differs."""
+
+    placeholder = "?"
+
+    def crashed_in(self, ids_placeholder: str) -> str:
+        return f"r.id IN (SELECT value FROM json_each({ids_placeholder}))"
+
+    def param_value(self, key_ph: str) -> str:
+        return f"(SELECT p.value FROM params p WHERE p.run_id = r.id AND p.key = {key_ph})"
+
+    def metric_value(self, key_ph: str) -> str:
+        return f"(SELECT m.last FROM metric_keys m WHERE m.run_id = r.id AND m.key = {key_ph})"
+
+    def tag_value(self, key_ph: str) -> str:
+        return f"(SELECT t.value FROM tags t WHERE t.run_id = r.id AND t.key = {key_ph})"
+
+    # Params are JSON text; tags text; metrics REAL. These turn them into a number or text.
+    def param_num(self, expr: str) -> str:
+        return f"at_num_json({expr})"
+
+    def param_text(self, expr: str) -> str:
+        return f"at_text_json({expr})"
+
+    def text_num(self, expr: str) -> str:
+        return f"at_num_text({expr})"
+
+    def like(self, expr: str, ph: str) -> str:
+        return f"({expr} LIKE {ph})"
+
+    def truth(self, expr: str) -> str:
+        """A condition that is false (not NULL) when ``expr`` is NULL."""
+        return f"coalesce({expr}, 0)"
+
+    def bool_literal(self, value: bool) -> str:
+        return "1" if value else "0"
+
+
+class Compiled:
+    def __init__(self, sql: str, args: list[Any]) -> None:
+        self.sql = sql
+        self.args = args
+
+
+class Compiler:
+    """Build the pieces of one runs query. ``crashed`` are ids of runs whose stored status is
+    ``running`` but whose owner is gone: ``status`` reads ``crashed`` for them."""
+
+    def __init__(self, dialect: Dialect, crashed: Sequence[str] = ()) -> None:
+        self.d = dialect
+        self.args: list[Any] = []
+        self.crashed = list(crashed)
+
+    def bind(self, value: Any) -> str:
+        self.args.append(value)
+        return self.d.placeholder
+
+    # -- columns -----------------------------------------------------------------------------
+
+    def status_expr(self) -> str:
+        if not self.crashed:
+            return "r.status"
+        import json
+
+        return f"(CASE WHEN {self.d.crashed_in(self.bind(json.dumps(self.crashed)))} THEN 'crashed' ELSE r.status END)"
+
+    def column(self, name: str) -> tuple[Any, str]:
+        """``(make, kind)``: ``make()`` writes the column's SQL expression, binding its key anew each
+        time it is used; kind is one of ``text``, ``num``, ``param``, ``tag``."""
+        base = {
+            "id": ("r.id", "text"),
+            "name": ("r.name", "text"),
+            "experiment": ("e.name", "text"),
+            "start": ("r.start_time", "num"),
+            "end": ("r.end_time", "num"),
+            "duration": ("(r.end_time - r.start_time)", "num"),
+            "parent_id": ("r.parent_id", "text"),
+            "note": ("r.note", "text"),
+        }
+        if name in base:
+            sql, kind = base[name]
+            return (lambda: sql), kind
+        if name == "status":
+            return self.status_expr, "text"
+        prefix, _, key = name.partition(".")
+        if prefix == "metrics" and key:
+            return (lambda: self.d.metric_value(self.bind(key))), "num"
+        if prefix == "tags" and key:
+            return (lambda: self.d.tag_value(self.bind(key))), "tag"
+        if prefix == "params" and key:
+            return (lambda: self.d.param_value(self.bind(key))), "param"
+        # A bare name is a param: `lr < 0.01`, `model.depth = 3`.
+        return (lambda: self.d.param_value(self.bind(name))), "param"
+
+    def as_num(self, make: Any, kind: str) -> str:
+        if kind == "param":
+            return self.d.param_num(make())
+        if kind in ("tag", "text"):
+            return self.d.text_num(make())
+        return make()
+
+    def as_text(self, make: Any, kind: str) -> str:
+        if kind == "param":
+            return self.d.param_text(make())
+        if kind == "num":
+            return f"CAST({make()} AS TEXT)"
+        return make()
+
+    # -- where -------------------------------------------------------------------------------
+
+    def where(self, node: tuple[Any, ...]) -> str:
+        """Iterative over and/or chains (a thousand ``or`` terms must not exhaust the stack)."""
+        kind = node[0]
+        if kind in ("and", "or"):
+            parts = []
+            stack = [node]
+            while stack:
+                current = stack.pop()
+                if current[0] == kind:
+                    stack.append(current[2])
+                    stack.append(current[1])
+                else:
+                    parts.append(self.where(current))
+            return "(" + f" {kind.upper()} ".join(parts) + ")"
+        if kind == "not":
+            return f"(NOT {self.where(node[1])})"
+        expr, col_kind = self.column(node[1])
+        if kind == "isnull":
+            return f"({expr()} IS NULL)"
+        if kind == "notnull":
+            return f"({expr()} IS NOT NULL)"
+        if kind == "in":
+            terms = [self._compare(expr, col_kind, "==", value) for value in node[2]]
+            return "(" + " OR ".join(terms) + ")" if terms else "(1 = 0)"
+        if kind == "like":
+            return self.d.truth(self.d.like(self.as_text(expr, col_kind), self.bind(node[2])))
+        if kind == "cmp":
+            return self._compare(expr, col_kind, node[2], node[3])
+        raise QuerySyntaxError("where", str(node), "unknown expression")
+
+    def _compare(self, expr: Any, kind: str, op: str, value: Any) -> str:
+        sql_op = {"==": "=", "!=": "<>"}.get(op, op)
+        if op not in ("==", "!=", "<", "<=", ">", ">="):
+            raise QuerySyntaxError("where", op, "use one of = != < <= > >=")
+        if isinstance(value, bool):
+            return self.d.truth(f"({self.as_num(expr, kind)} {sql_op} {self.d.bool_literal(value)})")
+        if isinstance(value, (int, float)):
+            return self.d.truth(f"({self.as_num(expr, kind)} {sql_op} {self.bind(float(value))})")
+        if value is None:
+            return f"({expr()} IS {'NOT ' if op == '!=' else ''}NULL)"
+        return self.d.truth(f"({self.as_text(expr, kind)} {sql_op} {self.bind(str(value))})")
+
+    # -- order by ----------------------------------------------------------------------------
+
+    def order(self, order: Sequence[tuple[str, bool]]) -> str:
+        terms = []
+        for column, ascending in order:
+            expr, kind = self.column(column)
+            direction = "ASC" if ascending else "DESC"
+            terms.append(f"({expr()} IS NULL)")  # missing values last, whatever the direction
+            if kind in ("param", "tag"):
+                terms.append(f"({self.as_num(expr, kind)} IS NULL)")  # numbers before text
+                terms.append(f"{self.as_num(expr, kind)} {direction}")
+                terms.append(f"{self.as_text(expr, kind)} {direction}")
+            else:
+                terms.append(f"{expr()} {direction}")
+        terms.append("r.start_time DESC")
+        terms.append("r.id")
+        return ", ".join(terms)
+
+
+def referenced_columns(node: tuple[Any, ...] | None) -> list[str]:
+    """The column names an expression mentions (for 'no such column' hints)."""
+    out: list[str] = []
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        if current[0] in ("and", "or"):
+            stack.extend((current[1], current[2]))
+        elif current[0] == "not":
+            stack.append(current[1])
+        else:
+            out.append(current[1])
+    return out
+
+
+# -- SQLite functions the compiled SQL calls ---------------------------------------------------
+
+
+def _num_json(text: str | None) -> float | None:
+    if text is None:
+        return None
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return _num(value)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _text_json(text: str | None) -> str | None:
+    if text is None:
+        return None
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def register_sqlite_functions(conn: Any) -> None:
+    conn.create_function("at_num_json", 1, _num_json, deterministic=True)
+    conn.create_function("at_text_json", 1, _text_json, deterministic=True)
+    conn.create_function("at_num_text", 1, _num, deterministic=True)

@@ -1,0 +1,194 @@
+"""The storage seam: one narrow interface for records and one for artifact bytes.
+
+Everything above this package — ``Run`` and the recorder on the write side, ``runs()`` /
+``get_run()`` and the CLI, report and UI on the read side — talks to a :class:`Backend` and never
+knows which one runs. A backend takes typed records in (:mod:`autotrack.store._records`) and gives
+typed rows out; no SQL text, connection or cursor crosses this line. Artifact bytes go through a
+:class:`BlobStore` of their own (a local content-addressed folder, or an S3-compatible bucket).
+
+Implementations: :mod:`autotrack.store.sqlite` (the default, embedded) and
+:mod:`autotrack.store.postgres` (the team store). ``tests/store/`` runs one contract suite over
+every implementation.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+from ._records import (
+    ArtifactRow,
+    KeyStats,
+    Owner,
+    Record,
+    RunQuery,
+    RunRow,
+    StoredBlob,
+    StoreHealth,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class BlobStore(abc.ABC):
+    """Content-addressed artifact bytes: a blob is named by the sha256 of its contents."""
+
+    #: Where the blobs live, for messages (a folder path or ``s3://bucket/prefix``).
+    location: str
+
+    @abc.abstractmethod
+    def put_file(self, source: str) -> StoredBlob:
+        """Store a file's contents (idempotent: identical contents are stored once)."""
+
+    @abc.abstractmethod
+    def put_bytes(self, data: bytes) -> StoredBlob: ...
+
+    @abc.abstractmethod
+    def open(self, sha256: str) -> IO[bytes]:
+        """A readable binary stream of the blob. Raises ``FileNotFoundError`` when it is missing."""
+
+    @abc.abstractmethod
+    def exists(self, sha256: str) -> bool: ...
+
+    @abc.abstractmethod
+    def delete(self, sha256: str) -> int:
+        """Remove a blob; returns the bytes freed (0 when it was not there)."""
+
+    @abc.abstractmethod
+    def list(self) -> Iterator[tuple[str, int]]:
+        """Every stored blob as ``(sha256, size)``."""
+
+    def local_path(self, sha256: str) -> str | None:
+        """A path on this machine holding the blob, when the store has one (local folders)."""
+        return None
+
+    def read(self, sha256: str) -> bytes:
+        with self.open(sha256) as f:
+            return f.read()
+
+    def verify(self, sha256: str) -> bool:
+        """Whether the blob exists and its contents still hash to its name."""
+        import hashlib
+
+        try:
+            stream = self.open(sha256)
+        except (FileNotFoundError, OSError):
+            return False
+        digest = hashlib.sha256()
+        with stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest() == sha256
+
+
+class Backend(abc.ABC):
+    """A store of runs. Thread-safe; every process opens its own connections (none crosses a fork)."""
+
+    #: A short human-readable location (a folder path, or a URL with the password removed).
+    location: str
+    #: The artifact bytes of this store.
+    blobs: BlobStore
+    #: Whether this handle may write (a read-only store is still fully readable).
+    writable: bool = True
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def exists(self) -> bool:
+        """Whether the store has been created (reading an absent store gives no runs, not an error)."""
+
+    @abc.abstractmethod
+    def initialise(self) -> None:
+        """Create the store if needed and migrate its schema forward (once per process)."""
+
+    def close(self) -> None:
+        """Release this process's connections (a later call reopens them)."""
+
+    def idle(self) -> None:
+        """Called by the writer when writing pauses (SQLite folds its WAL back into the database)."""
+
+    # -- the write path ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def write(self, records: Sequence[Record]) -> None:
+        """Apply ``records`` in order, in one transaction: all of them or none."""
+
+    @abc.abstractmethod
+    def claim_run(self, run_id: str, owner: Owner, alive: Any) -> RunRow:
+        """Reopen a run for writing by ``owner`` (resume), atomically. ``alive(row) -> bool`` tells
+        whether the run's current owner may still be writing; if so, ``RunLockedError``."""
+
+    @abc.abstractmethod
+    def delete_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """Delete runs and every record of theirs; children lose their link to them. Returns the
+        sha256 of stored blobs that no run refers to any more (candidates for :meth:`collect_garbage`)."""
+
+    @abc.abstractmethod
+    def collect_garbage(self, candidates: Iterable[str] | None = None) -> tuple[int, int]:
+        """Delete stored blobs no artifact refers to (only ``candidates``, or all when None), safely
+        against a concurrent writer adding the same blob. Returns ``(blobs, bytes)`` freed."""
+
+    # -- the read path -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def find_runs(self, query: RunQuery, crashed: Sequence[str] = ()) -> list[RunRow]:
+        """Runs matching ``query``, filtered, sorted and paged by the store. ``crashed`` lists the
+        ids of ``running`` runs whose owner is gone, so ``status`` filters see the effective status."""
+
+    @abc.abstractmethod
+    def count_runs(self, query: RunQuery, crashed: Sequence[str] = ()) -> int: ...
+
+    @abc.abstractmethod
+    def running_runs(self) -> list[RunRow]:
+        """Runs whose stored status is ``running`` (the reader checks which are still alive)."""
+
+    @abc.abstractmethod
+    def get_runs(self, run_ids: Sequence[str]) -> list[RunRow]: ...
+
+    @abc.abstractmethod
+    def match_runs(self, ref: str, limit: int = 5) -> tuple[list[RunRow], list[RunRow]]:
+        """``(runs whose id starts with ref, runs named ref)``, at most ``limit`` of each."""
+
+    @abc.abstractmethod
+    def latest_run(self) -> RunRow | None: ...
+
+    @abc.abstractmethod
+    def all_run_ids(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    def params(self, run_ids: Sequence[str]) -> dict[str, dict[str, tuple[str, int | None]]]:
+        """Per run: key -> (value as JSON text, original length when truncated)."""
+
+    @abc.abstractmethod
+    def tags(self, run_ids: Sequence[str]) -> dict[str, dict[str, str]]: ...
+
+    @abc.abstractmethod
+    def stats(self, run_ids: Sequence[str]) -> dict[str, dict[str, KeyStats]]:
+        """Per run: metric key -> its stats (last, min, max, count, last step)."""
+
+    @abc.abstractmethod
+    def metric(self, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(steps, values, times)`` of one key in logged order, or None when the run has no such key.
+        Raises ``StoreError`` naming the run, key and step range when a stored chunk is damaged."""
+
+    @abc.abstractmethod
+    def last_steps(self, run_id: str) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    def sections(self, run_id: str) -> dict[str, str]:
+        """Section name -> JSON text."""
+
+    @abc.abstractmethod
+    def artifacts(self, run_id: str) -> list[ArtifactRow]: ...
+
+    @abc.abstractmethod
+    def artifact(self, artifact_id: int) -> ArtifactRow | None: ...
+
+    @abc.abstractmethod
+    def children(self, run_id: str) -> list[RunRow]: ...
+
+    @abc.abstractmethod
+    def health(self, verify: bool = False) -> StoreHealth:
+        """Schema version, integrity, counts; ``verify`` also checks every chunk and section checksum."""
