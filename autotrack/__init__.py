@@ -1,4 +1,4 @@
-"""autotrack: complete, free and crash-safe experiment tracking in a local SQLite store.
+"""autotrack: complete, free and crash-safe experiment tracking (a local SQLite store by default).
 
     import autotrack
     autotrack.autolog()                       # or a callback / wrapper per framework
@@ -25,7 +25,7 @@ from ._errors import (
     UnsafeArtifactNameError,
 )
 from ._autolog import autolog
-from ._query import Artifact, RunRecord, delete_run, get_run, runs
+from ._query import Artifact, RunRecord, count_runs, delete_run, gc, get_run, runs
 from ._run import (
     Run,
     active_run,
@@ -64,10 +64,12 @@ __all__ = [
     "__version__",
     "active_run",
     "autolog",
+    "count_runs",
     "delete_run",
     "end_run",
     "fingerprint",
     "flush",
+    "gc",
     "get_run",
     "get_store",
     "log_artifact",

@@ -34,10 +34,16 @@ def run_command(experiment: str | None, module: bool, no_system_metrics: bool, t
     if not module:
         sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
     autolog(experiment=experiment, system_metrics=not no_system_metrics)
-    if module:
-        runpy.run_module(target, run_name="__main__", alter_sys=True)
-    else:
-        runpy.run_path(target, run_name="__main__")
+    from ._lifecycle import note_exit_code
+
+    try:
+        if module:
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(target, run_name="__main__")
+    except SystemExit as exc:  # `sys.exit(3)` and `raise SystemExit(3)` alike: the runs end `failed`
+        note_exit_code(exc.code)
+        raise
 
 
 commands = [run_command]

@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 _store_option = click.option(
-    "--store", "store", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Store folder (default: $AUTOTRACK_DIR or ./autotrack-runs).",
+    "--store", "store", type=str, default=None,
+    help="Store folder or postgresql:// URL (default: $AUTOTRACK_STORE, $AUTOTRACK_DIR or ./autotrack-runs).",
 )
 
 
@@ -20,7 +20,7 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run ``fn`` with the chosen store; autotrack's own errors become one clean CLI error line."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, store: Path | None = None, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, store: str | None = None, **kwargs: Any) -> Any:
         from ._errors import AutotrackError
 
         if store is not None:

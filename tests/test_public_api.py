@@ -22,8 +22,8 @@ def test_all_is_pinned():
         [
             "Artifact", "AutotrackError", "InvalidArgumentError", "MissingDependencyError", "QuerySyntaxError",
             "Run", "RunEndedError", "RunLockedError", "RunNotFoundError", "RunRecord", "StoreError",
-            "StoreVersionError", "UnsafeArtifactNameError", "__version__", "active_run", "autolog", "delete_run", "end_run",
-            "fingerprint", "flush", "get_run", "get_store", "log_artifact", "log_metric", "log_metrics", "log_param",
+            "StoreVersionError", "UnsafeArtifactNameError", "__version__", "active_run", "autolog", "count_runs", "delete_run", "end_run",
+            "fingerprint", "flush", "gc", "get_run", "get_store", "log_artifact", "log_metric", "log_metrics", "log_param",
             "log_params", "runs", "seed_everything", "set_store", "set_tag", "set_tags", "start_run",
         ]
     )

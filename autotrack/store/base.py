@@ -14,7 +14,7 @@ every implementation.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from ._records import (
@@ -121,14 +121,18 @@ class Backend(abc.ABC):
         whether the run's current owner may still be writing; if so, ``RunLockedError``."""
 
     @abc.abstractmethod
-    def delete_runs(self, run_ids: Sequence[str]) -> list[str]:
+    def delete_runs(self, run_ids: Sequence[str]) -> dict[str, float]:
         """Delete runs and every record of theirs; children lose their link to them. Returns the
-        sha256 of stored blobs that no run refers to any more (candidates for :meth:`collect_garbage`)."""
+        stored blobs no run refers to any more, each with the newest time a deleted record of it was
+        made (candidates for :meth:`collect_garbage`: a blob touched after that time is being stored
+        again by someone else and is kept)."""
 
     @abc.abstractmethod
-    def collect_garbage(self, candidates: Iterable[str] | None = None) -> tuple[int, int]:
-        """Delete stored blobs no artifact refers to (only ``candidates``, or all when None), safely
-        against a concurrent writer adding the same blob. Returns ``(blobs, bytes)`` freed."""
+    def collect_garbage(self, candidates: Mapping[str, float] | None = None, grace: float = 60.0) -> tuple[int, int]:
+        """Delete stored blobs no artifact refers to: only ``candidates`` (from :meth:`delete_runs`), or
+        all of them when None, sparing blobs touched in the last ``grace`` seconds (their records may
+        still be queued by a live writer). Safe against a concurrent writer adding the same blob.
+        Returns ``(blobs, bytes)`` freed."""
 
     # -- the read path -----------------------------------------------------------------------
 

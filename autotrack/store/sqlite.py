@@ -31,7 +31,7 @@ import time
 import warnings
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -557,40 +557,37 @@ class SQLiteBackend(Backend):
                 )
             return run
 
-    def delete_runs(self, run_ids: Sequence[str]) -> list[str]:
+    def delete_runs(self, run_ids: Sequence[str]) -> dict[str, float]:
         with self._guard("delete runs from"):
             conn = self._conn()
             with transaction(conn):
-                shas: set[str] = set()
+                shas: dict[str, float] = {}
                 for run_id in run_ids:
-                    shas.update(s for (s,) in conn.execute(
-                        "SELECT sha256 FROM artifacts WHERE run_id = ? AND stored = 1 AND sha256 IS NOT NULL", (run_id,)))
+                    for sha, created in conn.execute(
+                            "SELECT sha256, max(created) FROM artifacts WHERE run_id = ? AND stored = 1"
+                            " AND sha256 IS NOT NULL GROUP BY sha256", (run_id,)):
+                        shas[sha] = max(created, shas.get(sha, created))
                     key_ids = [(k,) for (k,) in conn.execute("SELECT id FROM metric_keys WHERE run_id = ?", (run_id,))]
                     conn.executemany("DELETE FROM metric_chunks WHERE key_id = ?", key_ids)
                     for table in ("metric_keys", "params", "tags", "sections", "artifacts"):
                         conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))  # noqa: S608 - fixed names
                     conn.execute("UPDATE runs SET parent_id = NULL WHERE parent_id = ?", (run_id,))
                     conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-                return sorted(s for s in shas if not self._referenced(conn, s))
+                return {s: t for s, t in sorted(shas.items()) if not self._referenced(conn, s)}
 
     def _referenced(self, conn: sqlite3.Connection, sha256: str) -> bool:
         return conn.execute("SELECT 1 FROM artifacts WHERE sha256 = ? AND stored = 1 LIMIT 1", (sha256,)).fetchone() is not None
 
-    def collect_garbage(self, candidates: Iterable[str] | None = None, grace: float = GC_GRACE_S) -> tuple[int, int]:
-        """Delete unreferenced blobs. Named ``candidates`` (blobs of runs just deleted) go at once;
-        a full sweep spares blobs touched in the last ``grace`` seconds, whose records may still be
-        in a live writer's queue."""
+    def collect_garbage(self, candidates: Mapping[str, float] | None = None, grace: float = GC_GRACE_S) -> tuple[int, int]:
         with self._guard("collect garbage in"):
             conn = self._conn()
             if candidates is None:
-                names = [sha for sha, _ in self.blobs.list()]
-                touched_before = time.time() - grace
+                cutoff = time.time() - grace
+                names = {sha: cutoff for sha, _ in self.blobs.list()}
             else:
-                names = list(candidates)
-                # a writer that stored the same contents since our delete has touched the blob
-                touched_before = time.time() - 0.5
+                names = dict(candidates)
             freed = count = 0
-            for sha in names:
+            for sha, touched_before in names.items():
                 if self._referenced(conn, sha):
                     continue
                 n = self.blobs.collect(sha, lambda s: self._referenced(conn, s), touched_before)
