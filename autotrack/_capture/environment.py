@@ -11,7 +11,9 @@ import os
 import platform
 import re
 import sys
-from typing import Any
+from typing import Any, cast
+
+from .._sections import SCHEMA_VERSION, EnvironmentSection
 
 from .redact import is_secret_name, redact_text
 
@@ -32,8 +34,9 @@ ENV_ALLOW_PREFIXES = ("CUDA_", "NCCL_", "TORCH_CUDA_ARCH_LIST", "XLA_FLAGS", "HI
 _packages_cache: dict[Any, dict[str, str]] = {}
 
 
-def capture_environment(include_packages: bool = True, extra_env: tuple[str, ...] = ()) -> dict[str, Any]:
+def capture_environment(include_packages: bool = True, extra_env: tuple[str, ...] = ()) -> EnvironmentSection:
     section: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
         "python_version": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "python_executable": sys.executable,
@@ -49,7 +52,7 @@ def capture_environment(include_packages: bool = True, extra_env: tuple[str, ...
     flags = torch_determinism()
     if flags is not None:
         section["torch_determinism"] = flags
-    return section
+    return cast(EnvironmentSection, section)
 
 
 def _conda_env() -> str | None:
@@ -153,3 +156,52 @@ def torch_determinism() -> dict[str, Any] | None:
     put("num_threads", torch.get_num_threads)
     put("initial_seed", torch.initial_seed)
     return flags
+
+
+# -- what the program imported ----------------------------------------------------------------------------
+
+_dist_map: dict[Any, dict[str, list[str]]] = {}
+
+
+def imported_section() -> dict[str, Any]:
+    """The ``imports`` section (see :class:`autotrack._sections.ImportsSection`): the top-level
+    modules loaded now, mapped to the distributions that provide them with their versions.
+    Standard-library modules and autotrack's own are left out; modules no distribution provides
+    (the user's local code) are listed under ``unmapped``."""
+    import importlib.metadata as md
+
+    from .._sections import SCHEMA_VERSION
+
+    key = (os.getpid(), tuple(sys.path))
+    mapping = _dist_map.get(key)
+    if mapping is None:
+        mapping = dict(md.packages_distributions())
+        _dist_map.clear()
+        _dist_map[key] = mapping
+    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    tops = sorted({name.partition(".")[0] for name in list(sys.modules)}
+                  - set(stdlib) - set(sys.builtin_module_names) - {"__main__", "autotrack"})
+    tops = [t for t in tops if t and not t.startswith("_")]
+    installed = installed_packages()
+    distributions: dict[str, str] = {}
+    unmapped: list[str] = []
+    for top in tops:
+        dists = mapping.get(top)
+        if not dists:
+            if sys.modules.get(top) is not None and getattr(sys.modules[top], "__file__", None):
+                unmapped.append(top)
+            continue
+        for dist in dists:
+            name = _normalise(dist)
+            distributions[name] = installed.get(name) or _version(dist)
+    return {"schema": SCHEMA_VERSION, "modules": tops, "distributions": dict(sorted(distributions.items())),
+            "unmapped": unmapped}
+
+
+def _version(dist: str) -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version(dist)
+    except Exception:  # noqa: BLE001 - metadata without a version
+        return ""
