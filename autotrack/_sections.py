@@ -25,6 +25,10 @@ SECTION_NAMES = ("source", "environment", "hardware", "seeds", "data", "model", 
 
 NOT_RECORDED = "not recorded"
 
+#: autotrack's distribution name on package indexes (the import name stays ``autotrack``; the
+#: name ``autotrack`` on PyPI belongs to an unrelated project)
+DISTRIBUTION = "autotrack-ml"
+
 
 # -- hardware ------------------------------------------------------------------------------------------
 
@@ -86,6 +90,13 @@ class HardwareSection(TypedDict, total=False):
 # -- environment ---------------------------------------------------------------------------------------
 
 
+class AutotrackOrigin(TypedDict, total=False):
+    version: str
+    distribution: str
+    #: the source checkout autotrack ran from, when it was one
+    checkout: str | None
+
+
 class EnvironmentSection(TypedDict, total=False):
     schema: int
     python_version: str
@@ -100,6 +111,7 @@ class EnvironmentSection(TypedDict, total=False):
     #: every installed distribution: normalised name -> version
     packages: dict[str, str]
     torch_determinism: dict[str, Any]
+    autotrack: AutotrackOrigin
 
 
 class ImportsSection(TypedDict, total=False):

@@ -44,6 +44,7 @@ def capture_environment(include_packages: bool = True, extra_env: tuple[str, ...
         "virtualenv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
         "conda_env": _conda_env(),
         "env": allowed_env(extra_env),
+        "autotrack": autotrack_origin(),
     }
     if include_packages:
         packages = installed_packages()
@@ -53,6 +54,25 @@ def capture_environment(include_packages: bool = True, extra_env: tuple[str, ...
     if flags is not None:
         section["torch_determinism"] = flags
     return cast(EnvironmentSection, section)
+
+
+def autotrack_origin() -> dict[str, Any]:
+    """Which autotrack recorded the run: its version, distribution name and, when it runs from a
+    source checkout (an editable install or ``PYTHONPATH``), that checkout's folder, from which a
+    reproduction can install the very same code."""
+    from pathlib import Path
+
+    from .. import __version__
+    from .._sections import DISTRIBUTION
+
+    package = Path(__file__).resolve().parents[1]
+    root = package.parent
+    checkout = str(root) if (root / "pyproject.toml").is_file() and not _in_site_packages(package) else None
+    return {"version": __version__, "distribution": DISTRIBUTION, "checkout": checkout}
+
+
+def _in_site_packages(path: Any) -> bool:
+    return any(part in ("site-packages", "dist-packages") for part in path.parts)
 
 
 def _conda_env() -> str | None:
