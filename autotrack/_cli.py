@@ -264,9 +264,14 @@ def _print_run(rec: RunRecord) -> None:
         console.print(table)
     if rec.tags:
         console.print(_kv_table("tags", rec.tags))
-    for section in rec.sections:
+    from ._sections import SECTION_NAMES, machine_summary
+
+    if "hardware" in rec.sections or "environment" in rec.sections:
+        console.print(_kv_table("machine", machine_summary(rec.info("hardware"), rec.info("environment"))))
+    order = {name: i for i, name in enumerate(SECTION_NAMES)}
+    for section in sorted(rec.sections, key=lambda name: (order.get(name, len(order)), name)):
         data = rec.info(section)
-        console.print(_kv_table(f"{section}", _flatten_for_display(data), limit=40))
+        console.print(_kv_table(_e(section), _flatten_for_display(data), limit=40))
     if rec.artifacts:
         table = Table(title="artifacts", title_justify="left", box=None, header_style="bold")
         for col in ("name", "kind", "size", "step", "sha256", "stored"):

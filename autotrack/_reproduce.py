@@ -123,7 +123,7 @@ def final_metrics(record: RunRecord, limit: int = 12) -> tuple[list[tuple[str, f
 def _requirements(record: RunRecord, env_section: dict[str, Any], limits: list[str]) -> tuple[list[str], list[str]]:
     """(requirements.txt lines: imported distributions, requirements-full.txt lines)."""
     installed = S.packages(env_section)
-    imports = record.info("imports")
+    imports = S.read(record, "imports")
     imported = {S.DISTRIBUTION if k == "autotrack" else str(k).lower(): str(v)
                 for k, v in _dict(imports.get("distributions")).items()}
 

@@ -21,7 +21,7 @@ from typing import Any, TypedDict
 SCHEMA_VERSION = 1
 
 #: The captured sections, in the order readers show them.
-SECTION_NAMES = ("source", "environment", "hardware", "seeds", "data", "model", "optimizer", "config")
+SECTION_NAMES = ("source", "environment", "imports", "hardware", "seeds", "data", "model", "optimizer", "config")
 
 NOT_RECORDED = "not recorded"
 
@@ -255,6 +255,12 @@ class ConfigSection(TypedDict, total=False):
 
 
 # -- reading ------------------------------------------------------------------------------------------
+
+
+def read(record: Any, name: str) -> dict[str, Any]:
+    """Section ``name`` of a run record, or an empty dict when the run has none (also for names
+    the record's reader does not list yet, such as ``imports``)."""
+    return as_dict(record.info(name)) if name in record.sections else {}
 
 
 def as_dict(value: Any) -> dict[str, Any]:

@@ -215,7 +215,7 @@ def capture_at_end(run: Run, status: str) -> None:
     s = settings()
     with _lock:
         record = _captured.get(run)
-    if s.environment:
+    if s.environment and s.packages:
         try:
             from .environment import imported_section
 
