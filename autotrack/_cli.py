@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from . import __version__
 from ._errors import AutotrackError
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def _fail(exc: Exception) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="autotrack")
+@click.version_option(version=__version__, prog_name="autotrack")
 def cli() -> None:
     """autotrack: list, compare, diff, plot and reproduce recorded training runs."""
 
