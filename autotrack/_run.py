@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from . import _values
+from . import _redact, _values
 from ._errors import AutotrackError, InvalidArgumentError, RunEndedError
 from ._names import generate_name
 from ._patching import report_failure
@@ -152,14 +152,14 @@ class Run:
         if self._ended:
             raise RunEndedError(self._id, self._status, f"log metric {key!r}")
         if key not in self._keys:
-            _values.check_key(key)
+            key = _values.check_key(key)
             self._keys.add(key)
         if type(value) is not float:
             value = _values.to_float(value, f"value of {key!r}")
         if step is None:
             step = self._last_step.get(key, -1) + 1
-        elif type(step) is not int:
-            step = _values.to_step(step)
+        else:
+            step = _values.check_step(step)
         self._last_step[key] = step
         self._append((self._id, key, step, value, _now() if time is None else float(time)))
 
@@ -185,14 +185,12 @@ class Run:
         self._check_open("log params")
         if not isinstance(params, Mapping):
             raise InvalidArgumentError("params", params, "pass a dict of name -> value")
-        rows = []
-        for key, value in _values.flatten(params).items():
-            key = _values.check_key(str(key) if not isinstance(key, str) else key, "param key")
-            value = _redact(key, value)
-            text, original = _values.encode_param(value)
-            rows.append((self._id, key, text, original))
+        found: list[dict[str, Any]] = []
+        clean = _redact.redact_mapping(_values.safe_params(params), found=found, where="params")
+        rows = [(self._id, key, *_values.encode_param(value)) for key, value in clean.items()]
         if rows:
             self._append(_ParamsOp(rows))
+        self._note_redactions(found)
 
     def set_tag(self, key: str, value: Any) -> None:
         self.set_tags({key: value})
@@ -201,9 +199,19 @@ class Run:
         self._check_open("set tags")
         if not isinstance(tags, Mapping):
             raise InvalidArgumentError("tags", tags, "pass a dict of name -> text")
-        rows = [(self._id, _values.check_key(k, "tag key"), str(_redact(k, str(v)))) for k, v in tags.items()]
+        found: list[dict[str, Any]] = []
+        clean = {_values.check_key(k, "tag key"): _values.safe_tag(v) for k, v in tags.items()}
+        rows = [(self._id, k, str(v)) for k, v in _redact.redact_mapping(clean, found=found, where="tags").items()]
         if rows:
             self._append(_TagsOp(rows))
+        self._note_redactions(found)
+
+    def _note_redactions(self, found: list[dict[str, Any]]) -> None:
+        """Keep the ``redactions`` section: where a value was replaced (never the value)."""
+        if not found:
+            return
+        self._redactions = _redact.describe([*getattr(self, "_redactions", []), *found])
+        self._append(_SectionOp(self._id, "redactions", dumps({"values": self._redactions})))
 
     def set_info(self, section: str, data: Mapping[str, Any]) -> None:
         """Store a captured section (``hardware``, ``model``, ...), replacing any earlier value."""
@@ -350,17 +358,6 @@ class Run:
         self._append(item)
 
 
-def _redact(key: str, value: Any) -> Any:
-    """Secrets never reach the store: a text value under a secret-looking name (``hub_token``,
-    ``api_key``, ``password``...) is replaced, and credentials are cut out of URLs. Numbers stay
-    (``pad_token_id=0`` is no secret)."""
-    if not isinstance(value, str) or len(value) < 4:
-        return value
-    from ._capture.redact import REDACTED, is_secret_name, redact_url
-
-    if is_secret_name(key.rsplit(".", 1)[-1]):
-        return REDACTED
-    return redact_url(value) if "@" in value and "://" in value else value
 
 
 # -- write operations (run in the writer thread, inside its transaction) -----------------------
@@ -459,8 +456,7 @@ class _EndOp:
 
 
 def _describe_error(error: BaseException) -> dict[str, Any]:
-    tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    return {"type": type(error).__qualname__, "message": str(error), "traceback": tb[-8000:]}
+    return _redact.describe_error(error)
 
 
 # -- starting runs ------------------------------------------------------------------------------
@@ -505,7 +501,7 @@ def start_run(
         else:
             raise InvalidArgumentError("parent", parent, "pass a Run, a run id, or None")
         run_id = uuid.uuid4().hex
-        run_name = name or generate_name()
+        run_name = _values.safe_text(name) if name else generate_name()
         exp = experiment or os.environ.get("AUTOTRACK_EXPERIMENT") or DEFAULT_EXPERIMENT
         store.initialise()
         # Created by the writer thread like everything else: a slow or locked disk never blocks here.

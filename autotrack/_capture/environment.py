@@ -13,7 +13,7 @@ import re
 import sys
 from typing import Any
 
-from .redact import is_secret_name, redact_text
+from .._redact import is_secret_name, redact_text
 
 #: Variables captured by exact name.
 ENV_ALLOW = (
