@@ -297,7 +297,11 @@ def check_artifact_name(name: object) -> str:
     """Return a normalised relative artifact name, rejecting anything that could escape the store."""
     if type(name) is not str or not name:
         raise UnsafeArtifactNameError("name", name, "artifact names are non-empty strings like 'model.pt'")
-    name = safe_text(name)
+    if safe_text(name) is not name:  # a lone surrogate: U+FFFD, as a backslash would read as a separator
+        try:
+            name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            name = name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     from urllib.parse import unquote
 
     for candidate in (name, unquote(name), unquote(unquote(name))):
