@@ -120,6 +120,7 @@ def test_token_from_the_environment_and_always_for_remote(store, monkeypatch, ca
 
 
 def test_stalled_connection_is_closed(store, served, monkeypatch):
+    assert _server.Handler.timeout == _server.REQUEST_TIMEOUT_S  # the standard library's is None: no timeout
     monkeypatch.setattr(_server.Handler, "timeout", 0.3)
     server = served()
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
