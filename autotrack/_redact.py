@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
+import functools
 import json
 import os
 import re
@@ -37,6 +38,22 @@ from typing import Any
 REDACTED = "***"
 
 Finding = dict[str, Any]
+
+
+class _Lazy:
+    """A regular expression compiled on first use: ``import autotrack`` compiles none."""
+
+    __slots__ = ("args", "rx")
+
+    def __init__(self, *args: Any) -> None:
+        self.args, self.rx = args, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self.rx is None:
+            self.rx = re.compile(*self.args)
+        return getattr(self.rx, name)
+
+
 
 #: Name parts that make a param/flag/variable name a credential wherever they appear in it.
 _SECRET_PARTS = {"token", "secret", "password", "passwd", "credential", "credentials", "auth",
@@ -51,13 +68,11 @@ _COMPOUND = ("apikey", "accesskey", "privatekey", "secretkey", "clientsecret", "
 #: Tokenizer special tokens are not credentials (``pad_token = "<pad>"``).
 _TOKENIZER_WORDS = {"pad", "eos", "bos", "unk", "sep", "cls", "mask", "start", "end", "special", "additional"}
 
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s:]*(?::[^/@\s]*)?)@")
+_URL_USERINFO = _Lazy(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s:]*(?::[^/@\s]*)?)@")
 
 #: (rule id, pattern, group to replace). Learnt from the shapes secret scanners document; every
 #: pattern is anchored on a fixed prefix or structure so that ordinary text does not match.
-_SHAPES: list[tuple[str, re.Pattern[str], int]] = [
-    (rule, re.compile(pattern), group)
-    for rule, pattern, group in (
+_SHAPE_SOURCES: tuple[tuple[str, str, int], ...] = (
         ("private-key", r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
                         r"(?:-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|\Z)", 0),
         ("jwt", r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}", 0),
@@ -76,25 +91,30 @@ _SHAPES: list[tuple[str, re.Pattern[str], int]] = [
         ("authorization-header", r"(?i:authorization)[\"']?\s*[:=]\s*[\"']?\s*(?:(?i:bearer|basic|token|digest)\s+)?"
                                  r"([A-Za-z0-9\-._~+/]{8,}=*)", 1),
         ("bearer-token", r"\b(?i:bearer)\s+([A-Za-z0-9\-._~+/]{16,}=*)", 1),
-    )
-]
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _shapes() -> list[tuple[str, re.Pattern[str], int]]:
+    """The token shapes, compiled on first use (``import autotrack`` stays light)."""
+    return [(rule, re.compile(pattern), group) for rule, pattern, group in _SHAPE_SOURCES]
 
 # `name = value`, `name: value`, `"name": "value"`, `--name=value` under a secret-looking name.
-_ASSIGN = re.compile(
+_ASSIGN = _Lazy(
     r"""(?<![\w.\-])(?P<dash>--?)?(?P<q>["']?)(?P<name>[A-Za-z_][\w.\-]*)(?P=q)
         (?P<sep>[ \t]*(?::=|=|:(?!//))[ \t]*|(?(dash)[ \t]+(?=[^\s\-=:])|(?!)))
         (?P<value>"[^"\n]*"|'[^'\n]*'|[^\s"'`]+)""",
     re.X,
 )
-_NUMBER = re.compile(r"^[+\-]?(?:\d[\d_]*\.?\d*(?:[eE][+\-]?\d+)?|\.\d+|0x[0-9a-fA-F]+|inf|nan)$")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_NUMBER = _Lazy(r"^[+\-]?(?:\d[\d_]*\.?\d*(?:[eE][+\-]?\d+)?|\.\d+|0x[0-9a-fA-F]+|inf|nan)$")
+_IDENT = _Lazy(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _NOT_VALUES = {"true", "false", "null", "none", "nil", "~", "yes", "no", "on", "off", "required", "optional",
                REDACTED.lower(), "<redacted>", "redacted", "xxx", "changeme"}
 _CONFIG_SUFFIXES = (".yaml", ".yml", ".ini", ".cfg", ".conf", ".toml", ".env", ".properties", ".sh", ".bash",
                     ".zsh", ".envrc", ".netrc", ".npmrc", ".pypirc", ".json", ".tfvars")
 _CODE_SUFFIXES = (".py", ".pyi", ".ipynb", ".js", ".ts", ".java", ".go", ".rs", ".rb", ".scala", ".kt", ".c",
                   ".cc", ".cpp", ".h", ".hpp", ".jl", ".r", ".R", ".lua")
-_DIFF_FILE = re.compile(r"^diff --git a/.*? b/(?P<path>.*)$", re.M)
+_DIFF_FILE = _Lazy(r"^diff --git a/.*? b/(?P<path>.*)$", re.M)
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -273,7 +293,7 @@ def _name_spans(text: str, mode: str, spans: list[tuple[int, int, str, str]]) ->
 
 def _chunk_spans(text: str, mode: str, extra: Sequence[str], skip_names: bool) -> list[tuple[int, int, str, str]]:
     spans: list[tuple[int, int, str, str]] = []
-    for rule, rx, group in _SHAPES:
+    for rule, rx, group in _shapes():
         for m in rx.finditer(text):
             if m.end(group) > m.start(group):
                 spans.append((m.start(group), m.end(group), REDACTED, rule))
