@@ -26,7 +26,6 @@ caller adds section/param/file), never the value.
 
 from __future__ import annotations
 
-import bisect
 import fnmatch
 import functools
 import json
@@ -94,10 +93,26 @@ _SHAPE_SOURCES: tuple[tuple[str, str, int], ...] = (
 )
 
 
+#: Fixed strings one of which every match of a shape contains (lower case): a text without any of
+#: them skips that shape's regular expression (a C substring search instead of a regex scan).
+_NEEDLES = {
+    "private-key": ("private key",), "jwt": ("eyj",), "github-token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "gitlab-token": ("glpat-",), "huggingface-token": ("hf_",), "openai-key": ("sk-",),
+    "stripe-key": ("_live_", "_test_"), "slack-token": ("xox",), "slack-webhook": ("hooks.slack.com",),
+    "google-api-key": ("aiza",), "aws-access-key-id": ("akia", "asia", "abia", "acca", "agpa", "aida", "aroa",
+                                                        "anpa", "anva", "aipa"),
+    "aws-secret-key": ("aws",), "npm-token": ("npm_",), "pypi-token": ("pypi-",),
+    "authorization-header": ("authorization",), "bearer-token": ("bearer",),
+}
+#: A line that can hold a secret-named assignment contains one of these (lower case).
+_NAME_WORDS = ("token", "secret", "passw", "credential", "passphrase", "cookie", "auth", *(
+    f"{a}{sep}key" for a in ("api", "access", "private") for sep in ("", "_", "-", ".")))
+
+
 @functools.lru_cache(maxsize=1)
-def _shapes() -> list[tuple[str, re.Pattern[str], int]]:
+def _shapes() -> list[tuple[str, re.Pattern[str], int, tuple[str, ...]]]:
     """The token shapes, compiled on first use (``import autotrack`` stays light)."""
-    return [(rule, re.compile(pattern), group) for rule, pattern, group in _SHAPE_SOURCES]
+    return [(rule, re.compile(pattern), group, _NEEDLES[rule]) for rule, pattern, group in _SHAPE_SOURCES]
 
 # `name = value`, `name: value`, `"name": "value"`, `--name=value` under a secret-looking name.
 _ASSIGN = _Lazy(
@@ -268,7 +283,25 @@ def _literal(value: str, mode: str, quoted: bool) -> bool:
 
 
 def _name_spans(text: str, mode: str, spans: list[tuple[int, int, str, str]]) -> None:
-    for m in _ASSIGN.finditer(text):
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a character whose lower case is longer ('İ'): no shortcut
+        _line_spans(text, 0, len(text), mode, spans)
+        return
+    lines: set[tuple[int, int]] = set()
+    for word in _NAME_WORDS:  # only lines with a secret-looking word are parsed
+        pos = lowered.find(word)
+        while pos >= 0:
+            lo = text.rfind("\n", 0, pos) + 1
+            hi = text.find("\n", pos)
+            hi = len(text) if hi < 0 else hi
+            lines.add((lo, hi))
+            pos = lowered.find(word, hi)
+    for lo, hi in sorted(lines):
+        _line_spans(text, lo, hi, mode, spans)
+
+
+def _line_spans(text: str, lo: int, hi: int, mode: str, spans: list[tuple[int, int, str, str]]) -> None:
+    for m in _ASSIGN.finditer(text, lo, hi):
         name, value, sep = m.group("name"), m.group("value"), m.group("sep")
         if not _is_secret_text_name(name):
             continue
@@ -293,7 +326,10 @@ def _name_spans(text: str, mode: str, spans: list[tuple[int, int, str, str]]) ->
 
 def _chunk_spans(text: str, mode: str, extra: Sequence[str], skip_names: bool) -> list[tuple[int, int, str, str]]:
     spans: list[tuple[int, int, str, str]] = []
-    for rule, rx, group in _shapes():
+    lowered = text.lower()
+    for rule, rx, group, needles in _shapes():
+        if not any(n in lowered for n in needles):
+            continue
         for m in rx.finditer(text):
             if m.end(group) > m.start(group):
                 spans.append((m.start(group), m.end(group), REDACTED, rule))
@@ -354,13 +390,14 @@ def scan(text: str, *, path: str | None = None, extra: Sequence[str] | None = No
                     last[2], last[3] = rep, rule
             continue
         merged.append([s, e, rep, rule])
-    newlines = [i for i, c in enumerate(text) if c == "\n"] if len(merged) else []
-    out, findings, pos = [], [], 0
+    out, findings, pos, line = [], [], 0, 1
     for s, e, rep, rule in merged:
+        line += text.count("\n", pos, s)
+        findings.append({"rule": rule, "line": line})
+        line += text.count("\n", s, e)
         out.append(text[pos:s])
         out.append(rep)
         pos = e
-        findings.append({"rule": rule, "line": bisect.bisect_left(newlines, s) + 1})
     out.append(text[pos:])
     return "".join(out), findings
 

@@ -268,3 +268,8 @@ def test_stored_error_of_a_failed_run_is_redacted(store):
     assert error["message"] == "push failed: *** password=***"
     assert S["ghp"] not in error["traceback"] and S["yaml_pw"] not in error["traceback"]
     assert {r["rule"] for r in error["redactions"]} == {"github-token", "secret-assignment"}
+
+
+def test_text_whose_lower_case_is_longer_keeps_offsets():
+    assert scan("İstanbul\npassword: hunter22\n", path="a.yaml", extra=[]) == (
+        "İstanbul\npassword: ***\n", [{"rule": "secret-assignment", "line": 2}])
