@@ -9,7 +9,6 @@ import sqlite3
 import sys
 import threading
 import time as _time_module
-import traceback
 import uuid
 import weakref
 from collections.abc import Callable, Mapping
