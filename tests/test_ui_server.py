@@ -67,7 +67,7 @@ def test_symlink_planted_in_the_blob_folder_is_not_served(store, served, tmp_pat
     _, art_id, sha = _run_with_artifact(b"model bytes")
     outside = tmp_path / "outside-secret.txt"
     outside.write_bytes(b"PRIVATE DATA OUTSIDE THE STORE")
-    blob = store.blob_path(sha)
+    blob = store.blobs.path(sha)
     os.chmod(blob, 0o644)
     blob.unlink()
     blob.symlink_to(outside)
