@@ -320,7 +320,17 @@ class Run:
         if kind not in ARTIFACT_KINDS:
             raise InvalidArgumentError("kind", kind, f"choose one of {', '.join(ARTIFACT_KINDS)}")
         name = _values.check_artifact_name(name)
-        blob = self._store.blobs.put_bytes(bytes(data))
+        data = bytes(data)
+        try:
+            blob = self._store.blobs.put_bytes(data)
+        except OSError as exc:  # like log_artifact: a failing artifact store never raises into training
+            import hashlib
+
+            meta = {**(dict(metadata) if metadata else {}), "lost": f"the contents could not be stored: {exc}"}
+            sha = hashlib.sha256(data).hexdigest()
+            report_failure("storing an artifact's contents", exc)
+            self.record_artifact(name, kind, sha, len(data), step, None, False, meta)
+            return sha
         self.record_artifact(name, kind, blob.sha256, blob.size, step, None, True, metadata)
         return blob.sha256
 

@@ -5,6 +5,7 @@ binaries the PostgreSQL cases skip with a one-line reason (fail under AUTOTRACK_
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,7 +54,8 @@ def s3_server() -> _servers.S3Server:
 @pytest.fixture
 def postgres_location(pg_server: _servers.PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A URL of a fresh database; its artifacts go to a folder of this test (not ~/.cache)."""
-    monkeypatch.setenv("AUTOTRACK_ARTIFACTS", str(tmp_path / "team-artifacts"))
+    if not os.environ.get("AUTOTRACK_ARTIFACTS", "").startswith("s3://"):
+        monkeypatch.setenv("AUTOTRACK_ARTIFACTS", str(tmp_path / "team-artifacts"))
     monkeypatch.delenv("PGPASSWORD", raising=False)
     return pg_server.new_database()
 
