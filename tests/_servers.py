@@ -237,7 +237,7 @@ def start_s3() -> S3Server:
     proc = subprocess.Popen(
         [weed, "server", "-s3", "-filer", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={folder / 'data'}",
          f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}", f"-s3.port={s3}",
-         f"-s3.config={config}", "-master.volumeSizeLimitMB=64", "-volume.max=20"],
+         f"-s3.config={config}", "-master.volumeSizeLimitMB=32", "-volume.max=300"],
         stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True,
     )
     server = S3Server(f"http://127.0.0.1:{s3}", S3_KEY_ID, S3_SECRET, folder, proc)

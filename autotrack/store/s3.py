@@ -114,26 +114,33 @@ class S3BlobStore(BlobStore):
     # -- BlobStore -----------------------------------------------------------------------------
 
     def put_file(self, source: str) -> StoredBlob:
-        digest = hashlib.sha256()
-        size = 0
+        # One open handle for hashing and uploading: a file deleted meanwhile (a checkpoint rotated
+        # out by its saver) is still read whole.
         with open(source, "rb") as f:
+            digest = hashlib.sha256()
+            size = 0
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
                 size += len(chunk)
-        sha = digest.hexdigest()
-        if not self._touch(sha, size):
-            from boto3.s3.transfer import TransferConfig
+            sha = digest.hexdigest()
+            if not self._touch(sha, size):
+                from boto3.s3.transfer import TransferConfig
 
-            config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
-            self._call(self._where(sha), lambda: self.client.upload_file(
-                str(source), self.bucket, self.key(sha), ExtraArgs={"Metadata": {"sha256": sha}}, Config=config))
+                config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
+
+                def upload() -> None:
+                    f.seek(0)
+                    self.client.upload_fileobj(f, self.bucket, self.key(sha), ExtraArgs={"Metadata": _meta(sha)},
+                                               Config=config)
+
+                self._call(self._where(sha), upload)
         return StoredBlob(sha, size)
 
     def put_bytes(self, data: bytes) -> StoredBlob:
         sha = hashlib.sha256(data).hexdigest()
         if not self._touch(sha, len(data)):
             self._call(self._where(sha), lambda: self.client.put_object(
-                Bucket=self.bucket, Key=self.key(sha), Body=data, Metadata={"sha256": sha}))
+                Bucket=self.bucket, Key=self.key(sha), Body=data, Metadata=_meta(sha)))
         return StoredBlob(sha, len(data))
 
     def _touch(self, sha256: str, size: int) -> bool:
@@ -145,7 +152,7 @@ class S3BlobStore(BlobStore):
             return False
         self._call(self._where(sha256), lambda: self.client.copy_object(
             Bucket=self.bucket, Key=self.key(sha256), CopySource={"Bucket": self.bucket, "Key": self.key(sha256)},
-            Metadata={"sha256": sha256}, MetadataDirective="REPLACE"))
+            Metadata=_meta(sha256), MetadataDirective="REPLACE"))
         return True
 
     def open(self, sha256: str) -> IO[bytes]:
@@ -201,10 +208,25 @@ class S3BlobStore(BlobStore):
         """Delete one blob if nothing refers to it and nobody stored it again after ``touched_before``
         (a writer storing the same contents refreshes the object's time first)."""
         head = self._head(sha256)
-        if head is None or head["LastModified"].timestamp() > touched_before or referenced(sha256):
+        if head is None or _touched(head) > touched_before or referenced(sha256):
             return 0
         self._call(self._where(sha256), lambda: self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256)))
         return int(head.get("ContentLength", 0))
+
+
+def _meta(sha256: str) -> dict[str, str]:
+    """Object metadata: the name it must hash to, and when it was last stored (to the microsecond;
+    S3's LastModified has whole seconds)."""
+    import time
+
+    return {"sha256": sha256, "touched": repr(time.time())}
+
+
+def _touched(head: dict[str, Any]) -> float:
+    try:
+        return float(head.get("Metadata", {})["touched"])
+    except (KeyError, ValueError):  # written by someone else: up to a second after LastModified
+        return head["LastModified"].timestamp() + 1.0
 
 
 def _clean(text: str) -> str:
