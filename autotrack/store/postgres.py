@@ -311,6 +311,9 @@ def blob_store_for(url: str) -> BlobStore:
 class PostgresBackend(Backend):
     """A PostgreSQL database holding runs; thread-safe, one connection per process and thread."""
 
+    #: The schema version this code writes (``autotrack doctor`` compares the store's with it).
+    schema_version = SCHEMA_VERSION
+
     def __init__(self, url: str, *, blobs: BlobStore | None = None, **_options: Any) -> None:
         self.url = url
         self.location = redact_url(url)

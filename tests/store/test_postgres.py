@@ -318,3 +318,14 @@ def test_a_failing_bucket_never_raises_into_training(unreachable_bucket, pg_back
     assert "could not be stored" in by_name["model.pt"].metadata["lost"]
     assert "lost" in by_name["notes.txt"].metadata
     assert rec.read_artifact("model.pt") == b"weights"  # by reference, the file is still there
+
+
+def test_doctor_on_the_team_store(pg_server, pg_backend, postgres_location):
+    with autotrack.start_run(name="d") as run:
+        run.log_metric("x", 1.0)
+    done = subprocess.run([sys.executable, "-m", "autotrack", "doctor", "--json", "--store", postgres_location],
+                          capture_output=True, text=True, env=_env(postgres_location))
+    assert done.returncode == 0, done.stderr
+    _password_free(pg_server, done.stdout, done.stderr)
+    store = json.loads(done.stdout)["store"]
+    assert store["schema_current"] and store["integrity"] == "ok" and store["path"] == pg_backend.location
