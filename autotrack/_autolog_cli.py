@@ -9,6 +9,9 @@ from collections.abc import Sequence
 
 import click
 
+#: True once ``autotrack run`` started the program (start capture records it as the ``launcher``).
+launched = False
+
 
 @click.command(
     "run",
@@ -26,13 +29,16 @@ def run_command(experiment: str | None, module: bool, no_system_metrics: bool, t
       autotrack run train.py --lr 0.01
       autotrack run -m mypackage.train --epochs 3
     """
+    global launched
     from ._autolog import autolog
 
     if not module and not os.path.isfile(target):
         raise click.BadParameter(f"no such script {target!r}; pass a Python file, or -m for a module", param_hint="TARGET")
     sys.argv = [target, *args]
-    if not module:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
+    # What `python script.py` / `python -m module` put first on sys.path: the script's folder, or
+    # the current directory (a console script has neither there).
+    sys.path.insert(0, os.getcwd() if module else os.path.dirname(os.path.abspath(target)))
+    launched = True
     autolog(experiment=experiment, system_metrics=not no_system_metrics)
     from ._lifecycle import note_exit_code
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from . import __version__
 from ._errors import AutotrackError
 
 if TYPE_CHECKING:
@@ -39,7 +40,19 @@ def _console() -> Console:
     return console
 
 
+def _e(value: Any) -> str:
+    """Recorded text as it is, never as rich markup (``[red]x[/red]``, ``[link=file://...]``)."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def _fmt(value: Any) -> str:
+    """A recorded value as display text, markup escaped."""
+    return _e(_plain(value))
+
+
+def _plain(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
@@ -108,7 +121,7 @@ def _fail(exc: Exception) -> None:
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="autotrack")
+@click.version_option(version=__version__, prog_name="autotrack")
 def cli() -> None:
     """autotrack: list, compare, diff, plot and reproduce recorded training runs."""
 
@@ -125,20 +138,19 @@ def cli() -> None:
 def runs_command(store_path: str, experiment: Sequence[str], status: Sequence[str], where: str | None,
                  order_by: str | None, limit: int, columns: str | None, as_json: bool) -> None:
     """List runs, newest first."""
-    from ._query import runs
+    from ._query import count_runs, runs
 
+    if limit < 0:
+        raise click.BadParameter(f"{limit} is negative; pass a number of rows, or 0 for all", param_hint="--limit")
+    store = _open_store(store_path)
+    filters = {"experiment": list(experiment) or None, "status": list(status) or None, "where": where}
     try:
-        frame = runs(
-            experiment=list(experiment) or None,
-            status=list(status) or None,
-            where=where,
-            order_by=order_by,
-            limit=limit or None,
-            store=_open_store(store_path),
-        )
+        frame = runs(**filters, order_by=order_by, limit=limit or None, store=store)  # paged in the store
+        total = count_runs(**filters, store=store) if limit and len(frame) == limit else len(frame)
     except AutotrackError as exc:
         _fail(exc)
         return
+    frame.attrs["total"] = total
     if as_json:
         click.echo(frame.to_json(orient="records", date_format="iso", default_handler=str))
         return
@@ -182,16 +194,20 @@ def _print_runs_table(frame: pd.DataFrame, columns: str | None) -> None:
         status = values["status"]
         started = values["start"].tz_convert(None).strftime("%Y-%m-%d %H:%M") if values["start"] is not None else ""
         table.add_row(
-            values["id"][:8],
-            values["name"],
-            values["experiment"],
+            _e(values["id"][:8]),
+            _e(values["name"]),
+            _e(values["experiment"]),
             f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
             started,
             _duration(values["duration"]),
             *[_cell(values[c]) for c in extra],
         )
     console.print(table)
-    console.print(f"[dim]{len(frame)} run(s)[/]")
+    total = frame.attrs.get("total")
+    if isinstance(total, int) and total > len(frame):
+        console.print(f"[dim]showing {len(frame)} of {total} runs (use --limit N, or --limit 0 for all)[/]")
+    else:
+        console.print(f"[dim]{len(frame)} run(s)[/]")
 
 
 @cli.command("show")
@@ -231,16 +247,16 @@ def _print_run(rec: RunRecord) -> None:
     console = _console()
     started = datetime.fromtimestamp(rec.start_time).strftime("%Y-%m-%d %H:%M:%S")
     header = (
-        f"[bold]{rec.name}[/]  [dim]{rec.id}[/]\n"
-        f"experiment [bold]{rec.experiment}[/]   status [{STATUS_STYLE.get(rec.status, '')}]{rec.status}[/]   "
+        f"[bold]{_e(rec.name)}[/]  [dim]{_e(rec.id)}[/]\n"
+        f"experiment [bold]{_e(rec.experiment)}[/]   status [{STATUS_STYLE.get(rec.status, '')}]{rec.status}[/]   "
         f"started {started}   duration {_duration(rec.duration) or '-'}"
     )
     if rec.parent_id:
-        header += f"\nparent {rec.parent_id}"
+        header += f"\nparent {_e(rec.parent_id)}"
     if rec.error:
-        header += f"\n[red]{rec.error.get('type')}: {rec.error.get('message')}[/]"
+        header += f"\n[red]{_e(rec.error.get('type'))}: {_e(rec.error.get('message'))}[/]"
     if rec.degraded:
-        header += f"\n[yellow]degraded: {rec.degraded}[/]"
+        header += f"\n[yellow]degraded: {_e(rec.degraded)}[/]"
     console.print(Panel(header, expand=False))
     if rec.params:
         console.print(_kv_table("params", rec.params))
@@ -250,22 +266,27 @@ def _print_run(rec: RunRecord) -> None:
         for col in ("key", "last", "min", "max", "points", "last step"):
             table.add_column(col, justify="left" if col == "key" else "right", overflow="fold")
         for key, s in stats.items():
-            table.add_row(key, _fmt(s["last"]), _fmt(s["min"]), _fmt(s["max"]), str(s["count"]), _fmt(s["last_step"]))
+            table.add_row(_e(key), _fmt(s["last"]), _fmt(s["min"]), _fmt(s["max"]), str(s["count"]), _fmt(s["last_step"]))
         console.print(table)
     if rec.tags:
         console.print(_kv_table("tags", rec.tags))
-    for section in rec.sections:
+    from ._sections import SECTION_NAMES, machine_summary
+
+    if "hardware" in rec.sections or "environment" in rec.sections:
+        console.print(_kv_table("machine", machine_summary(rec.info("hardware"), rec.info("environment"))))
+    order = {name: i for i, name in enumerate(SECTION_NAMES)}
+    for section in sorted(rec.sections, key=lambda name: (order.get(name, len(order)), name)):
         data = rec.info(section)
-        console.print(_kv_table(f"{section}", _flatten_for_display(data), limit=40))
+        console.print(_kv_table(_e(section), _flatten_for_display(data), limit=40))
     if rec.artifacts:
         table = Table(title="artifacts", title_justify="left", box=None, header_style="bold")
         for col in ("name", "kind", "size", "step", "sha256", "stored"):
             table.add_column(col, overflow="fold")
         for a in rec.artifacts:
-            name = f"[strike]{a.name}[/]" if a.deleted else a.name
+            name = f"[strike]{_e(a.name)}[/]" if a.deleted else _e(a.name)
             if a.metadata.get("best"):
                 name += " [green](best)[/]"
-            table.add_row(name, a.kind, _size(a.size), _fmt(a.step), (a.sha256 or "")[:12], "copy" if a.stored else "reference")
+            table.add_row(name, _e(a.kind), _size(a.size), _fmt(a.step), (a.sha256 or "")[:12], "copy" if a.stored else "reference")
         console.print(table)
 
 
@@ -299,7 +320,7 @@ def _kv_table(title: str, data: dict[str, Any], limit: int | None = None) -> Any
     table.add_column("value", overflow="fold")
     items = list(data.items())
     for key, value in items[:limit] if limit else items:
-        table.add_row(key, _fmt(value))
+        table.add_row(_e(key), _fmt(value))
     if limit and len(items) > limit:
         table.add_row("...", f"{len(items) - limit} more (autotrack show --json)")
     return table
@@ -327,13 +348,13 @@ def compare_command(store_path: str, run_ids: Sequence[str], show_all: bool, as_
     table = Table(box=None, header_style="bold")
     table.add_column("", overflow="fold", max_width=40)
     for rec in records:
-        table.add_column(f"{rec.name}\n[dim]{rec.id[:8]}[/]", justify="right", overflow="fold", max_width=24)
+        table.add_column(f"{_e(rec.name)}\n[dim]{_e(rec.id[:8])}[/]", justify="right", overflow="fold", max_width=24)
     shown = 0
     for row in rows:
         if not row["differs"] and not show_all:
             continue
         style = "bold yellow" if row["differs"] else None
-        table.add_row(row["label"], *[_fmt(v) for v in row["values"]], style=style)
+        table.add_row(_e(row["label"]), *[_fmt(v) for v in row["values"]], style=style)
         shown += 1
     _console().print(table)
     hidden = len(rows) - shown

@@ -59,16 +59,31 @@ def diff_command(run_a: str, run_b: str, as_json: bool) -> None:
 @click.argument("run")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the bundle (default: ./reproduce-<run id>).")
+@click.option("--run", "rerun", is_flag=True,
+              help="Also build the bundle's environment in DIR, rerun RUN under autotrack and compare the two runs.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=1e-6, show_default=True,
+              help="With --run: metrics this close (relative and absolute) count as reproduced within tolerance.")
 @_store_option
 @_friendly
-def reproduce_command(run: str, directory: Path | None) -> None:
+def reproduce_command(run: str, directory: Path | None, rerun: bool, tolerance: float) -> None:
     """Write a bundle that recreates RUN: pinned requirements, commit and patch, command, env vars,
-    seeds, reproduce.sh, and a README that says what cannot be reproduced."""
+    seeds, reproduce.sh, and a README that says what cannot be reproduced. With --run, also rerun
+    it (the rerun is a recorded run tagged reproduces=RUN) and print the verdict."""
     from ._query import get_run
     from ._reproduce import reproduce
 
     record = get_run(run)
-    out = reproduce(record, directory or Path(f"reproduce-{record.id[:8]}"))
+    target = directory or Path(f"reproduce-{record.id[:8]}")
+    if rerun:
+        from ._verify import render_verdict, verify
+
+        result = verify(record, target, tolerance=tolerance)
+        click.echo(f"Bundle for run {record.id[:8]} ({record.name}) written to {result['bundle']}; rerun recorded as "
+                   f"{result['rerun'][:8]}.")
+        click.echo(render_verdict(result))
+        click.echo(f"Details: autotrack diff {record.id[:8]} {result['rerun'][:8]}")
+        return
+    out = reproduce(record, target)
     click.echo(f"Bundle for run {record.id[:8]} ({record.name}) written to {out}")
     readme = (out / "README.md").read_text()
     limits = readme.split("## What cannot be reproduced", 1)[-1].strip()

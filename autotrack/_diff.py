@@ -22,8 +22,9 @@ result is plain JSON-able data (``autotrack diff A B --json`` prints it as it is
 **Best value rule.** A metric's best is its minimum when its key looks like something to
 minimise — the last path part (after the final ``/``) contains ``loss``, ``err``, ``rmse``,
 ``mse``, ``mae``, ``mape``, ``nll``, ``perplexity``/``ppl``, ``wer``/``cer``, ``time``,
-``latency`` or ``duration`` — and its maximum otherwise (accuracy, f1, auc, r2, ...). NaNs are
-ignored. The rule is in :func:`metric_goal`.
+``latency`` or ``duration``, or is a rank (``rank_test_score``: rank 1 is the best, whatever the
+score) — and its maximum otherwise (accuracy, f1, auc, r2, ...). NaNs are ignored. The rule is in
+:func:`metric_goal`.
 """
 
 from __future__ import annotations
@@ -35,22 +36,24 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._capture.source import DIFF_ARTIFACT
+from . import _sections as S
+from ._sections import DIFF_ARTIFACT
 
 if TYPE_CHECKING:
     from ._query import RunRecord
 
 _MINIMISE = re.compile(r"loss|err|rmse|mse|mae|mape|nll|perplexity|ppl|wer|cer|time|latency|duration")
+_RANK = re.compile(r"(^|[_\-.])rank($|[_\-.])")
 #: source artifacts (written by the capture of the ``source`` section)
 PATCH_ARTIFACT = DIFF_ARTIFACT
-SCRIPT_PREFIX = "source/"
+SCRIPT_PREFIX = S.SOURCE_PREFIX
 _MAX_TEXT = 2_000_000  # artifacts larger than this are compared by hash only
 
 
 def metric_goal(key: str) -> str:
     """``"min"`` when lower is better for ``key`` (loss, error, rmse, ...), else ``"max"``."""
     last = key.rsplit("/", 1)[-1].lower()
-    return "min" if _MINIMISE.search(last) else "max"
+    return "min" if _RANK.search(last) or _MINIMISE.search(last) else "max"
 
 
 def _record(run: RunRecord | str) -> RunRecord:
@@ -104,19 +107,7 @@ def _version_key(version: str) -> Any:
 
 
 def _packages(section: dict[str, Any]) -> dict[str, str]:
-    packages = section.get("packages")
-    if isinstance(packages, dict):
-        return {str(k).lower(): str(v) for k, v in packages.items()}
-    if isinstance(packages, list):  # tolerate [{"name":..., "version":...}] or ["name==1.0"]
-        out = {}
-        for item in packages:
-            if isinstance(item, dict) and "name" in item:
-                out[str(item["name"]).lower()] = str(item.get("version", ""))
-            elif isinstance(item, str) and "==" in item:
-                name, _, version = item.partition("==")
-                out[name.strip().lower()] = version.strip()
-        return out
-    return {}
+    return S.packages(section)
 
 
 def package_diff(a: dict[str, str], b: dict[str, str]) -> dict[str, Any]:
@@ -252,6 +243,8 @@ def diff_runs(a: RunRecord | str, b: RunRecord | str) -> dict[str, Any]:
         ("metrics", _metrics(ra, rb)),
         ("code", _code(ra, rb)),
         ("packages", package_diff(_packages(ra.info("environment")), _packages(rb.info("environment")))),
+        ("imports", package_diff(S.as_dict(S.read(ra, "imports").get("distributions")),
+                                 S.as_dict(S.read(rb, "imports").get("distributions")))),
         ("hardware", dict_diff(flatten(ra.info("hardware")), flatten(rb.info("hardware")))),
         ("environment", _environment(ra.info("environment"), rb.info("environment"))),
         ("seeds", dict_diff(flatten(ra.info("seeds")), flatten(rb.info("seeds")))),
@@ -269,6 +262,13 @@ def diff_runs(a: RunRecord | str, b: RunRecord | str) -> dict[str, Any]:
 
 
 def _fmt(value: Any) -> str:
+    """A recorded value as display text, rich markup escaped (values are data, not markup)."""
+    from rich.markup import escape
+
+    return escape(_plain(value))
+
+
+def _plain(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
@@ -290,10 +290,12 @@ def render_diff(diff: dict[str, Any], console: Any = None) -> None:
     from rich.syntax import Syntax
     from rich.table import Table
 
+    from rich.markup import escape
+
     console = console or Console()
     a, b = diff["a"], diff["b"]
-    console.print(f"[bold]A[/] {a['id'][:8]} {a['name']} ({a['experiment']}, {a['status']})")
-    console.print(f"[bold]B[/] {b['id'][:8]} {b['name']} ({b['experiment']}, {b['status']})")
+    for label, run in (("A", a), ("B", b)):
+        console.print(f"[bold]{label}[/] " + escape(f"{run['id'][:8]} {run['name']} ({run['experiment']}, {run['status']})"))
     shown = False
 
     def changes(title: str, part: dict[str, Any]) -> None:
@@ -303,12 +305,12 @@ def render_diff(diff: dict[str, Any], console: Any = None) -> None:
         table.add_column("B", overflow="fold")
         for kind in ("changed", "upgraded", "downgraded"):
             for key, (x, y) in part.get(kind, {}).items():
-                label = f"{key} [dim]({kind})[/]" if kind != "changed" else key
+                label = f"{escape(key)} [dim]({kind})[/]" if kind != "changed" else escape(key)
                 table.add_row(label, _fmt(x), _fmt(y))
         for key, y in part.get("added", {}).items():
-            table.add_row(f"{key} [green](added)[/]", "", _fmt(y))
+            table.add_row(f"{escape(key)} [green](added)[/]", "", _fmt(y))
         for key, x in part.get("removed", {}).items():
-            table.add_row(f"{key} [red](removed)[/]", _fmt(x), "")
+            table.add_row(f"{escape(key)} [red](removed)[/]", _fmt(x), "")
         console.print(table)
 
     for section in ("params", "tags"):
@@ -325,12 +327,12 @@ def render_diff(diff: dict[str, Any], console: Any = None) -> None:
             if key in ("only_in_a", "only_in_b"):
                 continue
             f, bst = m["final"], m["best"]
-            table.add_row(f"{key} [dim]({m['goal']})[/]", _fmt(f[0]), _fmt(f[1]), _signed(f[2]),
+            table.add_row(f"{escape(key)} [dim]({m['goal']})[/]", _fmt(f[0]), _fmt(f[1]), _signed(f[2]),
                           _fmt(bst[0]), _fmt(bst[1]), _signed(bst[2]))
         console.print(table)
         for side, label in (("only_in_a", "only in A"), ("only_in_b", "only in B")):
             if metrics.get(side):
-                console.print(f"  metrics {label}: {', '.join(metrics[side])}")
+                console.print(f"  metrics {label}: " + escape(", ".join(metrics[side])))
     if "code" in diff:
         shown = True
         code = diff["code"]
@@ -341,7 +343,7 @@ def render_diff(diff: dict[str, Any], console: Any = None) -> None:
         for key, value in code.items():
             if key in ("patch", "scripts", "other"):
                 continue
-            table.add_row(key, _fmt(value[0]), _fmt(value[1]))
+            table.add_row(escape(key), _fmt(value[0]), _fmt(value[1]))
         if table.row_count:
             console.print(table)
         if "other" in code:
@@ -350,9 +352,9 @@ def render_diff(diff: dict[str, Any], console: Any = None) -> None:
             console.print("[bold]uncommitted changes differ:[/]")
             console.print(Syntax(code["patch"], "diff", theme="ansi_dark", word_wrap=True))
         for name, text in code.get("scripts", {}).items():
-            console.print(f"[bold]entry script {name} differs:[/]")
+            console.print(f"[bold]entry script {escape(name)} differs:[/]")
             console.print(Syntax(text, "diff", theme="ansi_dark", word_wrap=True))
-    for section in ("packages", "hardware", "environment", "seeds", "data", "system_metrics"):
+    for section in ("packages", "imports", "hardware", "environment", "seeds", "data", "system_metrics"):
         if section in diff:
             changes(section, diff[section])
             shown = True

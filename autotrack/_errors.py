@@ -111,5 +111,5 @@ class MissingDependencyError(AutotrackError, ImportError):
         self.extra = extra
         super().__init__(
             f"{feature} needs {package}, which is not installed. "
-            f"Install it with: pip install 'autotrack[{extra}]'"
+            f"Install it with: pip install 'autotrack-ml[{extra}]'"
         )

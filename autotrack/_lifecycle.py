@@ -57,13 +57,18 @@ def install(open_runs: Callable[[], list[Any]], close_all: Callable[[], None]) -
         _uncaught = exc
         previous_excepthook(exc_type, exc, tb)
 
-    sys.excepthook = excepthook
-    _watch_system_exit()
+    if not getattr(sys.excepthook, "_autotrack", False):  # a forked child keeps its parent's
+        excepthook._autotrack = True  # type: ignore[attr-defined]
+        sys.excepthook = excepthook
+        _watch_system_exit()
     if threading.current_thread() is threading.main_thread():
         for signum in STOP_SIGNALS:
             try:
-                _previous[signum] = signal.getsignal(signum)
-                if _previous[signum] is signal.SIG_IGN:
+                current = signal.getsignal(signum)
+                if current is _on_stop_signal:  # a forked child re-installing: keep the parent's previous
+                    continue
+                _previous[signum] = current
+                if current is signal.SIG_IGN:
                     continue  # nohup and friends: the program means to survive it
                 signal.signal(signum, _on_stop_signal)
             except (ValueError, OSError):  # not the main interpreter, or signals unavailable
@@ -91,7 +96,9 @@ def _watch_system_exit() -> None:
         previous_exit(code)
 
     exit_.__wrapped__ = previous_exit  # type: ignore[attr-defined]
-    sys.exit = exit_  # type: ignore[assignment]
+    exit_._autotrack = True  # type: ignore[attr-defined]
+    if not getattr(sys.exit, "_autotrack", False):
+        sys.exit = exit_  # type: ignore[assignment]
 
 
 def _free_tool(monitoring: Any) -> int | None:

@@ -88,6 +88,7 @@ def run_payload(record: RunRecord, *, points: int | None = DEFAULT_POINTS, keys:
     }
     if sections:
         data["sections"] = {name: record.info(name) for name in record.sections}
+        data["machine"] = _hw_summary(data["sections"])  # the UI shows the same rows as the report
         data["artifacts"] = [
             {"id": a.id, "name": a.name, "kind": a.kind, "sha256": a.sha256, "size": a.size, "step": a.step,
              "stored": a.stored, "metadata": a.metadata, "deleted": a.deleted}
@@ -135,19 +136,9 @@ def _when(ts: float | None) -> str:
 
 
 def _hw_summary(sections: dict[str, Any]) -> dict[str, str]:
-    hw = sections.get("hardware", {}) or {}
-    env = sections.get("environment", {}) or {}
-    cpu = hw.get("cpu")
-    cpu_text = cpu.get("model") or cpu.get("brand") or json.dumps(cpu) if isinstance(cpu, dict) else cpu
-    gpus = hw.get("gpus")
-    gpu_text = ", ".join(str(g.get("name", g)) if isinstance(g, dict) else str(g) for g in gpus) if isinstance(gpus, list) else gpus
-    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
-    key_pkgs = ", ".join(f"{p} {packages[p]}" for p in ("torch", "lightning", "scikit-learn", "xgboost", "numpy") if p in packages)
-    os_text = env.get("os") or env.get("platform")
-    return {"cpu": _fmt(cpu_text) or "not recorded", "gpus": _fmt(gpu_text) or "none recorded",
-            "memory": _fmt(hw.get("memory_total") or hw.get("ram") or hw.get("memory")) or "not recorded",
-            "python": _fmt(env.get("python")) or "not recorded", "os": _fmt(os_text) or "not recorded",
-            "packages": f"{len(packages)} ({key_pkgs})" if packages else "not recorded"}
+    from ._sections import machine_summary
+
+    return machine_summary(sections.get("hardware") or {}, sections.get("environment") or {})
 
 
 def render_report(payloads: list[dict[str, Any]], *, metric: str | None = None, title: str = "autotrack report") -> str:
@@ -167,7 +158,7 @@ def render_report(payloads: list[dict[str, Any]], *, metric: str | None = None, 
     param_rows = [[k] + [p["params"].get(k, "—") for p in payloads] for k in differing]
     hw_rows = []
     summaries = [_hw_summary(p.get("sections", {})) for p in payloads]
-    for field in ("cpu", "gpus", "memory", "python", "os", "packages"):
+    for field in summaries[0] if summaries else ():
         hw_rows.append([field] + [s[field] for s in summaries])
     ckpt_rows = [[p["name"], a["name"], a["kind"], a["step"], a["size"], (a["sha256"] or "")[:12],
                   json.dumps(a["metadata"]) if a["metadata"] else ""]

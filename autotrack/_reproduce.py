@@ -1,17 +1,25 @@
-"""``reproduce(run_id, directory)``: write a bundle that recreates a recorded run.
+"""``reproduce(run_id, directory)``: write a bundle that recreates a recorded run;
+``verify(run_id, directory)``: build it, rerun it under autotrack and say whether it reproduced.
 
 The bundle (one folder)::
 
-    README.md          what the run was, how to rerun it, and plainly what cannot be reproduced
-    reproduce.sh       set up the environment, get the code, export the variables, run the command
-    requirements.txt   every installed package pinned to the recorded version
-    source.patch       the uncommitted changes at the time of the run (when recorded)
-    code/              the entry script(s) stored with the run (used when there is no git commit)
-    env.sh             the allow-listed environment variables, as ``export`` lines
-    seeds.json         the recorded seeds
-    run.json           id, name, params, argv and final metrics of the original run, to compare against
+    README.md               what the run was, how to rerun it, and plainly what cannot be reproduced
+    reproduce.sh            set up the environment, get the code, export the variables, run the command
+    requirements.txt        the distributions the run imported, pinned to the recorded versions
+    requirements-full.txt   every distribution installed when the run was recorded
+    source.patch            the uncommitted changes at the time of the run (when recorded)
+    code/                   the entry script and local modules stored with the run (used without git)
+    env.sh                  the allow-listed environment variables, as ``export`` lines (machine-specific
+                            ones such as ``VIRTUAL_ENV`` are listed as comments, not exported)
+    seeds.json              the recorded seeds
+    run.json                id, name, params, argv and final metrics of the original run, to compare against
 
-It reads the captured sections defensively: whatever is missing is written down as
+autotrack itself (distribution ``autotrack-ml``; the name ``autotrack`` on PyPI is someone else's
+project) is installed only when the run needs it (the script imports autotrack, or ``autotrack run``
+launched it): from ``AUTOTRACK_SOURCE`` (a wheel or checkout of this project), by default the checkout
+the run was recorded with, else ``autotrack-ml==<recorded version>``.
+
+Sections are read through :mod:`autotrack._sections`; whatever is missing is written down as
 "not recorded" in the README instead of failing.
 """
 
@@ -27,13 +35,24 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ._diff import PATCH_ARTIFACT, SCRIPT_PREFIX, _packages, source_artifacts
+from . import _sections as S
+from ._diff import PATCH_ARTIFACT, SCRIPT_PREFIX, artifact_text, source_artifacts
 from ._errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from ._query import RunRecord
 
 _NOT_PINNABLE = ("autotrack-runs",)
+#: autotrack's own distribution names: never pinned from an index (see the module docstring)
+_SELF = (S.DISTRIBUTION, "autotrack")
+#: environment variables that describe the recording machine, not the run: not exported by env.sh
+MACHINE_SPECIFIC_ENV = ("VIRTUAL_ENV", "CONDA_DEFAULT_ENV", "CONDA_PREFIX", "KUBERNETES_POD_NAME", "MASTER_PORT",
+                        "SLURM_", "PBS_JOBID", "LSB_JOBID", "JOB_ID", "SGE_TASK_ID", "FLUX_JOB_ID", "CUDA_HOME",
+                        "CUDA_PATH")
+#: metrics shown last (or not at all) among a run's final metrics: they describe the machine or the
+#: internals of training, not its result
+_BACKGROUND_PREFIXES = ("system/", "grad_norm/")
+_IMPORTS_AUTOTRACK = re.compile(r"^\s*(import\s+autotrack\b|from\s+autotrack(\.|\s))", re.M)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -50,6 +69,8 @@ def _argv(source: dict[str, Any]) -> list[str]:
     entry = source.get("entry_point")
     if argv and entry and PurePosixPath(argv[0]).name == PurePosixPath(str(entry)).name:
         argv = argv[1:]  # sys.argv with the script itself in front
+    elif argv and isinstance(entry, str) and entry.startswith("python -m ") and argv[0] in (entry[10:], "-m"):
+        argv = argv[1:]
     return argv
 
 
@@ -67,14 +88,93 @@ def _relative(path: str | None, root: str | None) -> str | None:
 
 def _command(source: dict[str, Any], entry_rel: str | None) -> list[str] | None:
     entry = source.get("entry_point")
-    module = source.get("module")
-    if isinstance(entry, str) and entry.startswith("-m "):
-        module = entry[3:].strip()
+    module = None
+    if isinstance(entry, str) and entry.startswith("python -m "):
+        module = entry[len("python -m "):].strip()
     if module:
         return ["-m", str(module), *_argv(source)]
     if entry_rel:
         return [entry_rel, *_argv(source)]
     return None
+
+
+def metric_order(key: str) -> tuple[int, str]:
+    """Where ``key`` goes among a run's final metrics: the training loss, validation and test
+    metrics first, then the user's other keys, then the rest of ``train/``; machine metrics last."""
+    if key.startswith(_BACKGROUND_PREFIXES):
+        return (4, key)
+    if key == "train/loss":
+        return (0, key)
+    if key.startswith(("val/", "valid/", "validation/", "test/", "eval/")):
+        return (1, key)
+    if key.startswith("train/"):
+        return (3, key)
+    return (2, key)
+
+
+def final_metrics(record: RunRecord, limit: int = 12) -> tuple[list[tuple[str, float]], int]:
+    """(up to ``limit`` final metric values in :func:`metric_order`, machine metrics left out; how
+    many more there are)."""
+    keys = sorted((k for k in record.summary if not k.startswith(_BACKGROUND_PREFIXES)), key=metric_order)
+    shown = [(k, record.summary[k]) for k in keys[:limit]]
+    return shown, max(0, len(keys) - limit)
+
+
+def _requirements(record: RunRecord, env_section: dict[str, Any], limits: list[str]) -> tuple[list[str], list[str]]:
+    """(requirements.txt lines: imported distributions, requirements-full.txt lines)."""
+    installed = S.packages(env_section)
+    imports = S.read(record, "imports")
+    imported = {S.DISTRIBUTION if k == "autotrack" else str(k).lower(): str(v)
+                for k, v in _dict(imports.get("distributions")).items()}
+
+    def pins(packages: dict[str, str], header: str) -> list[str]:
+        lines = [header]
+        for name in sorted(packages):
+            version = packages[name]
+            if name in _SELF or name in _NOT_PINNABLE:
+                continue  # autotrack itself: reproduce.sh installs it from this project's code
+            lines.append(f"{name}=={version}" if version else f"{name}  # version not recorded")
+        return lines
+
+    full = pins(installed, f"# Every distribution installed when run {record.id} was recorded (pinned).")
+    if imports:
+        req = pins(imported, f"# The distributions run {record.id} imported, pinned to the recorded versions."
+                             " The whole environment: requirements-full.txt.")
+    else:
+        req = pins(installed, f"# Run {record.id} did not record what it imported: every installed distribution.")
+        if installed:
+            limits.append("What the run imported was not recorded: requirements.txt is the whole recorded environment.")
+    if not installed and not imports:
+        limits.append("Installed packages: not recorded. requirements.txt is empty; install what the code imports by hand.")
+    local = [line for line in req if "==" in line and "+" in line.split("==", 1)[1]]
+    if local:
+        limits.append("Some packages have local versions (" + ", ".join(local)
+                      + "); they come from a special index or a local build, not from PyPI.")
+    return req, full
+
+
+def _needs_autotrack(record: RunRecord, source: dict[str, Any]) -> bool:
+    if source.get("launcher") == "autotrack run":
+        return True
+    for name in source_artifacts(record):
+        if name == PATCH_ARTIFACT:
+            continue
+        text = artifact_text(record, name)
+        if text and _IMPORTS_AUTOTRACK.search(text):
+            return True
+    return False
+
+
+def _portable_env(env_vars: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """(variables env.sh exports, machine-specific ones it only lists)."""
+    keep, skip = {}, {}
+    for key, value in sorted(env_vars.items()):
+        if key == "VIRTUAL_ENV" or key.startswith(MACHINE_SPECIFIC_ENV) or (isinstance(value, str) and os.path.isabs(value)
+                                                                          and os.sep in value and key != "PYTHONHASHSEED"):
+            skip[key] = str(value)
+        else:
+            keep[key] = str(value)
+    return keep, skip
 
 
 def reproduce(run_id: str | RunRecord, directory: str | os.PathLike[str]) -> Path:
@@ -90,7 +190,7 @@ def reproduce(run_id: str | RunRecord, directory: str | os.PathLike[str]) -> Pat
 
     source = record.info("source")
     env_section = record.info("environment")
-    git = _dict(source.get("git"))
+    git = S.git_info(source)
     seeds = record.info("seeds")
     data = record.info("data")
     hardware = record.info("hardware")
@@ -98,26 +198,14 @@ def reproduce(run_id: str | RunRecord, directory: str | os.PathLike[str]) -> Pat
     notes: list[str] = []
 
     # -- requirements -----------------------------------------------------------------------
-    packages = _packages(env_section)
-    req_lines = [f"# Packages installed when run {record.id} was recorded (pinned)."]
-    local_versions = []
-    for name in sorted(packages):
-        version = packages[name]
-        if not version or name in _NOT_PINNABLE:
-            req_lines.append(f"# {name}: version not recorded")
-            continue
-        if "+" in version:
-            local_versions.append(f"{name}=={version}")
-        req_lines.append(f"{name}=={version}")
-    (out / "requirements.txt").write_text("\n".join(req_lines) + "\n")
-    if not packages:
-        limits.append("Installed packages: not recorded. requirements.txt is empty; install what the code imports by hand.")
-    if local_versions:
-        limits.append("Some packages have local versions (" + ", ".join(local_versions)
-                      + "); they come from a special index or a local build, not from PyPI.")
-    python_version = env_section.get("python") or _dict(env_section.get("python_info")).get("version")
+    req, full = _requirements(record, env_section, limits)
+    (out / "requirements.txt").write_text("\n".join(req) + "\n")
+    (out / "requirements-full.txt").write_text("\n".join(full) + "\n")
+    python_version = S.python_version(env_section)
     if not python_version:
         limits.append("Python version: not recorded.")
+    origin = _dict(env_section.get("autotrack"))
+    needs_autotrack = _needs_autotrack(record, source)
 
     # -- code -------------------------------------------------------------------------------
     arts = source_artifacts(record)
@@ -141,8 +229,8 @@ def reproduce(run_id: str | RunRecord, directory: str | os.PathLike[str]) -> Pat
         scripts.append(rel)
 
     commit = git.get("commit")
-    remote = _redact(git.get("remote"))
-    root = git.get("root") or source.get("repo_root")
+    remote = _redact(git.get("remote_url"))
+    root = git.get("root")
     cwd = source.get("cwd")
     entry = source.get("entry_point")
     entry_str = str(entry) if entry else None
@@ -164,15 +252,22 @@ def reproduce(run_id: str | RunRecord, directory: str | os.PathLike[str]) -> Pat
             limits.append("The working tree had uncommitted changes, but no diff was recorded: they are lost.")
     else:
         rel_cwd = "."
-        entry_rel = PurePosixPath(entry_str).name if entry_str else None
+        entry_rel = PurePosixPath(entry_str).name if entry_str and not entry_str.startswith("python ") else None
         if entry_rel and entry_rel not in scripts:
             limits.append(f"The entry script {entry_str} was not stored with the run.")
     if not source:
         limits.append("Source (entry point, arguments, git commit, uncommitted changes): not recorded.")
     elif not commit:
-        limits.append("The run was not in a git repository (no commit recorded): only the entry script stored "
-                      "with the run is in code/; other local modules and files it used are not.")
-    untracked = git.get("untracked")
+        modules = [m for m in source.get("local_modules") or [] if isinstance(m, dict)]
+        stored = [m["path"] for m in modules if m.get("artifact")]
+        skipped = [f"{m.get('path')} ({m.get('skipped')})" for m in modules if m.get("skipped")]
+        limits.append("The run was not in a git repository (no commit recorded): code/ holds the entry script"
+                      + (f" and the local modules it imported ({', '.join(stored)})" if stored else
+                         " (no local modules it imported were found)")
+                      + "; data files and modules loaded by other means are not in the bundle.")
+        if skipped:
+            limits.append("Local modules not stored: " + ", ".join(skipped) + ".")
+    untracked = git.get("untracked_files")
     if isinstance(untracked, list) and untracked:
         limits.append("Untracked files (not in git, not in this bundle): " + ", ".join(map(str, untracked[:50]))
                       + (" ..." if len(untracked) > 50 else ""))
@@ -185,12 +280,16 @@ def reproduce(run_id: str | RunRecord, directory: str | os.PathLike[str]) -> Pat
         limits.append("Command-line arguments: not recorded; the script runs with none.")
 
     # -- environment variables and seeds ----------------------------------------------------
-    env_vars = _dict(env_section.get("env") or env_section.get("env_vars") or env_section.get("environment_variables"))
+    env_vars, machine_env = _portable_env(_dict(env_section.get("env")))
     env_lines = ["# Allow-listed environment variables recorded with the run."]
-    env_lines += [f"export {k}={shlex.quote(str(v))}" for k, v in sorted(env_vars.items()) if _valid_name(k)]
+    env_lines += [f"export {k}={shlex.quote(v)}" for k, v in env_vars.items() if _valid_name(k)]
+    if machine_env:
+        env_lines.append("# Recorded but not exported (they describe the recording machine):")
+        env_lines += [f"#   {k}={v!r}" for k, v in machine_env.items() if _valid_name(k)]
     (out / "env.sh").write_text("\n".join(env_lines) + "\n")
+    recorded_env = sorted({**env_vars, **machine_env})
     limits.append("Only allow-listed environment variables were recorded"
-                  + (f" ({', '.join(sorted(env_vars))})" if env_vars else " (none here)")
+                  + (f" ({', '.join(recorded_env)})" if recorded_env else " (none here)")
                   + "; others (and secrets, by design) are not.")
     (out / "seeds.json").write_text(json.dumps(seeds, indent=2, default=repr) + "\n")
     if not seeds:
@@ -205,14 +304,15 @@ def reproduce(run_id: str | RunRecord, directory: str | os.PathLike[str]) -> Pat
     else:
         outside = []
         for name, item in data.items():
-            path = _dict(item).get("path") if isinstance(item, dict) else None
+            item = _dict(item)
+            path = item.get("path")
             if path and (not root or _relative(str(path), root) is None):
-                outside.append(f"{name} ({path}, fingerprint {_dict(item).get('sha256') or _dict(item).get('fingerprint') or 'n/a'})")
+                outside.append(f"{name} ({path}, fingerprint {S.data_hash(item) or 'not hashed'})")
         if outside:
             limits.append("Data outside the repository is not in the bundle; fetch it and check its fingerprint: "
                           + "; ".join(outside))
-    hw = ", ".join(str(v) for v in (_dict(hardware.get("cpu")).get("model") or hardware.get("cpu"),
-                                     hardware.get("gpus") and f"{len(hardware['gpus'])} GPU(s)") if v)
+    machine = S.machine_summary(hardware, env_section)
+    hw = "; ".join(f"{k}: {v}" for k, v in machine.items() if k in ("cpu", "gpus") and v != S.NOT_RECORDED)
     limits.append("Hardware and system libraries (GPU model, driver, CUDA/cuDNN, BLAS threads) are not pinned; "
                   "floating-point results may differ in the last digits on other machines"
                   + (f" (recorded on: {hw})." if hw else " (hardware: not recorded)."))
@@ -221,16 +321,17 @@ def reproduce(run_id: str | RunRecord, directory: str | os.PathLike[str]) -> Pat
     run_info = {
         "id": record.id, "name": record.name, "experiment": record.experiment, "status": record.status,
         "params": record.params, "final_metrics": record.summary, "command": command, "commit": commit,
-        "python": python_version,
+        "python": python_version, "launcher": source.get("launcher"),
     }
     (out / "run.json").write_text(json.dumps(run_info, indent=2, default=repr, allow_nan=True) + "\n")
     script = _script(record, commit=commit, remote=remote, has_patch=patch_text is not None, rel_cwd=rel_cwd or ".",
-                     command=command, seeds=seeds, env_vars=env_vars)
+                     command=command, seeds=seeds, env_vars=env_vars, needs_autotrack=needs_autotrack,
+                     origin=origin, launcher=source.get("launcher"))
     sh = out / "reproduce.sh"
     sh.write_text(script)
     sh.chmod(sh.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     (out / "README.md").write_text(_readme(record, commit, remote, git, python_version, command, rel_cwd, scripts,
-                                           patch_text is not None, limits, notes))
+                                           patch_text is not None, limits, notes, machine, needs_autotrack, origin))
     return out
 
 
@@ -246,30 +347,56 @@ def _valid_name(name: str) -> bool:
 
 
 def _script(record: RunRecord, *, commit: str | None, remote: str | None, has_patch: bool, rel_cwd: str,
-            command: list[str] | None, seeds: dict[str, Any], env_vars: dict[str, Any]) -> str:
+            command: list[str] | None, seeds: dict[str, Any], env_vars: dict[str, Any], needs_autotrack: bool,
+            origin: dict[str, Any], launcher: Any) -> str:
     q = shlex.quote
+    version = str(origin.get("version") or "")
+    checkout = origin.get("checkout") or ""
     lines = [
         "#!/usr/bin/env bash",
         f"# Recreates autotrack run {record.id} ({record.name}, experiment {record.experiment}).",
         "# Options (environment variables):",
-        "#   SKIP_INSTALL=1  use the current Python environment instead of a fresh venv from requirements.txt",
-        "#   PYTHON=...      the Python to use (default: python3)",
-        "#   WORKDIR=...     where to put the code (default: ./workdir next to this script)",
-        "#   REPO=...        the git repository to clone (default: the recorded remote)",
+        "#   SKIP_INSTALL=1      use the current Python environment instead of a fresh venv from requirements.txt",
+        "#   PYTHON=...          the Python to use (default: python3); a relative path is fine",
+        "#   VENV_OPTIONS=...    options for `python -m venv`, e.g. --system-site-packages",
+        "#   WORKDIR=...         where to put the code (default: ./workdir next to this script)",
+        "#   REPO=...            the git repository to clone (default: the recorded remote URL)",
+        "#   AUTOTRACK_SOURCE=.. a wheel or checkout of autotrack (distribution autotrack-ml) to install",
+        "#   UNDER_AUTOTRACK=1   run the command under `autotrack run` (the rerun is recorded as a run)",
         "set -euo pipefail",
         'HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+        "_abs() { case \"$1\" in /*|'') printf '%s' \"$1\" ;; */*) printf '%s/%s' \"$(cd \"$(dirname \"$1\")\" && pwd)\" \"$(basename \"$1\")\" ;; *) printf '%s' \"$1\" ;; esac; }",
+        '# paths given relative to where this script was started stay valid after the cd below',
+        'PYTHON="$(_abs "${PYTHON:-python3}")"',
         'WORKDIR="${WORKDIR:-$HERE/workdir}"',
-        'PYTHON="${PYTHON:-python3}"',
+        'case "$WORKDIR" in /*) ;; *) WORKDIR="$PWD/$WORKDIR" ;; esac',
+        f"AUTOTRACK_VERSION={q(version)}",
+        f"DEFAULT_AUTOTRACK_SOURCE={q(str(checkout))}",
+        'AUTOTRACK_SOURCE="$(_abs "${AUTOTRACK_SOURCE:-$DEFAULT_AUTOTRACK_SOURCE}")"',
+        f"UNDER_AUTOTRACK=\"${{UNDER_AUTOTRACK:-{'1' if launcher == 'autotrack run' else '0'}}}\"",
         "",
         "# 1. the Python environment",
         'if [ "${SKIP_INSTALL:-0}" != "1" ]; then',
-        '  "$PYTHON" -m venv "$HERE/.venv"',
+        '  # shellcheck disable=SC2086',
+        '  "$PYTHON" -m venv ${VENV_OPTIONS:-} "$HERE/.venv"',
         '  PYTHON="$HERE/.venv/bin/python"',
-        '  "$PYTHON" -m pip install -r "$HERE/requirements.txt"',
-        "fi",
-        "",
-        "# 2. the code",
+        '  "$PYTHON" -m pip install -q -r "$HERE/requirements.txt"',
     ]
+    if needs_autotrack or launcher == "autotrack run":
+        lines += [
+            "  # autotrack itself: this project's code (distribution autotrack-ml), never the unrelated",
+            '  # `autotrack` on PyPI. Kept when the environment already has the recorded version.',
+            '  if ! "$PYTHON" -c "import autotrack, sys; sys.exit(autotrack.__version__ != sys.argv[1])" "$AUTOTRACK_VERSION" 2>/dev/null; then',
+            '    if [ -n "$AUTOTRACK_SOURCE" ] && [ -e "$AUTOTRACK_SOURCE" ]; then',
+            '      "$PYTHON" -m pip install -q "$AUTOTRACK_SOURCE"',
+            '    else',
+            '      "$PYTHON" -m pip install -q "autotrack-ml==$AUTOTRACK_VERSION"',
+            '    fi',
+            '  fi',
+        ]
+    else:
+        lines.append("  # the run does not import autotrack: it is not installed (UNDER_AUTOTRACK=1 needs it)")
+    lines += ["fi", "", "# 2. the code"]
     if commit:
         lines += [
             f"DEFAULT_REPO={q(remote or '')}",
@@ -290,7 +417,14 @@ def _script(record: RunRecord, *, commit: str | None, remote: str | None, has_pa
             lines.append(f"export PYTHONHASHSEED={q(str(hash_seed))}")
     lines += ["", "# 4. the command", f"REL_CWD={q(rel_cwd)}", 'cd "$WORKDIR/$REL_CWD"']
     if command:
-        lines.append('exec "$PYTHON" ' + " ".join(q(c) for c in command))
+        args = " ".join(q(c) for c in command)
+        run_args = " ".join(q(c) for c in (["-m", *command[1:]] if command[0] == "-m" else command))
+        lines += [
+            'if [ "$UNDER_AUTOTRACK" = "1" ]; then',
+            f'  exec "$PYTHON" -m autotrack run {run_args}',
+            "fi",
+            f'exec "$PYTHON" {args}',
+        ]
     else:
         lines.append('echo "the command was not recorded; edit this line" >&2; exit 2')
     return "\n".join(lines) + "\n"
@@ -298,9 +432,18 @@ def _script(record: RunRecord, *, commit: str | None, remote: str | None, has_pa
 
 def _readme(record: RunRecord, commit: str | None, remote: str | None, git: dict[str, Any], python_version: Any,
             command: list[str] | None, rel_cwd: str | None, scripts: list[str], has_patch: bool,
-            limits: list[str], notes: list[str]) -> str:
+            limits: list[str], notes: list[str], machine: dict[str, str], needs_autotrack: bool,
+            origin: dict[str, Any]) -> str:
     started = datetime.fromtimestamp(record.start_time, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    final = ", ".join(f"{k} = {v:.6g}" for k, v in list(record.summary.items())[:12] if isinstance(v, float))
+    shown, more = final_metrics(record)
+    final = ", ".join(f"{k} = {v:.6g}" for k, v in shown if isinstance(v, float))
+    if more:
+        final += f" ({more} more in run.json)"
+    branch = git.get("branch")
+    autotrack_line = ("- autotrack: " + (f"{origin.get('version')}" if origin.get("version") else S.NOT_RECORDED)
+                      + (f" from the checkout {origin['checkout']}" if origin.get("checkout") else "")
+                      + ("; installed by reproduce.sh (distribution autotrack-ml)" if needs_autotrack
+                         else "; the run does not import it"))
     parts = [
         f"# Reproducing run `{record.name}` ({record.id})",
         "",
@@ -313,18 +456,24 @@ def _readme(record: RunRecord, commit: str | None, remote: str | None, git: dict
         "    SKIP_INSTALL=1 ./reproduce.sh  # in the current environment",
         f"    PYTHON=python{'.'.join(str(python_version).split('.')[:2])} ./reproduce.sh   # the venv from the recorded Python"
         if python_version else "    PYTHON=/path/to/python ./reproduce.sh   # choose the Python for the venv",
+        f"    autotrack reproduce {record.id[:8]} --dir DIR --run   # rebuild, rerun under autotrack, compare",
         "",
         "## What is recorded",
         "",
-        f"- Python: {python_version or 'not recorded'}",
-        f"- Commit: {commit or 'not recorded'}" + (f" on branch {git.get('branch')}" if git.get("branch") else ""),
-        f"- Repository: {remote or 'not recorded'}",
-        f"- Uncommitted changes: {'source.patch' if has_patch else ('none' if git.get('dirty') is False else 'not recorded')}",
-        f"- Entry scripts stored with the run: {', '.join(scripts) if scripts else 'none'}",
-        f"- Command: {'python ' + shlex.join(command) if command else 'not recorded'} (from `{rel_cwd or '.'}`)",
-        "- Environment variables: env.sh; seeds: seeds.json; packages: requirements.txt",
+        f"- Python: {python_version or S.NOT_RECORDED}",
+        f"- Commit: {commit or S.NOT_RECORDED}" + (f" on branch {branch}" if branch else ""),
+        f"- Repository: {remote or S.NOT_RECORDED}",
+        f"- Uncommitted changes: {'source.patch' if has_patch else ('none' if git.get('dirty') is False else S.NOT_RECORDED)}",
+        f"- Code stored with the run: {', '.join(scripts) if scripts else 'none'}",
+        f"- Command: {'python ' + shlex.join(command) if command else S.NOT_RECORDED} (from `{rel_cwd or '.'}`)",
+        autotrack_line,
+        "- Environment variables: env.sh; seeds: seeds.json; packages: requirements.txt (imported), "
+        "requirements-full.txt (all installed)",
+        "",
+        "## Machine",
         "",
     ]
+    parts += [f"- {k}: {v}" for k, v in machine.items()] + [""]
     parts += [f"{n}" for n in notes] + ([""] if notes else [])
     parts += ["## What cannot be reproduced", ""] + [f"- {item}" for item in limits] + [""]
     return "\n".join(parts)

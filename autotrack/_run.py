@@ -224,7 +224,7 @@ class Run:
             value = _values.to_float(value, f"value of {key!r}")
         if step is None:
             step = self._last_step.get(key, -1) + 1
-        elif type(step) is not int or not -_STEP_LIMIT <= step < _STEP_LIMIT:
+        elif type(step) is not int or step >= 0x8000000000000000 or step < -0x8000000000000000:
             step = _values.to_step(step)
             if not -_STEP_LIMIT <= step < _STEP_LIMIT:
                 raise InvalidArgumentError("step", step, "steps are 64-bit integers: pass a value between -2**63 and 2**63 - 1")

@@ -103,7 +103,8 @@ def flatten(params: Mapping[str, Any], prefix: str = "", _seen: set[int] | None 
 def jsonable(value: Any, _depth: int = 0) -> Any:
     """Turn ``value`` into something ``json.dumps`` accepts, keeping JSON types as they are.
 
-    numpy scalars become Python numbers, tuples and sets become lists, anything else its repr.
+    numpy scalars become Python numbers, tuples and sets become lists, anything else a stable
+    text (:func:`autotrack._describe.stable_repr`: its repr without memory addresses).
     """
     if value is None or type(value) in (bool, int, float, str):
         return value
@@ -128,7 +129,9 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
             return jsonable(item(), _depth + 1)
         except Exception:  # noqa: BLE001 - an odd object's item() must not break logging
             pass
-    return repr(value)
+    from ._describe import stable_repr  # no memory addresses: the same value reads the same in every run
+
+    return stable_repr(value)
 
 
 def type_base(value: Any) -> Any:

@@ -16,10 +16,9 @@ from autotrack._reproduce import reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The script records its own source/environment/seeds sections the way start-of-run capture does,
-# so this test does not depend on the capture module.
+# A seeded numpy training script; every section comes from the real start capture.
 TRAIN = textwrap.dedent('''
-    import argparse, os, subprocess, sys
+    import argparse
     import numpy as np
     import autotrack
 
@@ -30,29 +29,12 @@ TRAIN = textwrap.dedent('''
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    rng = np.random.default_rng(args.seed)
-    X = rng.normal(size=(256, 8))
-    y = X @ rng.normal(size=8) + NOISE * rng.normal(size=256)
-    w = np.zeros(8)
-
-    def git(*a):
-        r = subprocess.run(["git", *a], capture_output=True, text=True)
-        return r.stdout if r.returncode == 0 else None
-
     with autotrack.start_run(experiment="repro", params=vars(args)) as run:
-        commit = git("rev-parse", "HEAD")
-        source = {"entry_point": sys.argv[0], "argv": sys.argv, "cwd": os.getcwd()}
-        if commit:
-            diff = git("diff", "HEAD")
-            source["git"] = {"commit": commit.strip(), "branch": "main", "root": git("rev-parse", "--show-toplevel").strip(),
-                             "remote": os.environ.get("TEST_REMOTE"), "dirty": bool(diff), "untracked": []}
-            if diff:
-                run.log_text(diff, "source/git.diff")
-        run.log_text(open(sys.argv[0]).read(), "source/" + os.path.basename(sys.argv[0]))
-        run.set_info("source", source)
-        run.set_info("environment", {"python": sys.version.split()[0], "packages": {"numpy": np.__version__},
-                                     "env": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}})
-        run.set_info("seeds", {"numpy": args.seed})
+        autotrack.seed_everything(args.seed)
+        rng = np.random.default_rng(args.seed)
+        X = rng.normal(size=(256, 8))
+        y = X @ rng.normal(size=8) + NOISE * rng.normal(size=256)
+        w = np.zeros(8)
         for step in range(args.steps):
             idx = rng.integers(0, 256, size=32)
             err = X[idx] @ w - y[idx]
@@ -62,7 +44,8 @@ TRAIN = textwrap.dedent('''
 
 
 def _env(store_dir: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "AUTOTRACK_DIR": str(store_dir), "OMP_NUM_THREADS": "1", **extra}
+    return {**os.environ, "PYTHONPATH": str(ROOT), "AUTOTRACK_DIR": str(store_dir), "OMP_NUM_THREADS": "1",
+            "AUTOTRACK_CAPTURE": "1", "AUTOTRACK_SYSTEM_METRICS": "0", **extra}
 
 
 def _final_losses(store_dir: Path) -> list[float]:
@@ -75,12 +58,14 @@ def _rerun(bundle: Path, store_dir: Path, workdir: Path) -> subprocess.Completed
     return subprocess.run(["bash", str(bundle / "reproduce.sh")], env=env, capture_output=True, text=True, timeout=120)
 
 
-def _dirty_repo(tmp_path: Path, committed: str, working: str) -> Path:
-    """A git repository whose train.py is committed as ``committed`` and edited to ``working``."""
+def _dirty_repo(tmp_path: Path, committed: str, working: str, remote: str | None = None) -> Path:
+    """A git repository whose train.py is committed as ``committed`` and edited to ``working``;
+    its ``origin`` is ``remote`` (default: the repository itself, so that it can be cloned)."""
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "train.py").write_text(committed)
-    for args in (("init", "-q", "-b", "main"), ("add", "train.py"), ("commit", "-qm", "train")):
+    for args in (("init", "-q", "-b", "main"), ("add", "train.py"), ("commit", "-qm", "train"),
+                 ("remote", "add", "origin", remote or str(repo))):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
                        capture_output=True)
     (repo / "train.py").write_text(working)
@@ -93,7 +78,7 @@ def test_reproduce_from_git_commit_and_patch(tmp_path):
     repo = _dirty_repo(tmp_path, TRAIN, TRAIN.replace("NOISE = 0.1", "NOISE = 0.7"))
     store_dir = tmp_path / "store"
     subprocess.run([sys.executable, "train.py", "--lr", "0.05", "--steps", "30", "--seed", "3"], cwd=repo, check=True,
-                   env=_env(store_dir, TEST_REMOTE=str(repo)), capture_output=True, timeout=120)
+                   env=_env(store_dir), capture_output=True, timeout=120)
     (original,) = _final_losses(store_dir)
     run_id = autotrack.runs(store=store_dir)["id"][0]
 
@@ -128,6 +113,7 @@ def test_reproduce_without_git(tmp_path):
     readme = (bundle / "README.md").read_text()
     assert "not in a git repository" in readme
     assert (bundle / "code" / "train.py").read_text() == TRAIN
+    assert "export OMP_NUM_THREADS=1" in (bundle / "env.sh").read_text()
     result = subprocess.run(["bash", str(bundle / "reproduce.sh")], capture_output=True, text=True, timeout=120,
                             env={**env, "SKIP_INSTALL": "1", "PYTHON": sys.executable, "WORKDIR": str(tmp_path / "w")})
     assert result.returncode == 0, result.stderr
@@ -150,7 +136,8 @@ def test_missing_sections_say_not_recorded(store, tmp_path):
 def test_recorded_text_cannot_inject_shell(store, tmp_path):
     with autotrack.start_run() as run:
         run.set_info("source", {"entry_point": "t.py", "argv": ["t.py", "$(touch pwned)"], "cwd": "/r/$(touch pwned)",
-                                "git": {"commit": "abc", "root": "/r", "remote": 'https://user:s3cret@h/x"$(touch pwned)"'}})
+                                "git": {"commit": "abc", "root": "/r", "remote": "origin",
+                                        "remote_url": 'https://user:s3cret@h/x"$(touch pwned)"'}})
         run.set_info("environment", {"env": {"A": "$(touch pwned)", "BAD NAME": "x"}})
     bundle = reproduce(run.id, tmp_path / "b")
     script = (bundle / "reproduce.sh").read_text() + (bundle / "env.sh").read_text()

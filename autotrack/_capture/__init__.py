@@ -3,6 +3,13 @@
 ``capture_at_start(run)`` (registered with ``autotrack._run.add_start_hook``) writes the sections
 ``hardware``, ``environment``, ``source`` (plus the ``source/git.diff`` and ``source/<script>``
 artifacts) and ``seeds``, then starts the system-metrics sampler, which the run's end stops.
+At the run's end, ``capture_at_end`` writes the ``imports`` section (the distributions the program
+imported) and, for code outside git, stores the local modules the entry script imported
+(``source/model.py``, ...) and lists them in ``source["local_modules"]``. The shapes of all
+sections are in :mod:`autotrack._sections`.
+
+A run started with ``AUTOTRACK_REPRODUCES=<run id>`` in the environment (``autotrack reproduce
+--run`` sets it) gets the tag ``reproduces=<run id>``.
 
 A child run started while its parent is open in this process (sweep trials, search candidates)
 reuses its parent's sections and artifacts instead of capturing again, and gets no sampler of its
@@ -115,6 +122,9 @@ def settings() -> Settings:
 
 # -- per-run state ---------------------------------------------------------------------------------------
 
+#: the environment variable naming the run a reproduction reruns (``autotrack reproduce --run``)
+REPRODUCES_ENV = "AUTOTRACK_REPRODUCES"
+
 _lock = threading.Lock()
 _captured: weakref.WeakKeyDictionary[Run, dict[str, Any]] = weakref.WeakKeyDictionary()
 _samplers: weakref.WeakKeyDictionary[Run, SystemSampler] = weakref.WeakKeyDictionary()
@@ -148,6 +158,10 @@ def capture_at_start(run: Run) -> None:
         _reuse(run, inherited)
     else:
         _capture(run, s)
+        run.add_end_hook(capture_at_end)
+    original = os.environ.get(REPRODUCES_ENV, "").strip()
+    if original:
+        run.set_tag("reproduces", original)
     _write_seeds(run)
     if s.system_metrics and (parent is None or sampler_for(parent) is None):
         _start_sampler(run, s.system_metrics)
@@ -194,6 +208,47 @@ def _capture(run: Run, s: Settings) -> None:
                 report_failure(f"storing the {name} artifact", exc)
     with _lock:
         _captured[run] = record
+
+
+def capture_at_end(run: Run, status: str) -> None:
+    """Write the ``imports`` section and, outside git, the local modules of the entry script."""
+    s = settings()
+    with _lock:
+        record = _captured.get(run)
+    if s.environment and s.packages:
+        try:
+            from .environment import imported_section
+
+            run.set_info("imports", imported_section())
+        except Exception as exc:  # noqa: BLE001
+            report_failure("capture of the imports section", exc)
+    source = record["sections"].get("source") if record else None
+    if not s.source or not isinstance(source, dict):
+        return
+    git = source.get("git") if isinstance(source.get("git"), dict) else {}
+    script = source.get("script")
+    if git.get("available") or not script:
+        return  # in git the commit holds the modules; no entry script: no folder to look in
+    try:
+        from pathlib import Path
+
+        from .source import local_modules
+
+        stored = {name for name, *_ in record["artifacts"]} if record else set()
+        entries, texts = local_modules(Path(script), stored)
+        for name, text in texts.items():
+            payload = text.encode("utf-8")
+            meta = {"captured": "source"}
+            sha = run.log_bytes(payload, name, "file", metadata=meta)
+            if record is not None:
+                record["artifacts"].append((name, sha, len(payload), meta))
+        if entries:
+            source = {**source, "local_modules": entries}
+            run.set_info("source", source)
+            if record is not None:
+                record["sections"]["source"] = source
+    except Exception as exc:  # noqa: BLE001
+        report_failure("storing the local modules of the entry script", exc)
 
 
 def _reuse(run: Run, record: dict[str, Any]) -> None:

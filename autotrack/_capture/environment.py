@@ -11,7 +11,9 @@ import os
 import platform
 import re
 import sys
-from typing import Any
+from typing import Any, cast
+
+from .._sections import SCHEMA_VERSION, EnvironmentSection
 
 from .redact import is_secret_name, redact_text
 
@@ -32,8 +34,9 @@ ENV_ALLOW_PREFIXES = ("CUDA_", "NCCL_", "TORCH_CUDA_ARCH_LIST", "XLA_FLAGS", "HI
 _packages_cache: dict[Any, dict[str, str]] = {}
 
 
-def capture_environment(include_packages: bool = True, extra_env: tuple[str, ...] = ()) -> dict[str, Any]:
+def capture_environment(include_packages: bool = True, extra_env: tuple[str, ...] = ()) -> EnvironmentSection:
     section: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
         "python_version": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "python_executable": sys.executable,
@@ -41,6 +44,7 @@ def capture_environment(include_packages: bool = True, extra_env: tuple[str, ...
         "virtualenv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
         "conda_env": _conda_env(),
         "env": allowed_env(extra_env),
+        "autotrack": autotrack_origin(),
     }
     if include_packages:
         packages = installed_packages()
@@ -49,7 +53,26 @@ def capture_environment(include_packages: bool = True, extra_env: tuple[str, ...
     flags = torch_determinism()
     if flags is not None:
         section["torch_determinism"] = flags
-    return section
+    return cast(EnvironmentSection, section)
+
+
+def autotrack_origin() -> dict[str, Any]:
+    """Which autotrack recorded the run: its version, distribution name and, when it runs from a
+    source checkout (an editable install or ``PYTHONPATH``), that checkout's folder, from which a
+    reproduction can install the very same code."""
+    from pathlib import Path
+
+    from .. import __version__
+    from .._sections import DISTRIBUTION
+
+    package = Path(__file__).resolve().parents[1]
+    root = package.parent
+    checkout = str(root) if (root / "pyproject.toml").is_file() and not _in_site_packages(package) else None
+    return {"version": __version__, "distribution": DISTRIBUTION, "checkout": checkout}
+
+
+def _in_site_packages(path: Any) -> bool:
+    return any(part in ("site-packages", "dist-packages") for part in path.parts)
 
 
 def _conda_env() -> str | None:
@@ -153,3 +176,52 @@ def torch_determinism() -> dict[str, Any] | None:
     put("num_threads", torch.get_num_threads)
     put("initial_seed", torch.initial_seed)
     return flags
+
+
+# -- what the program imported ----------------------------------------------------------------------------
+
+_dist_map: dict[Any, dict[str, list[str]]] = {}
+
+
+def imported_section() -> dict[str, Any]:
+    """The ``imports`` section (see :class:`autotrack._sections.ImportsSection`): the top-level
+    modules loaded now, mapped to the distributions that provide them with their versions.
+    Standard-library modules and autotrack's own are left out; modules no distribution provides
+    (the user's local code) are listed under ``unmapped``."""
+    import importlib.metadata as md
+
+    from .._sections import SCHEMA_VERSION
+
+    key = (os.getpid(), tuple(sys.path))
+    mapping = _dist_map.get(key)
+    if mapping is None:
+        mapping = dict(md.packages_distributions())
+        _dist_map.clear()
+        _dist_map[key] = mapping
+    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    tops = sorted({name.partition(".")[0] for name in list(sys.modules)}
+                  - set(stdlib) - set(sys.builtin_module_names) - {"__main__", "autotrack"})
+    tops = [t for t in tops if t and not t.startswith("_")]
+    installed = installed_packages()
+    distributions: dict[str, str] = {}
+    unmapped: list[str] = []
+    for top in tops:
+        dists = mapping.get(top)
+        if not dists:
+            if sys.modules.get(top) is not None and getattr(sys.modules[top], "__file__", None):
+                unmapped.append(top)
+            continue
+        for dist in dists:
+            name = _normalise(dist)
+            distributions[name] = installed.get(name) or _version(dist)
+    return {"schema": SCHEMA_VERSION, "modules": tops, "distributions": dict(sorted(distributions.items())),
+            "unmapped": unmapped}
+
+
+def _version(dist: str) -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version(dist)
+    except Exception:  # noqa: BLE001 - metadata without a version
+        return ""

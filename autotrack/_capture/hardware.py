@@ -12,13 +12,15 @@ import socket
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from .._sections import SCHEMA_VERSION, HardwareSection
 
 _static_cache: dict[str, Any] = {}
 _cache_lock = threading.Lock()
 
 
-def capture_hardware() -> dict[str, Any]:
+def capture_hardware() -> HardwareSection:
     """The hardware section. Host and GPU inventory are read once per process; torch each time."""
     with _cache_lock:
         if _static_cache.get("pid") != os.getpid():
@@ -26,7 +28,7 @@ def capture_hardware() -> dict[str, Any]:
             _static_cache["pid"] = os.getpid()
             _static_cache["host"] = _host()
             _static_cache["gpu"] = gpu_inventory()
-    section: dict[str, Any] = dict(_static_cache["host"])
+    section: dict[str, Any] = {"schema": SCHEMA_VERSION, **_static_cache["host"]}
     gpu = dict(_static_cache["gpu"])
     if gpu["gpus"] and os.environ.get("CUDA_VISIBLE_DEVICES") != gpu["cuda_visible_devices"]:
         # the program changed CUDA_VISIBLE_DEVICES since the inventory was read: re-derive
@@ -37,7 +39,7 @@ def capture_hardware() -> dict[str, Any]:
             gpu["gpu_reason"] = "CUDA_VISIBLE_DEVICES hides every GPU from this process"
     section.update(gpu)
     section["torch"] = torch_devices()
-    return section
+    return cast(HardwareSection, section)
 
 
 def clear_cache() -> None:

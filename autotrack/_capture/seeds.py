@@ -10,6 +10,13 @@ started later. The section reads::
      "calls": [{"function": "random.seed", "seed": 42, "time": ...}, ...]}
 
 Modules not yet imported when capture is enabled are patched when the program imports them.
+
+Only calls made by the user's code are recorded (each call records its ``caller``, ``file:line``):
+libraries seeding their own generators (scipy.stats builds its docstrings with
+``numpy.random.default_rng``) are not the program's seeds. A library's own seeding entry point
+(Lightning's ``seed_everything``) counts when the user's code calls it; the seeders it calls in turn
+do not. Seeds that are objects (a numpy ``Generator`` passed to ``default_rng``) are stored as a
+stable description, never as a repr with a memory address.
 """
 
 from __future__ import annotations
@@ -45,15 +52,46 @@ def _jsonable_seed(seed: Any) -> Any:
     if callable(item):
         try:
             return item()
-        except Exception:  # noqa: BLE001 - arrays of seeds: fall back to repr
+        except Exception:  # noqa: BLE001 - arrays of seeds: described below
             pass
-    entropy = getattr(seed, "entropy", None)  # numpy SeedSequence
-    if entropy is not None:
-        return entropy if isinstance(entropy, int) else repr(entropy)
-    return repr(seed)[:200]
+    # a Generator -> its BitGenerator -> its SeedSequence, whose entropy is the seed
+    seq = seed if hasattr(seed, "entropy") else getattr(getattr(seed, "bit_generator", seed), "seed_seq", None)
+    entropy = getattr(seq, "entropy", None)
+    if isinstance(entropy, int):
+        return entropy
+    from .._describe import stable_description
+
+    return stable_description(seed)
 
 
-def record_seed(source: str, function: str, seed: Any) -> None:
+def user_caller(skip: int = 1) -> str | None:
+    """``file:line`` of the nearest frame outside autotrack, when it is the user's code; None
+    when that frame belongs to the interpreter, an installed package or a frozen module."""
+    from pathlib import Path
+
+    from .source import is_installed_code
+
+    own = str(Path(__file__).resolve().parents[1]) + os.sep
+    frame = sys._getframe(skip)
+    while frame is not None:
+        file = frame.f_code.co_filename
+        if not (file.startswith(own) or file.startswith("<frozen")):
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None
+    file = frame.f_code.co_filename
+    if file.startswith("<"):  # <string>, <stdin>: code typed or exec'ed by the user
+        return f"{file}:{frame.f_lineno}"
+    try:
+        if is_installed_code(Path(file)):
+            return None
+    except (OSError, ValueError):
+        return None
+    return f"{file}:{frame.f_lineno}"
+
+
+def record_seed(source: str, function: str, seed: Any, caller: str | None = None) -> None:
     """Remember that ``function`` seeded ``source`` with ``seed`` and update the open runs."""
     value = _jsonable_seed(seed)
     with _lock:
@@ -65,7 +103,10 @@ def record_seed(source: str, function: str, seed: Any) -> None:
         else:
             _state[source] = value
         calls = _state["calls"]
-        calls.append({"function": function, "seed": value, "time": time.time()})
+        call = {"function": function, "seed": value, "time": time.time()}
+        if caller:
+            call["caller"] = caller
+        calls.append(call)
         del calls[:-MAX_CALLS]
         section = seeds_section()
     _write_to_open_runs(section)
@@ -157,7 +198,10 @@ def _recorder(source: str, function: str, seed_from_result: bool = False) -> Cal
             seed = kwargs.get("seed", kwargs.get("a"))
         if source == "numpy_default_rng" and seed is None:
             return result  # an unseeded generator is not a seed
-        record_seed(source, function, seed)
+        caller = user_caller()
+        if caller is None:
+            return result  # a library seeding its own generator, not the program's seed
+        record_seed(source, function, seed, caller)
         return result
 
     return replacement

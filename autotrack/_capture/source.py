@@ -12,8 +12,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from .._sections import DIFF_ARTIFACT as _DIFF_ARTIFACT
+from .._sections import SCHEMA_VERSION, SOURCE_PREFIX, LocalModule, SourceSection
 from .redact import redact_argv, redact_text, redact_url, secret_env_values
 
 #: Largest entry script / diff stored (bytes); larger ones are cut and flagged.
@@ -65,7 +67,10 @@ def entry_point() -> tuple[str | None, Path | None]:
 
 
 #: The artifact holding the uncommitted diff of tracked files (read back by diff and reproduce).
-DIFF_ARTIFACT = "source/git.diff"
+DIFF_ARTIFACT = _DIFF_ARTIFACT
+#: Local modules stored per run (without git) and their total size.
+MAX_LOCAL_MODULES = 200
+MAX_LOCAL_BYTES = 5 << 20
 
 
 #: Runs started within this many seconds of each other in one process (a loop of fits, a sweep)
@@ -74,7 +79,7 @@ SOURCE_CACHE_S = 10.0
 _source_cache: dict[tuple[Any, ...], tuple[float, dict[str, Any], dict[str, str]]] = {}
 
 
-def capture_source(include_script: bool = True) -> tuple[dict[str, Any], dict[str, str]]:
+def capture_source(include_script: bool = True) -> tuple[SourceSection, dict[str, str]]:
     """Return (section, texts): ``texts`` maps artifact names (``source/git.diff``,
     ``source/<script>``) to contents, already redacted. Reused for ``SOURCE_CACHE_S`` seconds
     within one process and working directory."""
@@ -85,22 +90,26 @@ def capture_source(include_script: bool = True) -> tuple[dict[str, Any], dict[st
     hit = _source_cache.get(key)
     now = time.monotonic()
     if hit is not None and now - hit[0] < SOURCE_CACHE_S:
-        return copy.deepcopy(hit[1]), dict(hit[2])
+        return cast(SourceSection, copy.deepcopy(hit[1])), dict(hit[2])
     section, texts = _capture_source(include_script)
     _source_cache.clear()
     _source_cache[key] = (now, copy.deepcopy(section), dict(texts))
-    return section, texts
+    return cast(SourceSection, section), texts
 
 
 def _capture_source(include_script: bool) -> tuple[dict[str, Any], dict[str, str]]:
     secrets = secret_env_values()
     entry, script = entry_point()
     section: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
         "entry_point": entry,
         "argv": redact_argv(sys.argv),
         "cwd": os.getcwd(),
         "executable": sys.executable,
     }
+    launcher = sys.modules.get("autotrack._autolog_cli")
+    if getattr(launcher, "launched", False):
+        section["launcher"] = "autotrack run"
     texts: dict[str, str] = {}
     if include_script and script is not None:
         section["script"] = str(script)
@@ -205,3 +214,56 @@ def git_state(folders: list[Path], secrets: list[str] | None = None) -> tuple[di
     except OSError as exc:
         info["error"] = f"git failed: {exc}"
     return info, ""
+
+
+# -- local modules (runs outside git) ---------------------------------------------------------------
+
+
+def local_modules(script: Path, stored: set[str] | None = None) -> tuple[list[LocalModule], dict[str, str]]:
+    """The modules imported so far from the entry script's folder tree (``model.py``,
+    ``pkg/data.py``), for runs whose code is not in git: (entries for the ``source`` section,
+    artifact name -> redacted text). Installed code, autotrack itself, the script and artifact
+    names in ``stored`` are left out; at most ``MAX_LOCAL_MODULES`` files and ``MAX_LOCAL_BYTES``
+    in all are read (larger files are listed with ``skipped``)."""
+    root = script.parent.resolve()
+    own = Path(__file__).resolve().parents[1]  # the autotrack package
+    stored = stored or set()
+    secrets = secret_env_values()
+    found: dict[Path, None] = {}
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if not isinstance(file, str) or not file.endswith(".py"):
+            continue
+        try:
+            path = Path(file).resolve()
+        except OSError:
+            continue
+        if path == script.resolve() or not path.is_relative_to(root) or path.is_relative_to(own):
+            continue
+        if is_installed_code(path):
+            continue
+        found[path] = None
+    entries: list[LocalModule] = []
+    texts: dict[str, str] = {}
+    total = 0
+    for path in sorted(found)[:MAX_LOCAL_MODULES]:
+        rel = path.relative_to(root).as_posix()
+        name = SOURCE_PREFIX + rel
+        entry: LocalModule = {"path": rel, "artifact": None}
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            entry["skipped"] = f"unreadable: {exc}"
+            entries.append(entry)
+            continue
+        entry["bytes"] = len(data)
+        if len(data) > MAX_SCRIPT_BYTES or total + len(data) > MAX_LOCAL_BYTES:
+            entry["skipped"] = f"over the size cap ({MAX_SCRIPT_BYTES} bytes a file, {MAX_LOCAL_BYTES} in all)"
+        elif name not in stored:
+            total += len(data)
+            texts[name] = redact_text(data.decode("utf-8", "replace"), secrets)
+            entry["artifact"] = name
+        else:
+            entry["artifact"] = name
+        entries.append(entry)
+    return entries, texts

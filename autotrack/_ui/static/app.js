@@ -173,6 +173,7 @@
               (run.error ? "<h2>Error</h2><pre>" + esc((run.error.type || "") + ": " + (run.error.message || "") + "\n" + (run.error.traceback || "")) + "</pre>" : "") +
               '<h2>Metrics</h2><div id="run-metrics"></div><div id="run-system-wrap"><h2>System metrics</h2><div id="run-system"></div></div>' +
               '<h2>Summary</h2><div id="run-summary"></div><h2>Params</h2>' + kvTable(run.params) + "<h2>Tags</h2>" + kvTable(run.tags) +
+              (run.machine ? "<h2>Machine</h2>" + kvTable(run.machine) : "") +
               "<h2>Captured sections</h2>" + secs +
               "<h2>Artifacts</h2>" + (arts ? "<table><thead><tr><th>name</th><th>kind</th><th>step</th><th>bytes</th><th>sha256</th><th>metadata</th></tr></thead><tbody>" + arts + "</tbody></table>" : '<p class="muted">none</p>');
             panel = AT.metricPanel(document.getElementById("run-metrics"), [run], split.train);
@@ -231,6 +232,17 @@
     return out || "<p>No differences.</p>";
   }
 
+  /* Hardware and environment side by side: the rows the server derives from the typed sections
+     (autotrack/_sections.py machine_summary), the same rows as the HTML report. */
+  function machineTable(runs) {
+    var rows = runs.length && runs[0].machine ? Object.keys(runs[0].machine) : [];
+    if (!rows.length) return "";
+    return '<h2>Hardware and environment</h2><table id="machine-table"><thead><tr><th></th>' +
+      runs.map(function (r) { return "<th>" + esc(r.name) + "</th>"; }).join("") + "</tr></thead><tbody>" +
+      rows.map(function (k) { return "<tr><td>" + esc(k) + "</td>" + runs.map(function (r) { return "<td>" + esc((r.machine || {})[k] || "") + "</td>"; }).join("") + "</tr>"; }).join("") +
+      "</tbody></table>";
+  }
+
   function comparePage(ids) {
     var myView = view;
     main.innerHTML = "loading…";
@@ -253,6 +265,7 @@
         '</select></label><div id="cmp-parcoords" class="plot"></div>' +
         "<h2>Param diff</h2>" + (differing.length ? "<table><thead><tr><th>param</th>" + runs.map(function (r) { return "<th>" + esc(r.name) + "</th>"; }).join("") + "</tr></thead><tbody>" +
           differing.map(function (k) { return "<tr><td>" + esc(k) + "</td>" + runs.map(function (r) { return "<td>" + esc(fmt(r.params[k])) + "</td>"; }).join("") + "</tr>"; }).join("") + "</tbody></table>" : "<p>Same params.</p>") +
+        machineTable(runs) +
         (data.diff ? "<h2>Why A and B differ</h2>" + diffTables(data.diff) : "");
       var p1 = AT.metricPanel(document.getElementById("cmp-metrics"), runs, split.train);
       var p2 = split.system.length ? AT.metricPanel(document.getElementById("cmp-system"), runs, split.system) : null;
