@@ -192,6 +192,10 @@ def test_one_poison_record_never_takes_the_batch_with_it(store, monkeypatch):
     assert autotrack.get_run(run.id).metric("x")["value"].tolist() == [float(i) for i in range(200)]
     assert autotrack.get_run(run.id).status == "finished"
     assert any("refused a record" in str(w.message) for w in caught)
+    from autotrack._recorder import recorder_for
+
+    assert recorder_for(store).poisoned == 1  # counted...
+    recorder_for(store).poisoned = 0  # ...and reported at exit; this test has checked it
 
 
 def test_steps_out_of_64_bit_range_are_a_clear_error(store):
