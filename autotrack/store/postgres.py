@@ -334,7 +334,7 @@ class PostgresBackend(Backend):
 
     def _clean(self, text: str) -> str:
         """``text`` with the password (and any URL's user info) removed."""
-        from .._capture.redact import redact_text
+        from .._redact import redact_text
 
         if self._password:
             text = text.replace(self._password, "***")
