@@ -203,10 +203,10 @@ def test_password_from_pgpassword(pg_server, postgres_location, monkeypatch):
 
 
 def test_a_read_only_role_reads_everything_and_writes_nothing(pg_server, pg_backend, postgres_location, tmp_path):
-    with autotrack.start_run(name="a", experiment="ro", params={"lr": 0.1}) as a:
+    with autotrack.start_run(name="first", experiment="ro", params={"lr": 0.1}) as a:
         for s in range(10):
             a.log_metric("val/loss", 1.0 / (s + 1), step=s)
-    with autotrack.start_run(name="b", experiment="ro", params={"lr": 0.01}) as b:
+    with autotrack.start_run(name="second", experiment="ro", params={"lr": 0.01}) as b:
         b.log_metric("val/loss", 0.5, step=0)
     database = postgres_location.rsplit("/", 1)[1]
     with pg_server.admin(database) as conn:
@@ -222,28 +222,26 @@ def test_a_read_only_role_reads_everything_and_writes_nothing(pg_server, pg_back
 
     listing = cli("runs", "--json")
     assert listing.returncode == 0, listing.stderr
-    assert {r["name"] for r in json.loads(listing.stdout)} == {"a", "b"}
-    shown = cli("show", "a", "--json")
+    assert {r["name"] for r in json.loads(listing.stdout)} == {"first", "second"}
+    shown = cli("show", "first", "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["params"] == {"lr": 0.1}
-    diff = cli("diff", "a", "b")
+    diff = cli("diff", "first", "second")
     assert diff.returncode == 0 and "lr" in diff.stdout, diff.stderr
-    report = cli("report", "a", "b", "-o", str(tmp_path / "r.html"))
+    report = cli("report", "first", "second", "-o", str(tmp_path / "r.html"))
     assert report.returncode == 0, report.stderr
     assert a.id in (tmp_path / "r.html").read_text()
-    assert autotrack.get_run("a", store=viewer).metric("val/loss")["value"].tolist() == [1.0 / (s + 1) for s in range(10)]
+    assert autotrack.get_run("first", store=viewer).metric("val/loss")["value"].tolist() == [1.0 / (s + 1) for s in range(10)]
     # writes: a clear error naming the missing privilege, no password in it
-    for args in (("tag", "a", "k=v"), ("rm", "a", "--yes")):
+    for args in (("rm", "first", "--yes"),):
         result = cli(*args)
-        if "No such command" in result.stderr:
-            continue
         assert result.returncode != 0
         assert "privilege" in result.stderr and "viewer" in result.stderr, result.stderr
         assert "viewer-pw-77" not in result.stderr + result.stdout
     with pytest.raises(StoreError, match="INSERT/UPDATE privilege") as err:
-        autotrack.get_run("a", store=viewer).set_tags({"k": "v"})
+        autotrack.get_run("first", store=viewer).set_tags({"k": "v"})
     assert "viewer-pw-77" not in str(err.value)
-    assert autotrack.get_run("a").tags == {}
+    assert autotrack.get_run("first").tags == {}
 
 
 # -- artifacts in S3 -------------------------------------------------------------------------------
