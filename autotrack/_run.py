@@ -93,6 +93,15 @@ def store_for(location: str | os.PathLike[str] | Backend | None = None, *, durab
     return backend
 
 
+def store_at(location: str) -> Backend:
+    """The open backend whose key or ``location`` is ``location``, else a new one for it."""
+    with _backends_lock:
+        found = _backends.get(location) or next((b for b in _backends.values() if b.location == location), None)
+    if _store_override is not None and _store_override.location == location:
+        return _store_override
+    return found if found is not None else store_for(location)
+
+
 def set_store(location: str | os.PathLike[str], *, durable: bool = False) -> Backend:
     """Use the store at ``location`` for every run started from now on in this process: a folder
     (the embedded SQLite store) or a ``postgresql://user@host:5432/db`` URL (the team store).
@@ -311,7 +320,10 @@ class Run:
                 blob = self._store.blobs.put_file(str(source))
                 sha, size = blob.sha256, blob.size
             except OSError as exc:
-                sha, size = file_sha256(source)
+                try:
+                    sha, size = file_sha256(source)
+                except FileNotFoundError:
+                    raise InvalidArgumentError("path", str(path), "the file was deleted while it was being stored") from None
                 stored = False
                 meta["lost"] = f"the contents could not be stored: {exc}"
                 report_failure("storing an artifact's contents", exc)
@@ -326,7 +338,17 @@ class Run:
         if kind not in ARTIFACT_KINDS:
             raise InvalidArgumentError("kind", kind, f"choose one of {', '.join(ARTIFACT_KINDS)}")
         name = _values.check_artifact_name(name)
-        blob = self._store.blobs.put_bytes(bytes(data))
+        data = bytes(data)
+        try:
+            blob = self._store.blobs.put_bytes(data)
+        except OSError as exc:  # like log_artifact: a failing artifact store never raises into training
+            import hashlib
+
+            meta = {**(dict(metadata) if metadata else {}), "lost": f"the contents could not be stored: {exc}"}
+            sha = hashlib.sha256(data).hexdigest()
+            report_failure("storing an artifact's contents", exc)
+            self.record_artifact(name, kind, sha, len(data), step, None, False, meta)
+            return sha
         self.record_artifact(name, kind, blob.sha256, blob.size, step, None, True, metadata)
         return blob.sha256
 

@@ -110,7 +110,8 @@ class _Session:
         run = self.run
         if run is None or run.ended:
             return None
-        return (run.id, str(run.store.root), run.name, run.experiment, run.parent_id)
+        # the location, never a password: a team-store URL is reopened with PGPASSWORD or ~/.pgpass
+        return (run.id, run.store.location, run.name, run.experiment, run.parent_id)
 
     def ensure_run(self) -> Run:
         if self.run is None or (self.created and self.run.ended):
@@ -130,11 +131,10 @@ class _Session:
     @staticmethod
     def _attach(ref: tuple[str, str, str, str, str | None]) -> Run:
         """In a spawned process: write to the run the parent process owns (it stays its owner)."""
-        from autotrack._run import Run, _stores
-        from autotrack._store import Store
+        from autotrack._run import Run, store_at
 
         run_id, root, name, experiment, parent = ref
-        store = _stores.get(root) or Store(root)
+        store = store_at(root)
         return Run(store, run_id, name, experiment, parent)
 
     @property

@@ -784,7 +784,7 @@ def load_model(run_id: str, *, trusted: list[str] | None = None, allow_pickle: b
             "run_id", run_id, "this run stored no model artifact; fit with Tracked(..., log_model=True) or autolog()"
         )
     artifact = models[-1]
-    data = Path(artifact.path).read_bytes()  # type: ignore[arg-type]
+    data = record.read_artifact(artifact.name)  # through the store: a local folder or a bucket, verified
     if artifact.sha256 and hashlib.sha256(data).hexdigest() != artifact.sha256:
         raise InvalidArgumentError("run_id", run_id, f"the stored bytes of {artifact.name} do not match their sha256")
     fmt = artifact.metadata.get("format") or ("skops" if artifact.name.endswith(".skops") else "joblib")
@@ -817,8 +817,8 @@ def _log_late_metric(run_id: str, store_root: str | None, key: str, value: Any) 
     from autotrack._recorder import recorder_for
 
     store = core.get_store()
-    if store_root is not None and str(store.root) != store_root:
-        store = core._stores.get(store_root) or core.Store(store_root)
+    if store_root is not None and store.location != store_root:
+        store = core.store_at(store_root)
     with _late_lock:
         step = _late_steps.get((run_id, key))
         if step is None:
@@ -912,7 +912,7 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         result, run, train_hash = _record(self.estimator_, lambda: fitted(X, y, **fit_params), X, y, settings,
                                           explicit=True)
         self.run_id_ = run.id if run is not None else None
-        self._run_store = str(run.store.root) if run is not None else None
+        self._run_store = run.store.location if run is not None else None
         # tells test data from the training data in score()
         self._train_fingerprint = train_hash or (_fingerprint(X) if run is not None else None)
         return result
