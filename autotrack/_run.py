@@ -284,7 +284,8 @@ class Run:
     # -- lifecycle -------------------------------------------------------------------------
 
     def flush(self, timeout: float | None = 30.0) -> bool:
-        """Block until everything logged so far is on disk."""
+        """Block until everything logged so far is on disk (integrations' batched values too)."""
+        _run_flush_hooks(self)
         recorder = self._recorder_here()
         return recorder.flush(timeout)
 
@@ -538,6 +539,24 @@ def add_start_hook(hook: Callable[[Run], None]) -> None:
         _start_hooks.append(hook)
 
 
+_flush_hooks: list[Callable[[Run | None], None]] = []
+
+
+def add_flush_hook(hook: Callable[[Run | None], None]) -> None:
+    """Call ``hook(run)`` at ``run.flush()`` and ``hook(None)`` at ``autotrack.flush()``, before
+    the queue is written (integrations hand over values they batch on the device here)."""
+    if hook not in _flush_hooks:
+        _flush_hooks.append(hook)
+
+
+def _run_flush_hooks(run: Run | None) -> None:
+    for hook in list(_flush_hooks):
+        try:
+            hook(run)
+        except Exception as exc:  # noqa: BLE001 - flushing what is queued must go on
+            report_failure("a flush hook", exc)
+
+
 def active_run() -> Run | None:
     """The innermost run started in this process and not yet ended."""
     with _lock:
@@ -592,7 +611,8 @@ def end_run(status: Status = "finished") -> None:
 
 
 def flush(timeout: float | None = 30.0) -> bool:
-    """Write everything queued in this process to disk."""
+    """Write everything queued in this process to disk (integrations' batched values too)."""
+    _run_flush_hooks(None)
     return all([rec.flush(timeout) for rec in all_recorders()])
 
 
