@@ -290,7 +290,6 @@ def _session_for(state: _State, optimizer: torch.optim.Optimizer) -> _Session:
                 session.add_optimizer(optimizer)
             else:  # a new model is being trained: a new run
                 session.end()
-                state.losses = []
                 session = state.session = _Session(optimizer, _options)
     return session
 
