@@ -177,6 +177,7 @@ def _switch_off(integration: _integrations.Integration) -> None:
         _unwatch(integration.name)
         _enabled.discard(integration.name)
         callback = _watchers.setdefault(integration.name, lambda module: _off_now(integration))
+        _watched[integration.name] = integration.modules
         for module in integration.modules:
             when_imported(module, callback)
 
