@@ -257,10 +257,12 @@ def _owning_modules(optimizer: torch.optim.Optimizer) -> list[nn.Module]:
 # -- hooks -------------------------------------------------------------------------------------------
 
 
-def _closure_of(args: Any, kwargs: Any) -> Any:
+def _closure_of(optimizer: Any, args: Any, kwargs: Any) -> Any:
+    """The closure passed to ``optimizer.step`` (torch hands hooks the call's args, self first)."""
     closure = kwargs.get("closure") if kwargs else None
     if closure is None and args:
-        closure = args[0]
+        rest = args[1:] if args[0] is optimizer else args
+        closure = rest[0] if rest else None
     return closure if callable(closure) else None
 
 
@@ -270,7 +272,7 @@ def _before_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> No
         return
     state = _state()
     session = _session_for(state, optimizer)
-    if _closure_of(args, kwargs) is not None and optimizer is session.optimizers[0]:
+    if _closure_of(optimizer, args, kwargs) is not None and optimizer is session.optimizers[0]:
         # the closure computes this step's loss and gradients inside step(): recorded after it
         state.closure_step = optimizer
         state.losses = []
