@@ -26,7 +26,7 @@ TARGETS = [
     ("autotrack.integrations.torch.GradNormTracker", "step"),
     ("autotrack.integrations.torch.ScalarBuffer", "add"),
     ("autotrack.integrations.torch.CheckpointRecorder", "record"),
-    ("autotrack.integrations.torch.autologging._Session", "before_step"),
+    ("autotrack.integrations.torch.autologging._Session", "record_step"),
     ("autotrack.integrations.torch.autologging", "_record_loss"),
 ]
 
