@@ -385,6 +385,7 @@ class Run:
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Block until everything logged so far is stored (integrations' device-side buffers too)."""
         self._flush_buffers()
+        _run_flush_hooks(self)
         recorder = self._recorder_here()
         return recorder.flush(timeout)
 
@@ -655,6 +656,24 @@ def add_start_hook(hook: Callable[[Run], None]) -> None:
         _start_hooks.append(hook)
 
 
+_flush_hooks: list[Callable[[Run | None], None]] = []
+
+
+def add_flush_hook(hook: Callable[[Run | None], None]) -> None:
+    """Call ``hook(run)`` at ``run.flush()`` and ``hook(None)`` at ``autotrack.flush()``, before
+    the queue is written (integrations hand over values they batch on the device here)."""
+    if hook not in _flush_hooks:
+        _flush_hooks.append(hook)
+
+
+def _run_flush_hooks(run: Run | None) -> None:
+    for hook in list(_flush_hooks):
+        try:
+            hook(run)
+        except Exception as exc:  # noqa: BLE001 - flushing what is queued must go on
+            report_failure("a flush hook", exc)
+
+
 def active_run() -> Run | None:
     """The innermost run active in this thread (or task) and not yet ended."""
     for run in reversed(_active.get()):
@@ -721,6 +740,7 @@ def flush(timeout: float | None = 30.0) -> bool:
     """Write everything queued in this process to the store (integrations' device buffers too)."""
     for run in _owned_open_runs():
         run._flush_buffers()
+    _run_flush_hooks(None)
     return all([rec.flush(timeout) for rec in all_recorders()])
 
 
