@@ -27,22 +27,29 @@ Fail = Callable[[str, BaseException], None]
 
 def log_task_metrics(run: autotrack.Run, est: Any, X: Any, y: Any, prefix: str, fail: Fail) -> None:
     kind = get_tags(est).estimator_type
+    failed: list[tuple[str, BaseException]] = []  # reported after the block that silences warnings
+
+    def note(what: str, exc: BaseException) -> None:
+        failed.append((what, exc))
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # predicting on the training data may warn; that is not the user's fit
         if kind == "classifier" and y is not None:
-            computed = _classifier(est, X, y, prefix, fail)
+            computed = _classifier(est, X, y, prefix, note)
         elif kind == "regressor" and y is not None:
-            computed = _regressor(est, X, y, prefix, fail)
+            computed = _regressor(est, X, y, prefix, note)
         elif kind == "clusterer":
-            computed = _clusterer(est, X, prefix, fail)
+            computed = _clusterer(est, X, prefix, note)
         else:
-            return
-    now = time.time()
-    for key, compute in computed:
-        try:
-            run.log_metric(f"{prefix}/{key}", compute(), step=0, time=now)
-        except Exception as exc:  # noqa: BLE001 - one metric failing leaves the others
-            fail(f"metric {prefix}/{key}", exc)
+            computed = []
+        now = time.time()
+        for key, compute in computed:
+            try:
+                run.log_metric(f"{prefix}/{key}", compute(), step=0, time=now)
+            except Exception as exc:  # noqa: BLE001 - one metric failing leaves the others
+                note(f"metric {prefix}/{key}", exc)
+    for what, exc in failed:
+        fail(what, exc)
 
 
 def _predict(what: str, fn: Callable[[], Any], fail: Fail) -> Any:
