@@ -392,3 +392,30 @@ def test_warnings_from_our_metrics_never_reach_the_user(autologged):
         warnings.simplefilter("error")
         Ridge().fit(X[:5], y[:5])  # r2 on few samples etc.
     assert len(_all_runs()) == 1
+
+
+def test_module_level_script_groups_curves_and_makes_no_empty_search_wrapper(tmp_path):
+    """The shape of the examples: everything at a script's top level (no enclosing function)."""
+    script = (
+        "import autotrack\n"
+        "autotrack.autolog(log_models=False, system_metrics=False, seeds=False)\n"
+        "from sklearn.datasets import load_iris\n"
+        "from sklearn.experimental import enable_halving_search_cv\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.model_selection import HalvingRandomSearchCV, learning_curve\n"
+        "X, y = load_iris(return_X_y=True)\n"
+        "learning_curve(LogisticRegression(max_iter=300), X, y, cv=2, train_sizes=[0.5, 1.0])\n"
+        "s = HalvingRandomSearchCV(LogisticRegression(max_iter=300), {'C': [0.1, 1.0, 10.0, 100.0]}, cv=2,\n"
+        "                          factor=2, random_state=0).fit(X, y)\n"
+        "autotrack.flush()\n"
+        "t = autotrack.runs()\n"
+        "top = t[t['parent_id'].isna()]\n"
+        "print(len(t), sorted(top['name']), len(s.cv_results_['params']))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOTRACK_DIR": str(tmp_path / "store"), "AUTOTRACK_CAPTURE": "0"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    total, rest = done.stdout.split(" ", 1)
+    names, candidates = rest.rsplit(" ", 1)
+    assert names == "['HalvingRandomSearchCV-150x4', 'learning_curve-LogisticRegression']"
+    assert int(total) == 2 + 4 + int(candidates)  # the groups, 4 curve fits, one child per candidate
