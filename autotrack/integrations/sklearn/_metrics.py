@@ -3,9 +3,14 @@ runs, and the definitions users compare against), and iteration curves as step m
 
 Each metric is computed and logged on its own: one that raises (an estimator's odd output, labels
 the metric cannot take) is reported through ``fail`` and the others are still recorded. Predictions
-are made once per data set and shared by every metric. Measured cost on iris-sized data: about
-4 ms for the ten classifier metrics (two ``precision_recall_fscore_support`` calls cover the six
-precision/recall/F1 averages), which is why no hand-written numpy version is kept.
+are made once per data set and shared by every metric (two ``precision_recall_fscore_support``
+calls cover the six precision/recall/F1 averages).
+
+Measured (LogisticRegression, ten classifier metrics, this machine): 20 ms per fit on iris
+(150 x 4) against 7 ms for the former hand-written numpy version; 375 ms against 262 ms on
+100,000 x 10, 3 classes. sklearn.metrics is kept: the extra ~13 ms per recorded fit is small next
+to a fit plus its model file, it is paid once per recorded fit (not per search candidate), and it
+removes ~150 lines that had to re-derive scikit-learn's definitions.
 """
 
 from __future__ import annotations
