@@ -25,6 +25,9 @@ FRAMEWORKS: dict[str, tuple[tuple[str, ...], str]] = {
     "lightning": (("lightning", "pytorch_lightning"), "autotrack.integrations.lightning"),
     "sklearn": (("sklearn",), "autotrack.integrations.sklearn"),
     "xgboost": (("xgboost",), "autotrack.integrations.xgboost"),
+    "lightgbm": (("lightgbm",), "autotrack.integrations.lightgbm"),
+    "keras": (("keras",), "autotrack.integrations.keras"),
+    "transformers": (("transformers",), "autotrack.integrations.transformers"),
 }
 
 _options: dict[str, Any] = {}
@@ -39,6 +42,9 @@ def autolog(
     lightning: bool = True,
     sklearn: bool = True,
     xgboost: bool = True,
+    lightgbm: bool = True,
+    keras: bool = True,
+    transformers: bool = True,
     seeds: bool = True,
     log_models: bool = True,
     system_metrics: bool | float = True,
@@ -49,7 +55,7 @@ def autolog(
 
     Args:
         disable: undo every patch autolog made (and stop watching imports).
-        pytorch, lightning, sklearn, xgboost: switch one framework off.
+        pytorch, lightning, sklearn, xgboost, lightgbm, keras, transformers: switch one framework off.
         seeds: record seeds set through ``random``, numpy, torch and Lightning.
         log_models: store fitted models / final weights as artifacts.
         system_metrics: sample machine metrics (True: every 5 s; a number: that interval; False: off).
@@ -70,7 +76,8 @@ def autolog(
         raise InvalidArgumentError("system_metrics", system_metrics, "pass True, False, or an interval in seconds")
     if experiment is not None:
         os.environ["AUTOTRACK_EXPERIMENT"] = experiment
-    switches = {"pytorch": pytorch, "lightning": lightning, "sklearn": sklearn, "xgboost": xgboost}
+    switches = {"pytorch": pytorch, "lightning": lightning, "sklearn": sklearn, "xgboost": xgboost,
+                "lightgbm": lightgbm, "keras": keras, "transformers": transformers}
     with _lock:
         _options.clear()
         _options.update(log_models=log_models, grad_norm_every=grad_norm_every)
