@@ -44,6 +44,7 @@ run the callback recorded the training in. ``hyperparameter_search`` trials are 
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import sys
@@ -113,6 +114,7 @@ class AutotrackCallback(TrainerCallback):
         self._active = False
         self._checkpoints: Any = None  # autotrack.integrations.torch.CheckpointRecorder
         self._recorded: dict[str, str] = {}  # checkpoint folder -> artifact name
+        self._deleted: set[str] = set()  # folders the Trainer rotated away
         self._best: str | None = None
         self._framework_ctx: Any = None
         self._epoch_step = -1  # the step of the last `epoch` point (train and eval logs both carry it)
@@ -143,7 +145,7 @@ class AutotrackCallback(TrainerCallback):
 
     @override
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._active and self.log_checkpoints:
+        if self._active and self._checkpoints is not None:
             self._record_checkpoint(args, state)
 
     @override
@@ -159,7 +161,12 @@ class AutotrackCallback(TrainerCallback):
         run = self._run = self._open_run()
         self._active = True
         self._recorded, self._best, self._epoch_step, self._eval_data_logged = {}, None, -1, False
+        self._deleted: set[str] = set()
         self._enter_framework_recording()
+        if self.log_checkpoints:
+            from autotrack.integrations.torch import CheckpointRecorder
+
+            self._checkpoints = CheckpointRecorder(run, copy=False)
         model = objects.get("model")
         training_args, filtered = _training_arguments(args)
         params: dict[str, Any] = dict(training_args)
@@ -179,10 +186,6 @@ class AutotrackCallback(TrainerCallback):
                                 "world_size": int(getattr(args, "world_size", 1)),
                                 "max_steps": state.max_steps, "num_train_epochs": state.num_train_epochs,
                                 "filtered_args": filtered})
-        if self.log_checkpoints:
-            from autotrack.integrations.torch import CheckpointRecorder
-
-            self._checkpoints = CheckpointRecorder(run, copy=False)
         self._log_data(objects)
 
     def _open_run(self) -> Run:
@@ -238,10 +241,6 @@ class AutotrackCallback(TrainerCallback):
         """Flag the best checkpoint; mark the ones the Trainer rotated away as deleted."""
         best = state.best_model_checkpoint
         best = os.path.abspath(best) if best else None
-        for folder, name in list(self._recorded.items()):
-            if not os.path.isdir(folder):
-                self._checkpoints.mark_deleted(name)
-                del self._recorded[folder]
         if best != self._best:
             previous = next((n for f, n in self._recorded.items() if os.path.abspath(f) == self._best), None)
             if previous is not None:
@@ -250,6 +249,10 @@ class AutotrackCallback(TrainerCallback):
             if current is not None:
                 self._checkpoints.update(current, {"best": True, "metric": state.best_metric})
             self._best = best
+        for folder, name in self._recorded.items():
+            if folder not in self._deleted and not os.path.isdir(folder):
+                self._deleted.add(folder)
+                self._checkpoints.mark_deleted(name)
 
     @guarded("transformers callback: end of training")
     def _finish(self, state: Any) -> None:
@@ -370,8 +373,16 @@ def _training_arguments(args: Any) -> tuple[dict[str, Any], list[str]]:
 
 def _plain_config(config: Any) -> dict[str, Any]:
     data = config.to_dict() if hasattr(config, "to_dict") else dict(vars(config))
-    return {k: (sorted(v) if isinstance(v, set) else v) for k, v in data.items()
-            if not k.startswith("_") and not is_secret_field(k, v)}
+    return {k: _plain(v) for k, v in data.items() if not k.startswith("_") and not is_secret_field(k, v)}
+
+
+def _plain(value: Any) -> Any:
+    """Enums by their value (PEFT's ``PeftType.LORA`` -> ``"LORA"``), sets as sorted lists."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return value
 
 
 def _tokenizer_info(tokenizer: Any) -> dict[str, Any]:
