@@ -174,7 +174,7 @@ def test_sklearn_api_with_the_callback(store, xy):
     assert rec.metric("val/l2")["value"].tolist() == pytest.approx(model.evals_result_["val"]["l2"])
     config = rec.info("config")
     assert config["estimator"] == "lightgbm.sklearn.LGBMRegressor"
-    assert "n_estimators" in config["user_params"]
+    assert "n_estimators" in config["user_params"] and "max_depth" not in config["user_params"]  # defaults are not "given"
     assert rec.params["num_leaves"] == 5
 
 

@@ -202,7 +202,7 @@ class AutotrackCallback:
         # importance read from it is exactly what the returned booster reports.
         text = model.model_to_string(num_iteration=best_iteration if best_iteration > 0 else None)
         stored = lightgbm.Booster(model_str=text)
-        run.set_info("model", {**_describe_booster(stored), "best_iteration": best_iteration or None,
+        run.set_info("model", {**_describe_booster(stored, text), "best_iteration": best_iteration or None,
                                "best_score": best_score, "importance": _importance(stored)})
         if self.log_model:
             metadata = {"format": "lightgbm text", "lightgbm_version": lightgbm.__version__,
@@ -293,7 +293,7 @@ class _TrainingCall:
             elif name == "fit" and module == "lightgbm.sklearn" and "self" in frame.f_locals:
                 estimator = frame.f_locals["self"]
                 found.estimator = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
-                found.user_params = {k: v for k, v in estimator.get_params(deep=False).items()}
+                found.user_params = _changed_params(estimator)
                 break
             frame = frame.f_back  # type: ignore[assignment]
         if found.estimator is None:
@@ -332,6 +332,23 @@ class _TrainingCall:
                 callbacks[i] = _StopWatch(cb, recorder)
 
 
+def _changed_params(estimator: Any) -> dict[str, Any]:
+    """The estimator's params that differ from its class's defaults: what the user set."""
+    params = estimator.get_params(deep=False)
+    try:
+        defaults = type(estimator)().get_params(deep=False)
+    except Exception:  # noqa: BLE001 - a subclass that needs arguments: every param counts as given
+        return params
+    return {k: v for k, v in params.items() if k not in defaults or not _same(defaults[k], v)}
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a is b or a == b)
+    except Exception:  # noqa: BLE001 - arrays and other objects without a plain ==
+        return False
+
+
 def _named_datasets(function: str | None, train_set: Any, valid_sets: Any, valid_names: Any,
                     eval_train: bool = False) -> dict[str, tuple[Any, str]]:
     entries: dict[str, tuple[Any, str]] = {}
@@ -365,7 +382,7 @@ def _booster(model: Model) -> lightgbm.Booster:
 
 def _effective_config(booster: lightgbm.Booster) -> dict[str, Any]:
     """Every parameter LightGBM used, defaults included: the ``parameters:`` block of the model file."""
-    text = booster.model_to_string(num_iteration=0)
+    text = booster.model_to_string(num_iteration=1)  # one tree: the parameters block is the same
     start, end = text.find("\nparameters:\n"), text.find("\nend of parameters")
     config: dict[str, Any] = {}
     if start < 0 or end < 0:
@@ -387,11 +404,11 @@ def _parse_value(value: str) -> Any:
     return value
 
 
-def _describe_booster(booster: lightgbm.Booster) -> dict[str, Any]:
-    dump_keys = booster.dump_model(num_iteration=0)
+def _describe_booster(booster: lightgbm.Booster, text: str) -> dict[str, Any]:
+    header = dict(line.split("=", 1) for line in text[:text.find("\nTree=")].splitlines() if "=" in line)
     return {
-        "objective": dump_keys.get("objective"),
-        "num_class": dump_keys.get("num_class"),
+        "objective": header.get("objective"),
+        "num_class": int(header.get("num_class", 1)),
         "num_iterations": booster.current_iteration(),
         "num_trees": booster.num_trees(),
         "num_features": booster.num_feature(),
