@@ -377,9 +377,14 @@ def _scalar_buffer(run: Run, flush_every: int) -> Any:
 # -- autolog ------------------------------------------------------------------------------------------
 
 
-def autolog(disable: bool = False, log_models: bool = True) -> None:
+def autolog(*, disable: bool = False, log_models: bool = True, log_every_n_steps: int | None = None,
+            grad_norm_every: int = 50) -> None:
     """Add an :class:`AutotrackCallback` to every ``keras.Model.fit`` call that has none.
-    ``disable=True`` undoes it."""
+    ``disable=True`` undoes it.
+
+    ``log_every_n_steps`` and ``grad_norm_every`` are accepted (the autolog contract every
+    integration shares) and do not apply here (Keras: every batch).
+    """
     if not isinstance(disable, bool):
         raise InvalidArgumentError("disable", disable, "pass True or False")
     if not isinstance(log_models, bool):

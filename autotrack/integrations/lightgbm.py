@@ -463,9 +463,14 @@ _TARGETS = (("lightgbm", "train"), ("lightgbm.engine", "train"), ("lightgbm.skle
             ("lightgbm", "cv"), ("lightgbm.engine", "cv"))
 
 
-def autolog(disable: bool = False, log_models: bool = True) -> None:
+def autolog(*, disable: bool = False, log_models: bool = True, log_every_n_steps: int | None = None,
+            grad_norm_every: int = 50) -> None:
     """Add an :class:`AutotrackCallback` to every ``lightgbm.train`` and ``lightgbm.cv`` call that has
-    none (the scikit-learn API goes through ``lightgbm.train``). ``disable=True`` undoes it."""
+    none (the scikit-learn API goes through ``lightgbm.train``). ``disable=True`` undoes it.
+
+    ``log_every_n_steps`` and ``grad_norm_every`` are accepted (the autolog contract every
+    integration shares) and do not apply here (LightGBM logs every iteration).
+    """
     if not isinstance(disable, bool):
         raise InvalidArgumentError("disable", disable, "pass True or False")
     if not isinstance(log_models, bool):

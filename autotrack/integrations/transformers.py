@@ -415,9 +415,14 @@ def _is_number(value: Any) -> bool:
 # -- autolog ------------------------------------------------------------------------------------------
 
 
-def autolog(disable: bool = False, log_models: bool = True) -> None:
+def autolog(*, disable: bool = False, log_models: bool = True, log_every_n_steps: int | None = None,
+            grad_norm_every: int = 50) -> None:
     """Give every ``transformers.Trainer`` an :class:`AutotrackCallback` (unless it has one).
-    ``log_models=False``: no checkpoints recorded. ``disable=True`` undoes it."""
+    ``log_models=False``: no checkpoints recorded. ``disable=True`` undoes it.
+
+    ``log_every_n_steps`` and ``grad_norm_every`` are accepted (the autolog contract every
+    integration shares) and do not apply here (the Trainer's ``logging_steps`` decide).
+    """
     if not isinstance(disable, bool):
         raise InvalidArgumentError("disable", disable, "pass True or False")
     if not isinstance(log_models, bool):
