@@ -52,7 +52,8 @@ def autolog(
             recorded every step).
         exclude: names of integrations to switch off, e.g. ``exclude=["lightning"]``.
         **switches: ``<integration>=False`` switches one off, ``=True`` back on (the registered
-            names: ``pytorch``, ``lightning``, ``sklearn``, ``xgboost`` and any third-party
+            names: ``pytorch``, ``lightning``, ``sklearn``, ``xgboost``, ``lightgbm``, ``keras``,
+            ``transformers`` and any third-party
             integration's). A switch holds until changed: a later ``autolog()`` keeps it.
         seeds: record seeds set through ``random``, numpy and the frameworks' seeders.
         system_metrics: sample machine metrics (True: every 5 s; a number: that interval; False: off).

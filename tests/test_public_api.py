@@ -8,7 +8,8 @@ import sys
 
 import autotrack
 
-HEAVY = ["torch", "lightning", "pytorch_lightning", "sklearn", "xgboost", "pandas", "numpy"]
+HEAVY = ["torch", "lightning", "pytorch_lightning", "sklearn", "xgboost", "lightgbm", "keras", "transformers",
+         "pandas", "numpy"]
 
 
 def test_import_leaves_frameworks_and_pandas_out():

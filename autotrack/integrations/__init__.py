@@ -24,3 +24,7 @@ register_integration("sklearn", modules=("sklearn",), autolog="autotrack.integra
 register_integration("xgboost", modules=("xgboost",), autolog="autotrack.integrations.xgboost:autolog",
                      fingerprint="autotrack.integrations._xgboost_data:register_fingerprinters",
                      options=("disable", "log_models"))
+register_integration("lightgbm", modules=("lightgbm",), autolog="autotrack.integrations.lightgbm:autolog")
+register_integration("keras", modules=("keras",), autolog="autotrack.integrations.keras:autolog")
+register_integration("transformers", modules=("transformers",),
+                     autolog="autotrack.integrations.transformers:autolog")
