@@ -39,11 +39,17 @@ def points_for(n_runs: int) -> int:
 def downsample(steps: Any, values: Any, points: int = DEFAULT_POINTS) -> tuple[Any, Any]:
     """At most ``points`` points of a series: the first and last point, and of ``points // 2``
     equal buckets the minimum and the maximum (NaN-aware), in step order. numpy in, numpy out."""
+    idx = downsample_index(values, points)
+    return (steps, values) if idx is None else (steps[idx], values[idx])
+
+
+def downsample_index(values: Any, points: int = DEFAULT_POINTS) -> Any:
+    """The indices :func:`downsample` keeps (None: all of them), to pick steps, values and times alike."""
     import numpy as np
 
     n = len(values)
     if n <= points or points < 4:
-        return steps, values
+        return None
     buckets = max(1, (points - 2) // 2)
     size = -(-(n - 2) // buckets)  # ceil
     inner = values[1:-1]
@@ -62,8 +68,7 @@ def downsample(steps: Any, values: Any, points: int = DEFAULT_POINTS) -> tuple[A
                                           off + int(np.nanargmax(tail)) if not np.isnan(tail).all() else off})))
     idx_parts.append(np.array([n - 1]))
     idx = np.concatenate(idx_parts)
-    idx = idx[np.concatenate([[True], np.diff(idx) != 0])]
-    return steps[idx], values[idx]
+    return idx[np.concatenate([[True], np.diff(idx) != 0])]
 
 
 def _finite_list(values: Any) -> list[float | None]:
@@ -71,10 +76,15 @@ def _finite_list(values: Any) -> list[float | None]:
 
 
 def series(record: RunRecord, key: str, points: int = DEFAULT_POINTS) -> dict[str, Any]:
-    """One metric of one run ready for the plots: ``{"steps", "values", "n"}`` (NaN/inf -> null)."""
-    steps, values, _ = record.metric_arrays(key)
-    ds_steps, ds_values = downsample(steps, values, points)
-    return {"steps": ds_steps.tolist(), "values": _finite_list(ds_values), "n": int(len(values))}
+    """One metric of one run ready for the plots: ``{"steps", "values", "times", "n"}`` (NaN/inf ->
+    null; times in seconds since the epoch, for the wall-time and relative-time axes)."""
+    steps, values, times = record.metric_arrays(key)
+    n = len(values)
+    idx = downsample_index(values, points)
+    if idx is not None:
+        steps, values, times = steps[idx], values[idx], times[idx]
+    return {"steps": steps.tolist(), "values": _finite_list(values), "times": [round(t, 3) for t in times.tolist()],
+            "n": int(n)}
 
 
 def run_payload(record: RunRecord, *, points: int | None = DEFAULT_POINTS, keys: list[str] | None = None,
