@@ -283,6 +283,24 @@
     });
   };
 
+  /* params worth an axis: they differ, at least two runs have them; at most `max`, the ones the
+     metric follows most closely (|Spearman ρ|) first, then the ones most runs have */
+  AT.axisParams = function (runs, metric, max) {
+    max = max || 12;
+    var imp = {};
+    AT.importance(runs, metric).forEach(function (r) { imp[r.param] = r; });
+    var cands = AT.varyingParams(runs).filter(function (k) {
+      return runs.length < 2 || runs.filter(function (r) { return r.params && Object.prototype.hasOwnProperty.call(r.params, k); }).length >= 2;
+    });
+    var present = {};
+    cands.forEach(function (k) { present[k] = runs.filter(function (r) { return r.params && Object.prototype.hasOwnProperty.call(r.params, k); }).length; });
+    var ranked = cands.slice().sort(function (a, b) {
+      var ra = imp[a] && imp[a].rho !== null ? Math.abs(imp[a].rho) : -1, rb = imp[b] && imp[b].rho !== null ? Math.abs(imp[b].rho) : -1;
+      return rb - ra || present[b] - present[a] || (a < b ? -1 : 1);
+    });
+    return {keys: ranked.slice(0, max).sort(), total: cands.length};
+  };
+
   function axisFor(label, values) {
     var present = values.filter(function (v) { return v !== null && v !== undefined; });
     var numeric = present.length > 0 && present.every(isNum);
@@ -330,12 +348,13 @@
   AT.parcoords = function (div, runs, metric, opts) {
     opts = opts || {};
     var th = AT.theme();
-    var dimsKeys = AT.varyingParams(runs);
+    var chosen = AT.axisParams(runs, metric, opts.maxAxes || 12), dimsKeys = chosen.keys;
     var dims = dimsKeys.map(function (k) { var vals = paramValues(runs, k); var ax = axisFor(k, vals); ax.values = vals; return ax; });
     var mvals = metricValues(runs, metric);
     var max = axisFor(metric, mvals); max.values = mvals; max.isMetric = true;
     dims.push(max);
-    div.innerHTML = "";
+    div.innerHTML = chosen.total > dimsKeys.length ? '<p class="muted">' + dimsKeys.length + " of " + chosen.total +
+      " params that differ (the ones " + AT.esc(metric) + " follows most closely, then those most runs have)</p>" : "";
     var width = Math.max(420, div.clientWidth || 900), height = 320, top = 34, bottom = 52, left = 60, right = 60;
     var plotH = height - top - bottom, naY = top + plotH + 28;
     var svg = el("svg", {width: width, height: height, "class": "parcoords", role: "img"}, div);
@@ -473,13 +492,16 @@
         if (!isNum(v)) { numeric = false; return; }
         px.push(v); py.push(ys[i]);
       });
-      return {param: k, numeric: numeric, n: px.length, rho: numeric ? AT.spearman(px, py) : null};
+      var present = xs.filter(function (v) { return v !== null; }).length;
+      return {param: k, numeric: numeric, n: px.length, present: present, rho: numeric ? AT.spearman(px, py) : null};
     }).sort(function (a, b) {
       return (b.rho === null ? -1 : Math.abs(b.rho)) - (a.rho === null ? -1 : Math.abs(a.rho)) || (a.param < b.param ? -1 : 1);
     });
   };
   AT.importanceTable = function (div, runs, metric) {
-    var rows = AT.importance(runs, metric);
+    var all = AT.importance(runs, metric);
+    var rows = all.filter(function (r) { return r.numeric ? r.n >= 3 : r.present >= 3; });
+    var few = all.length - rows.length;
     div.innerHTML = '<p class="muted">Spearman rank correlation between each numeric param and ' + AT.esc(metric) +
       " (last value) over the runs that have both; |ρ| near 1: the metric moves with the param. Text params are not ranked.</p>" +
       (rows.length ? '<table class="importance"><thead><tr><th>param</th><th>ρ</th><th></th><th>runs</th></tr></thead><tbody>' +
@@ -487,7 +509,8 @@
         var w = r.rho === null ? 0 : Math.round(Math.abs(r.rho) * 120);
         return "<tr><td>" + AT.esc(r.param) + '</td><td class="num">' + (r.rho === null ? '<span class="muted">' + (r.numeric ? "too few runs" : "not numeric") + "</span>" : r.rho.toFixed(2)) +
           '</td><td><span class="bar' + (r.rho < 0 ? " neg" : "") + '" style="width:' + w + 'px"></span></td><td class="num">' + r.n + "</td></tr>";
-      }).join("") + "</tbody></table>" : '<p class="muted">No param differs between these runs.</p>');
+      }).join("") + "</tbody></table>" : '<p class="muted">No param differs between these runs.</p>') +
+      (few ? '<p class="muted">' + few + " more params are set in fewer than 3 of these runs and are not ranked.</p>" : "");
     div._at = {rows: rows};
     return rows;
   };
