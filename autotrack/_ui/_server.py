@@ -285,8 +285,10 @@ class Handler(BaseHTTPRequestHandler):
             return _data.list_runs(self.server.store, where=query.get("where"), order=query.get("order") or None,
                                    desc=query.get("desc", "1") == "1", limit=limit, offset=offset,
                                    nest=query.get("nest", "1") == "1", parent=parent)
-        except InvalidArgumentError as exc:  # a typo in the search box: the page shows it under the box
-            raise ApiError(400, str(exc)) from None
+        except InvalidArgumentError as exc:
+            # a typo in the search box is an answer, not a failure: the page shows it under the box
+            # (a 400 would also put an error in the browser console while the user is typing)
+            return {"query_error": str(exc)}
 
     def _artifact(self, raw_id: str) -> None:
         if not raw_id.isdigit() or len(raw_id) > 18:

@@ -146,6 +146,7 @@
       if (st.order) { params.set("order", st.order); params.set("desc", st.dir === "desc" ? "1" : "0"); }
       return api("/api/runs?" + params.toString()).then(function (data) {
         if (myView !== view) return;
+        if (data.query_error) throw new Error(data.query_error);
         document.getElementById("where-error").hidden = true;
         lastData = data;
         data.runs.forEach(function (r) { statusOf[r.id] = r.status; });

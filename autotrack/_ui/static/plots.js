@@ -71,8 +71,9 @@
     return m.times.map(function (t) { return t - t0; });
   }
 
-  /* sorted, de-duplicated (last value wins), finite x */
-  function cleanXY(xs, ys) {
+  /* sorted, finite, strictly increasing x. Equal steps: the last value wins (a resumed run);
+     equal times (points written in one batch carry one time): each kept, a microsecond apart. */
+  function cleanXY(xs, ys, nudge) {
     var n = Math.min(xs.length, ys.length), sorted = true, i;
     for (i = 1; i < n; i++) if (!(xs[i] > xs[i - 1])) { sorted = false; break; }
     if (sorted) return [xs.slice(0, n), ys.slice(0, n)];
@@ -81,8 +82,10 @@
     idx.sort(function (a, b) { return xs[a] - xs[b] || a - b; });
     var ox = [], oy = [];
     idx.forEach(function (j) {
-      if (ox.length && ox[ox.length - 1] === xs[j]) oy[oy.length - 1] = ys[j];
-      else { ox.push(xs[j]); oy.push(ys[j]); }
+      var last = ox.length ? ox[ox.length - 1] : null;
+      if (last !== null && xs[j] <= last) {
+        if (nudge) { ox.push(last + 1e-6); oy.push(ys[j]); } else oy[oy.length - 1] = ys[j];
+      } else { ox.push(xs[j]); oy.push(ys[j]); }
     });
     return [ox, oy];
   }
@@ -96,7 +99,7 @@
     runs.forEach(function (run, i) {
       var m = run.metrics && run.metrics[key];
       if (!m || !m.values || !m.values.length) return;
-      var xy = cleanXY(xsFor(run, m, mode), m.values);
+      var xy = cleanXY(xsFor(run, m, mode), m.values, mode !== "step");
       var ys = AT.ema(xy[1], opts.smooth || 0);
       if (opts.log) ys = ys.map(function (v) { return v === null || v === undefined || !(v > 0) ? null : v; });
       tables.push([xy[0], ys]);
@@ -283,14 +286,14 @@
     });
   };
 
-  /* params worth an axis: they differ, at least two runs have them; at most `max`, the ones the
+  /* params worth an axis: two runs at least have different values; at most `max`, the ones the
      metric follows most closely (|Spearman ρ|) first, then the ones most runs have */
   AT.axisParams = function (runs, metric, max) {
     max = max || 12;
     var imp = {};
     AT.importance(runs, metric).forEach(function (r) { imp[r.param] = r; });
-    var cands = AT.varyingParams(runs).filter(function (k) {
-      return runs.length < 2 || runs.filter(function (r) { return r.params && Object.prototype.hasOwnProperty.call(r.params, k); }).length >= 2;
+    var cands = AT.varyingParams(runs).filter(function (k) {  /* two values at least, among the runs that have it */
+      return new Set(paramValues(runs, k).filter(function (v) { return v !== null; }).map(function (v) { return JSON.stringify(v); })).size >= 2;
     });
     var present = {};
     cands.forEach(function (k) { present[k] = runs.filter(function (r) { return r.params && Object.prototype.hasOwnProperty.call(r.params, k); }).length; });
@@ -388,7 +391,7 @@
       });
       if (d.missing) { var na = el("text", {x: x - 6, y: naY + 3.5, "text-anchor": "end", fill: th.muted, "font-size": 10}, g); na.textContent = "n/a"; }
       var hit = el("rect", {x: x - 12, y: top - 4, width: 24, height: plotH + 8, fill: "transparent", "class": "pc-hit", cursor: "ns-resize"}, g);
-      var band = el("rect", {x: x - 7, y: top, width: 14, height: 0, "class": "pc-brush", fill: "rgba(100,150,255,0.25)", stroke: "#4a7fd6", visibility: "hidden"}, g);
+      var band = el("rect", {x: x - 7, y: top, width: 14, height: 0, "class": "pc-brush", fill: "rgba(100,150,255,0.25)", stroke: "#4a7fd6", visibility: "hidden", "pointer-events": "none"}, g);
       var y0 = null;
       function pt(e) { var r = svg.getBoundingClientRect(); return Math.max(top, Math.min(top + plotH, e.clientY - r.top)); }
       hit.addEventListener("mousedown", function (e) {
