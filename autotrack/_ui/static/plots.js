@@ -495,15 +495,16 @@
         if (!isNum(v)) { numeric = false; return; }
         px.push(v); py.push(ys[i]);
       });
-      var present = xs.filter(function (v) { return v !== null; }).length;
-      return {param: k, numeric: numeric, n: px.length, present: present, rho: numeric ? AT.spearman(px, py) : null};
+      var have = xs.filter(function (v) { return v !== null; });
+      var distinct = new Set(have.map(function (v) { return JSON.stringify(v); })).size;
+      return {param: k, numeric: numeric, n: px.length, present: have.length, distinct: distinct, rho: numeric ? AT.spearman(px, py) : null};
     }).sort(function (a, b) {
       return (b.rho === null ? -1 : Math.abs(b.rho)) - (a.rho === null ? -1 : Math.abs(a.rho)) || (a.param < b.param ? -1 : 1);
     });
   };
   AT.importanceTable = function (div, runs, metric) {
     var all = AT.importance(runs, metric);
-    var rows = all.filter(function (r) { return r.numeric ? r.n >= 3 : r.present >= 3; });
+    var rows = all.filter(function (r) { return r.distinct >= 2 && (r.numeric ? r.n >= 3 : r.present >= 3); });
     var few = all.length - rows.length;
     div.innerHTML = '<p class="muted">Spearman rank correlation between each numeric param and ' + AT.esc(metric) +
       " (last value) over the runs that have both; |ρ| near 1: the metric moves with the param. Text params are not ranked.</p>" +
@@ -513,7 +514,7 @@
         return "<tr><td>" + AT.esc(r.param) + '</td><td class="num">' + (r.rho === null ? '<span class="muted">' + (r.numeric ? "too few runs" : "not numeric") + "</span>" : r.rho.toFixed(2)) +
           '</td><td><span class="bar' + (r.rho < 0 ? " neg" : "") + '" style="width:' + w + 'px"></span></td><td class="num">' + r.n + "</td></tr>";
       }).join("") + "</tbody></table>" : '<p class="muted">No param differs between these runs.</p>') +
-      (few ? '<p class="muted">' + few + " more params are set in fewer than 3 of these runs and are not ranked.</p>" : "");
+      (few ? '<p class="muted">' + few + " more params differ only in being set or not, or are set in fewer than 3 of these runs: not ranked.</p>" : "");
     div._at = {rows: rows};
     return rows;
   };
