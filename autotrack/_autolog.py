@@ -1,13 +1,15 @@
 """``autotrack.autolog()``: turn on every installed framework's autologging with one line.
 
-Frameworks the script has already imported are patched at once; the others when (and only if)
-the script imports them, through a post-import hook on ``sys.meta_path``. autotrack never imports
-a framework the script does not.
+The integrations come from the registry (``autotrack._integrations``: the built-in ones and the
+``autotrack.integrations`` entry points); this module names no framework. Frameworks the script has
+already imported are patched at once; the others when (and only if) the script imports them,
+through a post-import hook on ``sys.meta_path``. autotrack never imports a framework the script
+does not. Every integration's ``autolog`` is called with the same keywords (``disable``,
+``log_models``, ``log_every_n_steps``, ``grad_norm_every``).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import threading
@@ -15,46 +17,45 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
+from . import _integrations
 from ._errors import InvalidArgumentError
 from ._imports import cancel, when_imported
 from ._patching import patch, report_failure, unpatch
 
-#: framework switch -> (modules whose import triggers it, integration module)
-FRAMEWORKS: dict[str, tuple[tuple[str, ...], str]] = {
-    "pytorch": (("torch",), "autotrack.integrations.torch"),
-    "lightning": (("lightning", "pytorch_lightning"), "autotrack.integrations.lightning"),
-    "sklearn": (("sklearn",), "autotrack.integrations.sklearn"),
-    "xgboost": (("xgboost",), "autotrack.integrations.xgboost"),
-}
-
 _options: dict[str, Any] = {}
 _enabled: set[str] = set()
+#: integrations the user switched off (sticky: a later plain ``autolog()`` keeps them off)
+_switched_off: set[str] = set()
 _lock = threading.RLock()
 
 
 def autolog(
     *,
     disable: bool = False,
-    pytorch: bool = True,
-    lightning: bool = True,
-    sklearn: bool = True,
-    xgboost: bool = True,
-    seeds: bool = True,
     log_models: bool = True,
-    system_metrics: bool | float = True,
+    log_every_n_steps: int | None = None,
     grad_norm_every: int = 50,
+    exclude: Sequence[str] = (),
+    seeds: bool = True,
+    system_metrics: bool | float = True,
     experiment: str | None = None,
+    **switches: bool,
 ) -> None:
     """Record every training in this process with no other change to the code.
 
     Args:
-        disable: undo every patch autolog made (and stop watching imports).
-        pytorch, lightning, sklearn, xgboost: switch one framework off.
-        seeds: record seeds set through ``random``, numpy, torch and Lightning.
+        disable: undo every patch autolog made -- and those of integration-level ``autolog()``
+            calls -- and stop watching imports; forgets earlier switches.
         log_models: store fitted models / final weights as artifacts.
-        system_metrics: sample machine metrics (True: every 5 s; a number: that interval; False: off).
+        log_every_n_steps: record per-step training metrics every N steps (default: every step).
         grad_norm_every: per-layer gradient norms every N optimizer steps (the global norm is
             recorded every step).
+        exclude: names of integrations to switch off, e.g. ``exclude=["lightning"]``.
+        **switches: ``<integration>=False`` switches one off, ``=True`` back on (the registered
+            names: ``pytorch``, ``lightning``, ``sklearn``, ``xgboost`` and any third-party
+            integration's). A switch holds until changed: a later ``autolog()`` keeps it.
+        seeds: record seeds set through ``random``, numpy and the frameworks' seeders.
+        system_metrics: sample machine metrics (True: every 5 s; a number: that interval; False: off).
         experiment: the experiment autologged runs belong to.
 
     ``AUTOTRACK_DISABLE=1`` in the environment turns it all off.
@@ -66,25 +67,42 @@ def autolog(
         return
     if not isinstance(grad_norm_every, int) or isinstance(grad_norm_every, bool) or grad_norm_every < 1:
         raise InvalidArgumentError("grad_norm_every", grad_norm_every, "pass a positive number of optimizer steps, e.g. 50")
+    if log_every_n_steps is not None and (not isinstance(log_every_n_steps, int) or isinstance(log_every_n_steps, bool)
+                                          or log_every_n_steps < 1):
+        raise InvalidArgumentError("log_every_n_steps", log_every_n_steps, "pass a positive number of steps, or None")
     if not (isinstance(system_metrics, bool) or (isinstance(system_metrics, (int, float)) and system_metrics > 0)):
         raise InvalidArgumentError("system_metrics", system_metrics, "pass True, False, or an interval in seconds")
+    if isinstance(exclude, str):
+        raise InvalidArgumentError("exclude", exclude, "pass a list of integration names, e.g. exclude=['lightning']")
+    wanted = _switches({**{name: False for name in exclude}, **switches})
     if experiment is not None:
         os.environ["AUTOTRACK_EXPERIMENT"] = experiment
-    switches = {"pytorch": pytorch, "lightning": lightning, "sklearn": sklearn, "xgboost": xgboost}
     with _lock:
         _options.clear()
-        _options.update(log_models=log_models, grad_norm_every=grad_norm_every)
+        _options.update(log_models=log_models, log_every_n_steps=log_every_n_steps, grad_norm_every=grad_norm_every)
+        for name, on in wanted.items():
+            (_switched_off.discard if on else _switched_off.add)(name)
         _configure_capture(system_metrics, seeds)
         _record_script_arguments()
-        for framework in FRAMEWORKS:
-            if not switches.get(framework, True):
-                _disable(framework)
-                continue
-            modules, _ = FRAMEWORKS[framework]
-            if any(m in sys.modules for m in modules):
-                _enable(framework)
+        for integration in _integrations.integrations():
+            if integration.name in _switched_off:
+                _switch_off(integration)
             else:
-                _watch(modules, framework)
+                _watch(integration)
+
+
+def _switches(given: dict[str, Any]) -> dict[str, bool]:
+    """``{registered name: on}`` from the keywords given (aliases resolved, names checked)."""
+    out: dict[str, bool] = {}
+    for key, value in given.items():
+        integration = _integrations.find(key)
+        if integration is None:
+            known = ", ".join(sorted(i.name for i in _integrations.integrations()))
+            raise InvalidArgumentError(key, value, f"autolog() takes a switch per registered integration: {known}")
+        if not isinstance(value, bool):
+            raise InvalidArgumentError(key, value, f"pass {key}=True or {key}=False")
+        out[integration.name] = value
+    return out
 
 
 def enabled_frameworks() -> set[str]:
@@ -108,50 +126,87 @@ def _configure_capture(system_metrics: bool | float, seeds: bool) -> None:
 _in_progress: set[str] = set()
 
 
-def _enable(framework: str) -> None:
+def _imported(name: str) -> bool:
+    module = sys.modules.get(name)
+    return module is not None and not _initialising(module)
+
+
+def _initialising(module: ModuleType | None) -> bool:
+    spec = getattr(module, "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
+
+
+def _integration_initialising(integration: _integrations.Integration) -> bool:
+    """Whether the integration's own module (or a package above it) is still executing: its
+    framework import fired the hook from inside it. Enabling waits for that module to finish."""
+    name = integration.autolog_module
+    while name:
+        if _initialising(sys.modules.get(name)):
+            return True
+        name = name.rpartition(".")[0]
+    return False
+
+
+def _call_autolog(integration: _integrations.Integration, **options: Any) -> None:
+    fn = _integrations.resolve(integration.autolog)
+    fn(**{k: v for k, v in options.items() if k in integration.options})
+
+
+def _enable(integration: _integrations.Integration) -> None:
+    name = integration.name
     with _lock:
-        if framework in _enabled or framework in _in_progress:
+        if name in _enabled or name in _in_progress or name in _switched_off:
             return  # also: an integration importing its own framework while being enabled
-        _in_progress.add(framework)
-        _, module_name = FRAMEWORKS[framework]
+        if not any(_imported(m) for m in integration.modules) or _integration_initialising(integration):
+            return  # called again once the framework / the integration module has finished importing
+        _in_progress.add(name)
         try:
-            module = importlib.import_module(module_name)
-            module.autolog(**_supported(module.autolog, _options))
+            _call_autolog(integration, disable=False, **_options)
         except Exception as exc:  # noqa: BLE001 - one framework's failure must not stop the others
-            report_failure(f"autolog for {framework}", exc)
+            report_failure(f"autolog for {name}", exc)
             return
         finally:
-            _in_progress.discard(framework)
-        _enabled.add(framework)
+            _in_progress.discard(name)
+        _enabled.add(name)
 
 
-def _supported(fn: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
-    import inspect
-
-    params = inspect.signature(fn).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return dict(options)
-    return {k: v for k, v in options.items() if k in params}
-
-
-def _disable(framework: str) -> None:
+def _switch_off(integration: _integrations.Integration) -> None:
+    """The user switched ``integration`` off: undo it, and tell it (now, or when its framework is
+    imported) with ``autolog(disable=True)``."""
     with _lock:
-        _unwatch(framework)
-        if framework not in _enabled:
-            return
-        _, module_name = FRAMEWORKS[framework]
-        module = sys.modules.get(module_name)
-        try:
-            if module is not None:
-                module.autolog(disable=True)
-        finally:
-            unpatch(framework)
-            _enabled.discard(framework)
+        _unwatch(integration.name)
+        _enabled.discard(integration.name)
+        callback = _watchers.setdefault(integration.name, lambda module: _off_now(integration))
+        _watched[integration.name] = integration.modules
+        for module in integration.modules:
+            when_imported(module, callback)
+
+
+def _off_now(integration: _integrations.Integration) -> None:
+    if integration.name not in _switched_off or not any(_imported(m) for m in integration.modules):
+        return
+    try:
+        _call_autolog(integration, disable=True)
+    except Exception as exc:  # noqa: BLE001
+        report_failure(f"switching off autolog for {integration.name}", exc)
 
 
 def _disable_all() -> None:
-    for framework in FRAMEWORKS:
-        _disable(framework)
+    """Undo everything: every integration whose module is loaded is told ``autolog(disable=True)``
+    (also those the user turned on directly, not through here), then its patches are removed."""
+    with _lock:
+        for integration in _integrations.integrations():
+            _unwatch(integration.name)
+            module = integration.autolog_module
+            loaded = module in sys.modules if module else integration.name in _enabled
+            if loaded and any(_imported(m) for m in integration.modules):
+                try:
+                    _call_autolog(integration, disable=True)
+                except Exception as exc:  # noqa: BLE001
+                    report_failure(f"disabling autolog for {integration.name}", exc)
+            unpatch(integration.name)
+        _enabled.clear()
+        _switched_off.clear()
     unpatch("script")
     _script_params.clear()
     try:
@@ -196,17 +251,28 @@ def _apply_script_params(run: Any) -> None:
 
 # -- waiting for frameworks the script imports later ----------------------------------------------
 
-_watchers: dict[str, Callable[[ModuleType], None]] = {}  # framework -> its post-import callback
+_watchers: dict[str, Callable[[ModuleType], None]] = {}  # integration -> its post-import callback
+_watched: dict[str, tuple[str, ...]] = {}  # integration -> the module names it waits for
 
 
-def _watch(modules: Sequence[str], framework: str) -> None:
-    callback = _watchers.setdefault(framework, lambda module: _enable(framework))
-    for name in modules:
+def _watch(integration: _integrations.Integration) -> None:
+    """Enable ``integration`` now if its framework is imported, else right after that import. Its
+    own module is watched too: when the framework import happened inside it (``from
+    autotrack.integrations.x import ...`` before the framework), enabling waits until it is done."""
+    _unwatch(integration.name)
+    callback = _watchers.setdefault(integration.name, lambda module: _enable(integration))
+    names = list(integration.modules)
+    if integration.autolog_module:
+        names.append(integration.autolog_module)
+    _watched[integration.name] = tuple(names)
+    for name in names:
+        if name == integration.autolog_module and name in sys.modules and not _initialising(sys.modules[name]):
+            continue
         when_imported(name, callback)
 
 
-def _unwatch(framework: str) -> None:
-    callback = _watchers.pop(framework, None)
+def _unwatch(name: str) -> None:
+    callback = _watchers.pop(name, None)
     if callback is not None:
-        for name in FRAMEWORKS[framework][0]:
-            cancel(name, callback)
+        for module in _watched.pop(name, ()):
+            cancel(module, callback)

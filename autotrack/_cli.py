@@ -428,7 +428,8 @@ def _register_optional_commands() -> None:
     """Commands that live in other modules, added when those modules are present."""
     import importlib
 
-    for module, attr in (("._capture.doctor", "doctor_command"), ("._cli_extra", "commands"), ("._autolog_cli", "commands")):
+    for module, attr in (("._capture.doctor", "doctor_command"), ("._cli_extra", "commands"), ("._autolog_cli", "commands"),
+                         ("._cli_sync", "commands")):
         try:
             mod = importlib.import_module(module, __package__)
         except ModuleNotFoundError as exc:

@@ -122,16 +122,24 @@ def report_command(runs: tuple[str, ...], output: Path, experiment: tuple[str, .
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", "-p", type=click.IntRange(0, 65535), default=8765, show_default=True)
 @click.option("--allow-remote", is_flag=True,
-              help="Allow binding an address other than loopback. The UI has no authentication.")
+              help="Allow binding an address other than loopback (a token is then always required).")
 @click.option("--allowed-host", multiple=True, help="Extra Host header value to accept (a name this server is reached by).")
+@click.option("--token", is_flag=False, flag_value="", default=None, metavar="[TOKEN]",
+              help="Require a token on every request; without a value one is generated. Default: "
+                   "AUTOTRACK_UI_TOKEN. Open the printed URL once to log the browser in.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the UI in a browser.")
 @_store_option
 @_friendly
-def ui_command(host: str, port: int, allow_remote: bool, allowed_host: tuple[str, ...], open_browser: bool) -> None:
+def ui_command(host: str, port: int, allow_remote: bool, allowed_host: tuple[str, ...], token: str | None,
+               open_browser: bool) -> None:
     """Run the local web UI: runs table, run pages, comparisons, live refresh."""
     from ._ui import serve
+    from ._ui._server import new_token
 
-    serve(host, port, allow_remote=allow_remote, open_browser=open_browser, allowed_hosts=set(allowed_host))
+    if token == "":
+        token = new_token()
+    serve(host, port, allow_remote=allow_remote, open_browser=open_browser, allowed_hosts=set(allowed_host),
+          token=token)
 
 
 commands: list[click.Command] = [diff_command, reproduce_command, report_command, ui_command]

@@ -95,7 +95,7 @@ def stable_repr(value: Any, _depth: int = 0) -> str:
     try:
         text = repr(value)
     except Exception as exc:  # noqa: BLE001 - any object may have a broken __repr__
-        return f"<unrepresentable {_qualname(value)}: {type(exc).__name__}>"
+        return f"<unrepresentable {type(value).__qualname__}: {type(exc).__name__}>"
     if _ADDRESS.search(text) is None:
         return text
     name = getattr(value, "__qualname__", None)

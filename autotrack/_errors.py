@@ -33,7 +33,10 @@ class InvalidArgumentError(AutotrackError, ValueError):
         self.argument = argument
         self.value = value
         self.fix = fix
-        shown = repr(value)
+        try:
+            shown = repr(value)
+        except Exception as exc:  # noqa: BLE001 - an error about an odd object must still be raised
+            shown = f"<unrepresentable {type(value).__qualname__}: {type(exc).__name__}>"
         if len(shown) > 120:
             shown = shown[:117] + "..."
         super().__init__(f"invalid {argument}={shown}: {fix}")

@@ -102,6 +102,8 @@ class _NotifyingLoader(importlib.abc.Loader):
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader
         self._loader.exec_module(module)
+        if module.__spec__ is not None:  # it has executed: callbacks may treat it as imported
+            module.__spec__._initializing = False  # type: ignore[attr-defined]
         with _lock:
             callbacks = _callbacks.pop(module.__name__, [])
             if not _callbacks and _finder in sys.meta_path:

@@ -8,10 +8,16 @@ Rules (DESIGN.md, "Patching"):
 * ``AUTOTRACK_STRICT=1`` makes autotrack's failures raise instead (tests and CI);
 * ``AUTOTRACK_DISABLE=1`` (read when patching) leaves everything unpatched;
 * every patch can be undone: :func:`unpatch` restores exactly what was there.
+
+"This call is already being recorded" is one context-local flag (:class:`recording`, a
+``contextvars.ContextVar``, so threads and asyncio tasks each have their own): while it is set,
+patched calls go straight to the originals (unless patched with ``inside_recording=True``) and
+hooks that are not patches (torch's global optimizer hooks) check :func:`being_recorded`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 import threading
@@ -106,12 +112,17 @@ def patch(
     owner: Any,
     name: str,
     replacement: Callable[..., Any],
+    *,
+    inside_recording: bool = False,
 ) -> None:
     """Replace ``owner.name`` by a safe wrapper around ``replacement(original, *args, **kwargs)``.
 
     ``replacement`` receives the original callable as its first argument and decides when to call
     it. Whatever the original raises passes through unchanged; whatever ``replacement`` itself
     raises becomes a warning, and the original is called if it had not been yet.
+
+    While a call is being recorded (:class:`recording`), the wrapper calls the original directly,
+    unless ``inside_recording=True`` (the replacement then checks :func:`being_recorded` itself).
     """
     if disabled():
         return  # AUTOTRACK_DISABLE=1: nothing is patched at all
@@ -125,7 +136,7 @@ def patch(
 
     @functools.wraps(unbound)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if _in_original.value:  # the hot path: one attribute read, no environment lookup
+        if not inside_recording and _recording.get() is not None:  # the hot path: one lookup
             return unbound(*args, **kwargs)
         state = _CallState(unbound)
         try:
@@ -167,23 +178,46 @@ def patched(integration: str | None = None) -> list[tuple[Any, str]]:
     return [(p.owner, p.name) for p in _registry if integration is None or p.integration == integration]
 
 
-class _Flag(threading.local):
-    value = False
-
-    def get(self) -> bool:
-        return self.value
+_recording: contextvars.ContextVar[str | None] = contextvars.ContextVar("autotrack_recording", default=None)
 
 
-_in_original = _Flag()
+def being_recorded() -> str | None:
+    """Who records the call in progress in this context (an integration name), or None."""
+    return _recording.get()
 
 
-class suspended:
-    """Within this block, patched calls in this thread go straight to the originals (used when
-    autotrack itself calls patched functions, e.g. ``torch.save`` while saving a model)."""
+class recording:
+    """``with recording("lightning"):`` -- the calls made inside are already being recorded by
+    ``owner``: other patches and hooks stay out. Context-local (threads and tasks each have their
+    own). Usable across callbacks too: :meth:`enter` in one hook, :meth:`exit` in a later one."""
 
-    def __enter__(self) -> None:
-        self._previous = _in_original.value
-        _in_original.value = True
+    def __init__(self, owner: str = "autotrack") -> None:
+        self.owner = owner
+        self._token: contextvars.Token[str | None] | None = None
+        self._previous: str | None = None
+
+    def enter(self) -> None:
+        self._previous = _recording.get()
+        self._token = _recording.set(self.owner)
+
+    def exit(self) -> None:
+        token, self._token = self._token, None
+        if token is None:
+            return
+        try:
+            _recording.reset(token)
+        except ValueError:  # entered in another context (another thread ran the first hook)
+            _recording.set(self._previous)
+
+    def __enter__(self) -> recording:
+        self.enter()
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        _in_original.value = self._previous
+        self.exit()
+
+
+def suspended() -> recording:
+    """Within this block, patched calls go straight to the originals (autotrack's own calls, e.g.
+    ``torch.save`` while saving a model). The same flag as :class:`recording`."""
+    return recording("autotrack")

@@ -21,7 +21,6 @@ import contextvars
 import os
 import threading
 import time as _time_module
-import traceback
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -29,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from . import _lifecycle, _values
+from . import _lifecycle, _redact, _values
 from ._errors import AutotrackError, InvalidArgumentError, RunEndedError, StoreError
 from ._names import generate_name
 from ._patching import report_failure
@@ -94,6 +93,15 @@ def store_for(location: str | os.PathLike[str] | Backend | None = None, *, durab
     return backend
 
 
+def store_at(location: str) -> Backend:
+    """The open backend whose key or ``location`` is ``location``, else a new one for it."""
+    with _backends_lock:
+        found = _backends.get(location) or next((b for b in _backends.values() if b.location == location), None)
+    if _store_override is not None and _store_override.location == location:
+        return _store_override
+    return found if found is not None else store_for(location)
+
+
 def set_store(location: str | os.PathLike[str], *, durable: bool = False) -> Backend:
     """Use the store at ``location`` for every run started from now on in this process: a folder
     (the embedded SQLite store) or a ``postgresql://user@host:5432/db`` URL (the team store).
@@ -151,7 +159,8 @@ class Run:
         self._pid = os.getpid()
         self._status: Status = "running"
         self._ended = False
-        self._keys: set[str] = set()
+        self._keys: dict[str, str] = {}  # key as logged -> key as stored (checked, surrogates escaped)
+        self._redactions: list[dict[str, Any]] = []
         self._last_step: dict[str, int] = dict(last_steps or {})
         self._on_end: list[Callable[[Run, str], None]] = []
         self._on_flush: list[Callable[[], None]] = []
@@ -208,19 +217,17 @@ class Run:
         """
         if self._ended:
             raise RunEndedError(self._id, self._status, f"log metric {key!r}")
-        if key not in self._keys:
-            _values.check_key(key)
-            self._keys.add(key)
+        stored_key = self._keys.get(key)
+        if stored_key is None:
+            stored_key = self._keys[key] = _values.check_key(key)
         if type(value) is not float:
             value = _values.to_float(value, f"value of {key!r}")
         if step is None:
             step = self._last_step.get(key, -1) + 1
         elif type(step) is not int or step >= 0x8000000000000000 or step < -0x8000000000000000:
-            step = _values.to_step(step)
-            if not -_STEP_LIMIT <= step < _STEP_LIMIT:
-                raise InvalidArgumentError("step", step, "steps are 64-bit integers: pass a value between -2**63 and 2**63 - 1")
+            step = _values.check_step(step)
         self._last_step[key] = step
-        self._append((self._id, key, step, value, _now() if time is None else float(time)))
+        self._append((self._id, stored_key, step, value, _now() if time is None else float(time)))
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, time: float | None = None) -> None:
         """Record several metrics at one step and time."""
@@ -242,18 +249,26 @@ class Run:
         truncated repr with the original length.
         """
         self._check_open("log params")
-        rows = param_rows(params)
+        rows, found = param_rows(params)
         if rows:
             self._append(Params(self._id, rows))
+        self._note_redactions(found)
 
     def set_tag(self, key: str, value: Any) -> None:
         self.set_tags({key: value})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._check_open("set tags")
-        rows = tag_rows(tags)
+        rows, found = tag_rows(tags)
         if rows:
             self._append(Tags(self._id, rows))
+        self._note_redactions(found)
+
+    def _note_redactions(self, found: list[dict[str, Any]]) -> None:
+        """Keep the ``redactions`` section: where a value was replaced (never the value)."""
+        if found:
+            self._redactions = _redact.describe([*self._redactions, *found])
+            self._append(Section(self._id, "redactions", dumps({"values": self._redactions})))
 
     def set_info(self, section: str, data: Mapping[str, Any]) -> None:
         """Store a captured section (``hardware``, ``model``, ...), replacing any earlier value."""
@@ -305,7 +320,10 @@ class Run:
                 blob = self._store.blobs.put_file(str(source))
                 sha, size = blob.sha256, blob.size
             except OSError as exc:
-                sha, size = file_sha256(source)
+                try:
+                    sha, size = file_sha256(source)
+                except FileNotFoundError:
+                    raise InvalidArgumentError("path", str(path), "the file was deleted while it was being stored") from None
                 stored = False
                 meta["lost"] = f"the contents could not be stored: {exc}"
                 report_failure("storing an artifact's contents", exc)
@@ -320,7 +338,17 @@ class Run:
         if kind not in ARTIFACT_KINDS:
             raise InvalidArgumentError("kind", kind, f"choose one of {', '.join(ARTIFACT_KINDS)}")
         name = _values.check_artifact_name(name)
-        blob = self._store.blobs.put_bytes(bytes(data))
+        data = bytes(data)
+        try:
+            blob = self._store.blobs.put_bytes(data)
+        except OSError as exc:  # like log_artifact: a failing artifact store never raises into training
+            import hashlib
+
+            meta = {**(dict(metadata) if metadata else {}), "lost": f"the contents could not be stored: {exc}"}
+            sha = hashlib.sha256(data).hexdigest()
+            report_failure("storing an artifact's contents", exc)
+            self.record_artifact(name, kind, sha, len(data), step, None, False, meta)
+            return sha
         self.record_artifact(name, kind, blob.sha256, blob.size, step, None, True, metadata)
         return blob.sha256
 
@@ -357,6 +385,7 @@ class Run:
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Block until everything logged so far is stored (integrations' device-side buffers too)."""
         self._flush_buffers()
+        _run_flush_hooks(self)
         recorder = self._recorder_here()
         return recorder.flush(timeout)
 
@@ -462,35 +491,22 @@ def file_sha256(path: str | os.PathLike[str]) -> tuple[str, int]:
 # -- validation shared by every write (live runs and edits of stored ones) ---------------------
 
 
-def _redact(key: str, value: Any) -> Any:
-    """Secrets never reach the store: a text value under a secret-looking name (``hub_token``,
-    ``api_key``, ``password``...) is replaced, and credentials are cut out of URLs. Numbers stay
-    (``pad_token_id=0`` is no secret)."""
-    if not isinstance(value, str) or len(value) < 4:
-        return value
-    from ._capture.redact import REDACTED, is_secret_name, redact_url
-
-    if is_secret_name(key.rsplit(".", 1)[-1]):
-        return REDACTED
-    return redact_url(value) if "@" in value and "://" in value else value
-
-
-def param_rows(params: Mapping[str, Any]) -> tuple[tuple[str, str, int | None], ...]:
+def param_rows(params: Mapping[str, Any]) -> tuple[tuple[tuple[str, str, int | None], ...], list[dict[str, Any]]]:
+    """Params as stored: flattened, keys checked, text made storable, secrets replaced (``found``
+    says where, never what), values JSON-encoded (a truncated repr with the original length when huge)."""
     if not isinstance(params, Mapping):
         raise InvalidArgumentError("params", params, "pass a dict of name -> value")
-    rows = []
-    for key, value in _values.flatten(params).items():
-        key = _values.check_key(str(key) if not isinstance(key, str) else key, "param key")
-        value = _redact(key, value)
-        text, original = _values.encode_param(value)
-        rows.append((key, text, original))
-    return tuple(rows)
+    found: list[dict[str, Any]] = []
+    clean = _redact.redact_mapping(_values.safe_params(params), found=found, where="params")
+    return tuple((key, *_values.encode_param(value)) for key, value in clean.items()), found
 
 
-def tag_rows(tags: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def tag_rows(tags: Mapping[str, Any]) -> tuple[tuple[tuple[str, str], ...], list[dict[str, Any]]]:
     if not isinstance(tags, Mapping):
         raise InvalidArgumentError("tags", tags, "pass a dict of name -> text")
-    return tuple((_values.check_key(k, "tag key"), str(_redact(k, str(v)))) for k, v in tags.items())
+    found: list[dict[str, Any]] = []
+    clean = {_values.check_key(k, "tag key"): _values.safe_tag(v) for k, v in tags.items()}
+    return tuple((k, str(v)) for k, v in _redact.redact_mapping(clean, found=found, where="tags").items()), found
 
 
 def note_text(markdown: Any) -> str:
@@ -498,22 +514,18 @@ def note_text(markdown: Any) -> str:
         raise InvalidArgumentError("markdown", markdown, "pass the note as a str (Markdown)")
     if len(markdown) > 100_000:
         raise InvalidArgumentError("markdown", f"<{len(markdown)} characters>", "keep notes under 100,000 characters")
-    from ._capture.redact import redact_text
-
-    return redact_text(markdown)
+    return _redact.redact_text(_values.safe_text(markdown))
 
 
 def run_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidArgumentError("name", name, "run names are non-empty strings")
-    return _values.check_key(name.strip(), "run name")
+    return _values.check_key(_values.safe_text(name.strip()), "run name")
 
 
 def describe_error(error: BaseException) -> dict[str, Any]:
-    from ._capture.redact import redact_text
-
-    tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    return {"type": type(error).__qualname__, "message": redact_text(str(error)), "traceback": redact_text(tb[-8000:])}
+    """The error of a failed run as stored: type, message and traceback, secret-filtered."""
+    return _redact.describe_error(error)
 
 
 def edit_run(backend: Backend, run_id: str, records: list[Any]) -> None:
@@ -533,9 +545,14 @@ def edit_run(backend: Backend, run_id: str, records: list[Any]) -> None:
 
 def edit_tags(backend: Backend, run_id: str, tags: Mapping[str, Any], remove: tuple[str, ...] = ()) -> None:
     records: list[Any] = []
-    rows = tag_rows(tags)
+    rows, found = tag_rows(tags)
     if rows:
         records.append(Tags(run_id, rows))
+    if found:
+        import json
+
+        previous = json.loads(backend.sections(run_id).get("redactions") or "{}").get("values", [])
+        records.append(Section(run_id, "redactions", dumps({"values": _redact.describe([*previous, *found])})))
     if remove:
         records.append(RemoveTags(run_id, tuple(_values.check_key(k, "tag key") for k in remove)))
     if records:
@@ -592,7 +609,7 @@ def start_run(
         else:
             raise InvalidArgumentError("parent", parent, "pass a Run, a run id, or None")
         run_id = uuid.uuid4().hex
-        run_name_ = _values.check_key(name, "run name") if name else generate_name()
+        run_name_ = _values.check_key(_values.safe_text(name), "run name") if name else generate_name()
         exp = experiment or os.environ.get("AUTOTRACK_EXPERIMENT") or DEFAULT_EXPERIMENT
         problem = None
         try:
@@ -637,6 +654,24 @@ def add_start_hook(hook: Callable[[Run], None]) -> None:
     """Call ``hook(run)`` on every new run (framework-free capture registers here)."""
     if hook not in _start_hooks:
         _start_hooks.append(hook)
+
+
+_flush_hooks: list[Callable[[Run | None], None]] = []
+
+
+def add_flush_hook(hook: Callable[[Run | None], None]) -> None:
+    """Call ``hook(run)`` at ``run.flush()`` and ``hook(None)`` at ``autotrack.flush()``, before
+    the queue is written (integrations hand over values they batch on the device here)."""
+    if hook not in _flush_hooks:
+        _flush_hooks.append(hook)
+
+
+def _run_flush_hooks(run: Run | None) -> None:
+    for hook in list(_flush_hooks):
+        try:
+            hook(run)
+        except Exception as exc:  # noqa: BLE001 - flushing what is queued must go on
+            report_failure("a flush hook", exc)
 
 
 def active_run() -> Run | None:
@@ -705,6 +740,7 @@ def flush(timeout: float | None = 30.0) -> bool:
     """Write everything queued in this process to the store (integrations' device buffers too)."""
     for run in _owned_open_runs():
         run._flush_buffers()
+    _run_flush_hooks(None)
     return all([rec.flush(timeout) for rec in all_recorders()])
 
 

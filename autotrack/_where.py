@@ -87,12 +87,34 @@ def _tokenize(text: str, argument: str) -> list[_Tok]:
     return tokens
 
 
+#: Limits of one expression: beyond them a clear QuerySyntaxError, never a RecursionError (the
+#: parser, the evaluator and the SQL compiler all walk the tree recursively).
+MAX_TERMS = 256
+MAX_DEPTH = 64
+
+
 class _Parser:
     def __init__(self, text: str, argument: str) -> None:
         self.text = text
         self.argument = argument
         self.tokens = _tokenize(text, argument)
         self.i = 0
+        self.terms = 0
+        self.depth = 0
+        ops = sum(1 for t in self.tokens if t.kind == "kw" and t.value in ("and", "or"))
+        if ops >= MAX_TERMS:
+            raise QuerySyntaxError(
+                argument, _short(text), f"at most {MAX_TERMS} comparisons joined by and/or (got {ops + 1}); "
+                "for many values of one column use 'in', e.g. \"params.seed in (1, 2, 3)\""
+            )
+
+    def deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QuerySyntaxError(
+                self.argument, _short(self.text),
+                f"parentheses and 'not' nest at most {MAX_DEPTH} levels deep; write the expression flatter",
+            )
 
     def error(self, what: str) -> QuerySyntaxError:
         return QuerySyntaxError(
@@ -138,16 +160,21 @@ class _Parser:
 
     def not_(self) -> tuple[Any, ...]:
         if self.accept_kw("not"):
-            return ("not", self.not_())
+            self.deeper()
+            node = ("not", self.not_())
+            self.depth -= 1
+            return node
         return self.atom()
 
     def atom(self) -> tuple[Any, ...]:
         tok = self.take()
         if tok.kind == "punct" and tok.text == "(":
+            self.deeper()
             node = self.or_()
             close = self.take()
             if close.text != ")":
                 raise self.error("a '(' is not closed")
+            self.depth -= 1
             return node
         if tok.kind != "col":
             raise self.error(f"expected a column name such as params.lr, got {tok.text!r}")
@@ -191,6 +218,10 @@ class _Parser:
         if lit.kind != "lit":
             raise self.error(f"expected a value after {op.text!r}, got {lit.text!r}")
         return ("cmp", column, {"=": "==", "<>": "!="}.get(op.text, op.text), lit.value)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 200 else f"{text[:200]}... ({len(text)} characters)"
 
 
 def parse_where(text: str) -> tuple[Any, ...]:

@@ -67,7 +67,7 @@ def main() -> None:
                     autotrack.autolog(system_metrics=False)
                 times = loop(args.steps)
                 if mode == "autolog":
-                    from autotrack.integrations._torch_autolog import current_run
+                    from autotrack.integrations.torch import current_run
 
                     run = current_run()
                     autotrack.autolog(disable=True)

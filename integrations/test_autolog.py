@@ -153,7 +153,7 @@ def test_signal_to_a_worker_never_ends_the_run_as_killed(tmp_path):
 
 def test_one_run_per_model_trained_one_after_another(store):
     """Run boundaries: a script that trains two models in turn gets one run per model."""
-    from autotrack.integrations._torch_autolog import current_run
+    from autotrack.integrations.torch import current_run
 
     autotrack.autolog(system_metrics=False)
     try:

@@ -20,14 +20,14 @@ TARGETS = [
     ("autotrack._capture.source", "capture_source"),
     ("autotrack._capture.system.SystemSampler", "sample"),
     ("autotrack._capture.seeds", "record_seed"),
-    ("autotrack.integrations._torch_autolog", "model_info"),
-    ("autotrack.integrations._torch_autolog", "optimizer_info"),
-    ("autotrack.integrations._torch_autolog", "lr_keys"),
+    ("autotrack.integrations.torch.autologging", "model_info"),
+    ("autotrack.integrations.torch.autologging", "optimizer_info"),
+    ("autotrack.integrations.torch.autologging", "lr_keys"),
     ("autotrack.integrations.torch.GradNormTracker", "step"),
     ("autotrack.integrations.torch.ScalarBuffer", "add"),
     ("autotrack.integrations.torch.CheckpointRecorder", "record"),
-    ("autotrack.integrations._torch_autolog._Session", "before_step"),
-    ("autotrack.integrations._torch_autolog", "_record_loss"),
+    ("autotrack.integrations.torch.autologging._Session", "record_step"),
+    ("autotrack.integrations.torch.autologging", "_record_loss"),
 ]
 
 
@@ -92,7 +92,7 @@ def test_injected_fault_leaves_training_identical(autologged, tmp_path, monkeypa
         weights = _train(tmp_path)
         if "SystemSampler" in target:
             time.sleep(0.8)  # let the sampler (first sample 0.5 s after start) run into the fault
-        from autotrack.integrations._torch_autolog import current_run
+        from autotrack.integrations.torch.autologging import current_run
 
         run = current_run()
         if run is not None:

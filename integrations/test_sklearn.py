@@ -30,6 +30,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import autotrack
 from autotrack.integrations import sklearn as at_sklearn
+from autotrack.integrations.sklearn import _describe  # noqa: F401 - monkeypatched below
 from autotrack.integrations.sklearn import Tracked, autolog, load_model
 
 # -- scikit-learn's own estimator checks --------------------------------------------------------
@@ -431,7 +432,9 @@ def test_autolog_ignores_fits_inside_library_internals(autologged):
 
     check_fit_score_takes_y("lr", LogisticRegression())  # scikit-learn's code fits estimators
     # code that lives in an installed package (here: a file in sklearn's folder) fitting a model
-    library_file = os.path.join(os.path.dirname(at_sklearn.sklearn.__file__), "_not_user_code.py")
+    import sklearn
+
+    library_file = os.path.join(os.path.dirname(sklearn.__file__), "_not_user_code.py")
     namespace: dict = {}
     code = compile("def helper(est, X, y):\n    return est.fit(X, y)\n", library_file, "exec")
     exec(code, namespace)  # noqa: S102 - a function whose code lives in a library's file
@@ -479,7 +482,7 @@ def test_our_failures_become_one_warning_and_the_fit_goes_on(store, monkeypatch)
     def broken(est):
         raise RuntimeError("model section exploded")
 
-    monkeypatch.setattr(at_sklearn, "_model_info", broken)
+    monkeypatch.setattr(at_sklearn._describe, "model_info", broken)
     X, y = load_iris(return_X_y=True)
     with pytest.warns(RuntimeWarning, match="model section exploded"):
         tracked = Tracked(LogisticRegression(max_iter=300), log_model=False).fit(X, y)

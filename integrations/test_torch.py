@@ -73,7 +73,7 @@ def test_model_info_counts_tied_weights_once_and_summarises_big_models(monkeypat
             self.b.weight = self.a.weight
 
     assert model_info(Tied())["total_params"] == 16 + 4 + 4
-    import autotrack.integrations.torch as at
+    import autotrack.integrations.torch.describe as at
 
     monkeypatch.setattr(at, "MAX_MODULES", 5)
     deep = torch.nn.Sequential(*[torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)) for _ in range(3)])
@@ -277,7 +277,7 @@ def test_checkpoint_recorder_hashes_in_background_and_marks_deleted(store, tmp_p
     pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")),
 ])
 def test_device_buffer_copies_out_in_batches_and_matches(store, device, monkeypatch):
-    import autotrack.integrations.torch as at
+    import autotrack.integrations.base as at
 
     monkeypatch.setattr(at, "MAX_AGE_S", 600.0)  # only the batch size decides here
     torch.manual_seed(0)

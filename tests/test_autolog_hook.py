@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 import autotrack
-from autotrack import _autolog
+from autotrack.integrations.base import register_integration, unregister_integration
 from autotrack._patching import patch, patched, unpatch
 
 FRAMEWORK = '''
@@ -45,9 +45,11 @@ def fake_framework(tmp_path, monkeypatch):
     (tmp_path / "fakefw.py").write_text(textwrap.dedent(FRAMEWORK))
     (tmp_path / "fakefw_integration.py").write_text(textwrap.dedent(INTEGRATION))
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(_autolog, "FRAMEWORKS", {"fakefw": (("fakefw",), "fakefw_integration")})
+    register_integration("fakefw", modules=("fakefw",), autolog="fakefw_integration:autolog",
+                         options=("disable", "log_models"))
     yield
     autotrack.autolog(disable=True)
+    unregister_integration("fakefw")
     for name in ("fakefw", "fakefw_integration"):
         sys.modules.pop(name, None)
 

@@ -33,7 +33,7 @@ def store_health(location: str | os.PathLike[str], *, verify: bool = False) -> d
     if db_path is not None:
         out["db_bytes"] = db_path.stat().st_size
     out["schema_version"] = health.schema_version
-    out["schema_current"] = health.schema_version == SCHEMA_VERSION
+    out["schema_current"] = health.schema_version == getattr(backend, "schema_version", SCHEMA_VERSION)
     out["integrity"] = health.integrity if health.error is None else f"cannot read: {health.error}"
     if health.error is None:
         counts: dict[str, int] = {}

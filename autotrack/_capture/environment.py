@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from .._sections import SCHEMA_VERSION, EnvironmentSection
 
-from .redact import is_secret_name, redact_text
+from .._redact import is_secret_name, redact_text
 
 #: Variables captured by exact name.
 ENV_ALLOW = (

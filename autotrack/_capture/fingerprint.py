@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,54 +142,30 @@ def _pandas(obj: Any) -> dict[str, Any]:
     return out
 
 
-# -- torch ------------------------------------------------------------------------------------------------
+# -- helpers for fingerprinters (public through autotrack.integrations.base) -------------------------
+
+Hasher = _Hasher
 
 
-def _torch_tensor(t: Any) -> dict[str, Any]:
-    import torch
-
-    t = t.detach()
-    out: dict[str, Any] = {"type": "torch.Tensor", "shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", ""),
-                           "device": str(t.device), "bytes": int(t.numel() * t.element_size())}
-    h = _Hasher()
-    h.text(out["dtype"])
-    h.text(repr(tuple(t.shape)))
-    if t.is_sparse or t.layout != torch.strided:
-        t = t.to_dense()
-    flat = t.reshape(-1)
-    n = flat.numel()
-    per_block = max(1, BLOCK_BYTES // max(1, t.element_size()))
-    if out["bytes"] <= SAMPLE_ABOVE_BYTES:
-        part = flat
-        out["hash_method"] = "full"
-    else:
-        starts = _sample_offsets(n, per_block, SAMPLE_BLOCKS)
-        index = torch.cat([torch.arange(s, min(n, s + per_block), device=flat.device) for s in starts])
-        part = flat[index]
-        out["hash_method"] = f"sampled {SAMPLE_BLOCKS} blocks of {per_block} elements"
-    part = part.cpu().contiguous()
-    h.update(n.to_bytes(8, "little"))
-    if part.dtype == torch.bool:
-        part = part.to(torch.uint8)
-    h.update(part.view(torch.uint8).numpy().tobytes() if part.numel() else b"")
-    out["hash"] = h.hexdigest()
-    return out
+def sample_offsets(total: int, block: int, blocks: int) -> list[int]:
+    return _sample_offsets(total, block, blocks)
 
 
-def _torch_dataset(ds: Any) -> dict[str, Any]:
-    tensors = getattr(ds, "tensors", None)  # torch.utils.data.TensorDataset
-    out: dict[str, Any] = {"type": _qualname(ds), "length": len(ds)}
-    if isinstance(tensors, tuple) and tensors:
-        parts = [_torch_tensor(t) for t in tensors]
-        out["tensors"] = [{k: p[k] for k in ("shape", "dtype", "bytes")} for p in parts]
-        out["bytes"] = sum(p["bytes"] for p in parts)
-        h = _Hasher()
-        for p in parts:
-            h.text(p["hash"])
-        out["hash"] = h.hexdigest()
-        out["hash_method"] = "tensors: " + ", ".join(p["hash_method"] for p in parts)
-        return out
-    return _sequence(ds, out)
+def hash_buffer(h: _Hasher, buf: memoryview) -> str:
+    return _hash_buffer(h, buf)
+
+
+def qualname(obj: Any) -> str:
+    return _qualname(obj)
+
+
+def sequence(obj: Any, out: dict[str, Any]) -> dict[str, Any]:
+    """Hash a dataset with ``len`` and indexing by sampled items (``out`` holds ``length``)."""
+    return _sequence(obj, out)
+
+
+def safe_len(obj: Any) -> int | None:
+    return _safe_len(obj)
 
 
 # -- generic --------------------------------------------------------------------------------------------------
@@ -229,35 +205,6 @@ def _item_digest(item: Any) -> str:
 def _qualname(obj: Any) -> str:
     cls = type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
-
-
-# -- xgboost ----------------------------------------------------------------------------------------------------
-
-
-def _dmatrix(dm: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": _qualname(dm), "rows": int(dm.num_row()), "columns": int(dm.num_col())}
-    names = dm.feature_names
-    types = dm.feature_types
-    if names:
-        out["feature_names"] = list(names)
-    if types:
-        out["feature_types"] = list(types)
-    h = _Hasher()
-    h.text(repr(out))
-    method = []
-    try:
-        data = dm.get_data()  # scipy CSR; QuantileDMatrix cannot give its data back
-        for part in (data.data, data.indices, data.indptr):
-            method.append(_hash_buffer(h, memoryview(part.view("uint8"))))
-        out["bytes"] = int(data.data.nbytes + data.indices.nbytes + data.indptr.nbytes)
-    except Exception:  # noqa: BLE001
-        method.append("data not readable (labels and weights only)")
-    for getter in ("get_label", "get_weight", "get_base_margin"):
-        values = getattr(dm, getter)()
-        h.update(values.tobytes())
-    out["hash"] = h.hexdigest()
-    out["hash_method"] = "; ".join(sorted(set(method)))
-    return out
 
 
 # -- files and folders --------------------------------------------------------------------------------------------
@@ -300,10 +247,40 @@ def _path(path: Path) -> dict[str, Any]:
 # -- dispatch ---------------------------------------------------------------------------------------------------------
 
 
+Fingerprinter = tuple[Callable[[Any], bool], Callable[[Any], dict[str, Any]]]
+_fingerprinters: list[Fingerprinter] = []
+_loaded: set[str] = set()  # integrations whose fingerprinters are registered
+
+
+def register_fingerprinter(accepts: Callable[[Any], bool], describe: Callable[[Any], dict[str, Any]]) -> None:
+    """``fingerprint(obj)`` returns ``describe(obj)`` when ``accepts(obj)`` (integrations register
+    their framework's data types here: torch tensors and datasets, xgboost DMatrix, ...).
+    ``describe`` returns at least ``type``, ``hash`` and ``hash_method``."""
+    with _data_lock:
+        if (accepts, describe) not in _fingerprinters:
+            _fingerprinters.append((accepts, describe))
+
+
+def _registered() -> list[Fingerprinter]:
+    """The registered fingerprinters, after loading those of every integration whose framework is
+    imported (an object of a framework type can only exist once its framework is)."""
+    from .._integrations import integrations, resolve
+
+    for integration in integrations():
+        if integration.fingerprint is None or integration.name in _loaded:
+            continue
+        if any(m in sys.modules for m in integration.modules):
+            _loaded.add(integration.name)
+            resolve(integration.fingerprint)()
+    with _data_lock:
+        return list(_fingerprinters)
+
+
 def fingerprint(obj: Any) -> dict[str, Any]:
-    """Describe ``obj`` and hash its contents: numpy arrays, pandas DataFrames and Series, torch
-    tensors and datasets (and DataLoaders, by their dataset), xgboost DMatrix, scipy sparse
-    matrices, files and folders (``str`` or ``Path``), and any dataset with ``len`` and indexing.
+    """Describe ``obj`` and hash its contents: numpy arrays, pandas DataFrames and Series, scipy
+    sparse matrices, files and folders (``str`` or ``Path``), any dataset with ``len`` and
+    indexing, and the framework types integrations register (torch tensors, datasets and
+    DataLoaders; xgboost DMatrix).
 
     The same data gives the same ``hash`` in every process. Raises InvalidArgumentError for
     objects it cannot describe.
@@ -320,19 +297,9 @@ def fingerprint(obj: Any) -> dict[str, Any]:
         return _numpy(np.asarray(obj))
     if module == "pandas" and hasattr(obj, "iloc"):
         return _pandas(obj)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        if isinstance(obj, torch.Tensor):
-            return _torch_tensor(obj)
-        data_module = sys.modules.get("torch.utils.data")
-        if data_module is not None and isinstance(obj, data_module.DataLoader):
-            fp = fingerprint(obj.dataset)
-            fp["loader"] = {"type": _qualname(obj), "batch_size": obj.batch_size, "batches": _safe_len(obj)}
-            return fp
-        if data_module is not None and isinstance(obj, data_module.Dataset) and _safe_len(obj) is not None:
-            return _torch_dataset(obj)
-    if module == "xgboost" and hasattr(obj, "num_row"):
-        return _dmatrix(obj)
+    for accepts, describe in _registered():
+        if accepts(obj):
+            return describe(obj)
     if module == "scipy" and all(hasattr(obj, a) for a in ("data", "indices", "indptr", "shape")):
         h = _Hasher()
         h.text(repr(tuple(obj.shape)))

@@ -1,8 +1,9 @@
 """The ``seeds`` section: which seeds the program set, and ``seed_everything``.
 
 With seed capture on (``autotrack.autolog()`` turns it on), calls to ``random.seed``,
-``numpy.random.seed``, ``numpy.random.default_rng``, ``torch.manual_seed`` and Lightning's
-``seed_everything`` are recorded: into every open run of this process, and remembered for runs
+``numpy.random.seed``, ``numpy.random.default_rng`` -- and the seeders of frameworks whose
+integration registers a seed hook (``seeds=`` of ``register_integration``; torch's
+``manual_seed`` and Lightning's ``seed_everything`` this way) -- are recorded: into every open run of this process, and remembered for runs
 started later. The section reads::
 
     {"random": 42, "numpy": 42, "torch": 42, "lightning": 42,     # the last seed of each
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._imports import cancel, when_imported
-from .._patching import patch, report_failure, suspended, unpatch
+from .._patching import being_recorded, patch, recording, report_failure, unpatch
 
 INTEGRATION = "seeds"
 MAX_CALLS = 100
@@ -160,7 +161,7 @@ def seed_everything(seed: int, *, workers: bool = False) -> int:
         raise InvalidArgumentError("seed", seed, "pass an int between 0 and 2**32 - 1, e.g. seed_everything(42)")
     import importlib
 
-    with suspended():  # our own calls to patched seeders are not separate records
+    with recording(INTEGRATION):  # our own calls to patched seeders are not separate records
         random.seed(seed)
         os.environ["PYTHONHASHSEED"] = str(seed)
         os.environ["PL_GLOBAL_SEED"] = str(seed)
@@ -187,9 +188,14 @@ def seed_everything(seed: int, *, workers: bool = False) -> int:
 # -- patches ----------------------------------------------------------------------------------------------
 
 
-def _recorder(source: str, function: str, seed_from_result: bool = False) -> Callable[..., Any]:
+def seed_recorder(source: str, function: str, seed_from_result: bool = False) -> Callable[..., Any]:
+    """A ``patch`` replacement recording the seed a seeder was called with (or returned) as
+    ``source``; integrations' seed hooks patch their framework's seeders with it."""
+
     def replacement(original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
+        if being_recorded() == INTEGRATION:
+            return result  # a seeder called by seed_everything: recorded as part of that call
         if seed_from_result:
             seed = result
         elif args:
@@ -207,31 +213,24 @@ def _recorder(source: str, function: str, seed_from_result: bool = False) -> Cal
     return replacement
 
 
+def patch_seeder(owner: Any, name: str, source: str, function: str, *, seed_from_result: bool = False) -> None:
+    """Record every call of ``owner.name`` as a seed of ``source`` (undone by disable_seed_capture)."""
+    patch(INTEGRATION, owner, name, seed_recorder(source, function, seed_from_result), inside_recording=True)
+
+
 def _patch_module(name: str) -> None:
     module = sys.modules.get(name)
     if module is None:
         return
     if name == "random":
-        patch(INTEGRATION, module, "seed", _recorder("random", "random.seed"))
+        patch_seeder(module, "seed", "random", "random.seed")
     elif name == "numpy.random":
-        patch(INTEGRATION, module, "seed", _recorder("numpy", "numpy.random.seed"))
-        patch(INTEGRATION, module, "default_rng", _recorder("numpy_default_rng", "numpy.random.default_rng"))
-    elif name == "torch":
-        patch(INTEGRATION, module, "manual_seed", _recorder("torch", "torch.manual_seed"))
-        random_module = sys.modules.get("torch.random")
-        if random_module is not None:
-            patch(INTEGRATION, random_module, "manual_seed", _recorder("torch", "torch.manual_seed"))
-    elif name in _LIGHTNING_MODULES:
-        if hasattr(module, "seed_everything"):
-            patch(INTEGRATION, module, "seed_everything", _recorder("lightning", f"{name}.seed_everything", True))
+        patch_seeder(module, "seed", "numpy", "numpy.random.seed")
+        patch_seeder(module, "default_rng", "numpy_default_rng", "numpy.random.default_rng")
 
 
-_LIGHTNING_MODULES = (
-    "lightning.fabric.utilities.seed", "lightning.fabric", "lightning.pytorch", "lightning",
-    "lightning_fabric.utilities.seed", "lightning_fabric", "pytorch_lightning",
-    "pytorch_lightning.utilities.seed",
-)
-_WATCHED = ("random", "numpy.random", "torch", *_LIGHTNING_MODULES)
+_WATCHED = ("random", "numpy.random")
+_hooks: list[tuple[str, Callable[[Any], None]]] = []  # (module, callback) of integrations' seed hooks
 
 
 def _on_import(module: Any) -> None:
@@ -248,6 +247,35 @@ def _patch_loaded() -> None:
                 report_failure(f"seed capture of {name}", exc)
 
 
+def _integration_hook(name: str, target: Any) -> Callable[[Any], None]:
+    def install(module: Any) -> None:
+        if not _enabled:
+            return
+        from .._integrations import resolve
+
+        try:
+            resolve(target)(module)
+        except Exception as exc:  # noqa: BLE001 - one framework's seeders must not stop the rest
+            report_failure(f"seed capture of {name}", exc)
+
+    return install
+
+
+def _watch_integrations() -> None:
+    from .._integrations import integrations
+
+    if _hooks:
+        return
+    for integration in integrations():
+        if integration.seeds is None:
+            continue
+        callback = _integration_hook(integration.name, integration.seeds)
+        for module in integration.modules:
+            _hooks.append((module, callback))
+    for module, callback in list(_hooks):
+        when_imported(module, callback)
+
+
 def enable_seed_capture() -> None:
     """Record seeds set through the patched functions (``autotrack.autolog()`` calls this).
     Modules imported later are patched right after their import."""
@@ -258,6 +286,10 @@ def enable_seed_capture() -> None:
         for name in _WATCHED:
             if name not in sys.modules:
                 when_imported(name, _on_import)
+        try:
+            _watch_integrations()
+        except Exception as exc:  # noqa: BLE001
+            report_failure("seed capture of the integrations", exc)
 
 
 def disable_seed_capture() -> None:
@@ -268,6 +300,9 @@ def disable_seed_capture() -> None:
         unpatch(INTEGRATION)
         for name in _WATCHED:
             cancel(name, _on_import)
+        for module, callback in _hooks:
+            cancel(module, callback)
+        _hooks.clear()
 
 
 def seed_capture_enabled() -> bool:

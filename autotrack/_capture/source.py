@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
+from .._redact import Finding, describe, redact_argv, redact_text, redact_url, secret_env_values
 from .._sections import DIFF_ARTIFACT as _DIFF_ARTIFACT
 from .._sections import SCHEMA_VERSION, SOURCE_PREFIX, LocalModule, SourceSection
-from .redact import redact_argv, redact_text, redact_url, secret_env_values
 
 #: Largest entry script / diff stored (bytes); larger ones are cut and flagged.
 MAX_SCRIPT_BYTES = 1 << 20
@@ -99,11 +99,12 @@ def capture_source(include_script: bool = True) -> tuple[SourceSection, dict[str
 
 def _capture_source(include_script: bool) -> tuple[dict[str, Any], dict[str, str]]:
     secrets = secret_env_values()
+    found: list[Finding] = []
     entry, script = entry_point()
     section: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "entry_point": entry,
-        "argv": redact_argv(sys.argv),
+        "argv": redact_argv(sys.argv, found=found),
         "cwd": os.getcwd(),
         "executable": sys.executable,
     }
@@ -118,7 +119,8 @@ def _capture_source(include_script: bool) -> tuple[dict[str, Any], dict[str, str
             section["script_bytes"] = len(data)
             if len(data) <= MAX_SCRIPT_BYTES:
                 name = f"source/{script.name}"
-                texts[name] = redact_text(data.decode("utf-8", "replace"), secrets)
+                texts[name] = redact_text(data.decode("utf-8", "replace"), secrets, path=script.name,
+                                          found=found, where={"where": "file", "file": name})
                 section["script_artifact"] = name
             else:
                 section["script_artifact"] = None
@@ -129,11 +131,14 @@ def _capture_source(include_script: bool) -> tuple[dict[str, Any], dict[str, str
     if script is not None:
         candidates.append(script.parent)
     candidates.append(Path.cwd())
-    git, diff = git_state(candidates, secrets)
+    git, diff = git_state(candidates, secrets, found)
     section["git"] = git
     if diff:
         texts[DIFF_ARTIFACT] = diff
         git["diff_artifact"] = DIFF_ARTIFACT
+    if found:
+        # where a value was replaced (never the value): argv index, or file and line
+        section["redactions"] = describe(found)
     return section, texts
 
 
@@ -143,7 +148,8 @@ def _git(git: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
                           stdin=subprocess.DEVNULL)
 
 
-def git_state(folders: list[Path], secrets: list[str] | None = None) -> tuple[dict[str, Any], str]:
+def git_state(folders: list[Path], secrets: list[str] | None = None,
+              found: list[Finding] | None = None) -> tuple[dict[str, Any], str]:
     """(the ``git`` part of the section, the redacted uncommitted diff of tracked files)."""
     git = shutil.which("git")
     if git is None:
@@ -190,7 +196,8 @@ def git_state(folders: list[Path], secrets: list[str] | None = None) -> tuple[di
             urls[key[len("remote."):-len(".url")]] = url.strip()
         remote_name = "origin" if "origin" in urls else (sorted(urls)[0] if urls else None)
         info["remote"] = remote_name
-        info["remote_url"] = redact_text(redact_url(urls[remote_name]), secrets) if remote_name else None
+        info["remote_url"] = (redact_text(redact_url(urls[remote_name]), secrets, found=found,
+                                          where={"where": "git", "key": "remote_url"}) if remote_name else None)
         info["dirty"] = bool(changed)
         info["changed_files"] = len(changed)
         info["untracked_files"] = untracked[:MAX_UNTRACKED_NAMES]
@@ -206,7 +213,8 @@ def git_state(folders: list[Path], secrets: list[str] | None = None) -> tuple[di
             if len(raw) > MAX_DIFF_BYTES:
                 info["diff_truncated_from_bytes"] = len(raw)
                 raw = raw[:MAX_DIFF_BYTES]
-            diff = redact_text(raw.decode("utf-8", "replace"), secrets)
+            diff = redact_text(raw.decode("utf-8", "replace"), secrets, found=found,
+                               where={"where": "file", "file": DIFF_ARTIFACT})
             info["diff_bytes"] = len(raw)
         return info, diff
     except subprocess.TimeoutExpired:

@@ -2,8 +2,14 @@
 
 Security model (the UI shows data that may be private, on a machine that may browse the web):
 
-- it binds 127.0.0.1 unless told otherwise; another address needs ``allow_remote=True`` and
-  prints a warning (there is no authentication);
+- it binds 127.0.0.1 unless told otherwise; another address needs ``allow_remote=True``, prints a
+  warning and always requires a bearer token (one is generated when none is given);
+- with a token (``autotrack ui --token``, ``AUTOTRACK_UI_TOKEN``) every request must carry it: the
+  ``Authorization: Bearer`` header, or the cookie set by opening the printed ``/?token=...`` URL
+  once (``HttpOnly``, ``SameSite=Strict``); compared with ``hmac.compare_digest``;
+- connections time out (``REQUEST_TIMEOUT_S`` of silence), at most ``MAX_CONNECTIONS`` are served
+  at once (more get 503), the listen queue holds ``REQUEST_QUEUE`` connections, and request
+  lines, headers and bodies are bounded;
 - it serves only data from the store and its own static files, by fixed names; no endpoint takes
   a filesystem path; artifacts are fetched by their numeric id and read from the store's
   content-addressed folder (artifacts recorded as references to outside files are not served);
@@ -15,6 +21,7 @@ Security model (the UI shows data that may be private, on a machine that may bro
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import math
@@ -41,6 +48,22 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
         "connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 MAX_BODY = 1 << 20
+#: A connection silent this long (seconds) is closed: stalled clients cannot hold the server.
+REQUEST_TIMEOUT_S = 15.0
+#: Connections served at once; more wait up to ``BUSY_WAIT_S`` for a slot, then get 503.
+MAX_CONNECTIONS = 64
+BUSY_WAIT_S = 2.0
+#: Connections the kernel queues before ``accept`` (the standard library's default is 5).
+REQUEST_QUEUE = 256
+MAX_URL = 8192
+_TOKEN_COOKIE = "autotrack_ui_token"
+
+
+def new_token() -> str:
+    """A random token for the UI (URL-safe, 256 bits)."""
+    import secrets
+
+    return secrets.token_urlsafe(32)
 
 
 def _is_loopback(host: str) -> bool:
@@ -71,9 +94,13 @@ class ApiError(Exception):
 class UIServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = REQUEST_QUEUE
 
-    def __init__(self, host: str, port: int, store: Store, allowed_hosts: set[str] | None = None) -> None:
+    def __init__(self, host: str, port: int, store: Store, allowed_hosts: set[str] | None = None,
+                 token: str | None = None) -> None:
         self.store = store
+        self.token = token or None
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__((host, port), Handler)
         self.host = host
         self.port = self.server_address[1]
@@ -89,6 +116,37 @@ class UIServer(ThreadingHTTPServer):
         shown = "localhost" if _is_loopback(host) else host
         self.url = f"http://{shown}:{self.port}/"
         self.origins = {f"http://{h}" for h in self.allowed_hosts}
+        self.cookie_name = f"{_TOKEN_COOKIE}_{self.port}"
+
+    @property
+    def login_url(self) -> str:
+        """The URL to open: with ``?token=`` when the server has a token."""
+        from urllib.parse import quote
+
+        return f"{self.url}?token={quote(self.token)}" if self.token else self.url
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread per connection, at most ``MAX_CONNECTIONS`` at once."""
+        if not self._slots.acquire(timeout=BUSY_WAIT_S):
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Retry-After: 1\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -96,6 +154,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "autotrack-ui"
     sys_version = ""
+    timeout = REQUEST_TIMEOUT_S  # socket timeout of every read and write on the connection
 
     def version_string(self) -> str:
         return self.server_version
@@ -133,11 +192,44 @@ class Handler(BaseHTTPRequestHandler):
             return False
         return True
 
+    def _check_token(self, url: Any) -> bool:
+        """With a token set: True when the request carries it (header or cookie). Opening
+        ``/?token=...`` sets the cookie and redirects to ``/`` so the token leaves the URL bar."""
+        token = self.server.token
+        if token is None:
+            return True
+        wanted = token.encode()
+        auth = self.headers.get("Authorization") or ""
+        if auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode(), wanted):
+            return True
+        from http.cookies import CookieError, SimpleCookie
+
+        try:
+            cookie = SimpleCookie(self.headers.get("Cookie") or "")
+        except CookieError:
+            cookie = SimpleCookie()
+        morsel = cookie.get(self.server.cookie_name)
+        if morsel is not None and hmac.compare_digest(morsel.value.encode(), wanted):
+            return True
+        given = parse_qs(url.query).get("token", [""])[-1]
+        if url.path in ("/", "/index.html") and given and hmac.compare_digest(given.encode(), wanted):
+            self._send(303, b"", "text/plain; charset=utf-8", {
+                "Location": "/", "Cache-Control": "no-store",
+                "Set-Cookie": f"{self.server.cookie_name}={token}; Path=/; HttpOnly; SameSite=Strict"})
+            return False
+        self._json({"error": "this UI needs its token: open the URL that `autotrack ui` printed "
+                             "(/?token=...) or send 'Authorization: Bearer <token>'"}, 401)
+        return False
+
     def _dispatch(self, method: str) -> None:
         try:
             if not self._check_host():
                 return
+            if len(self.path) > MAX_URL:
+                raise ApiError(414, f"URLs are at most {MAX_URL} characters")
             url = urlsplit(self.path)
+            if not self._check_token(url):
+                return
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             if method == "GET":
                 self._get(url.path, query)
@@ -291,8 +383,8 @@ class Handler(BaseHTTPRequestHandler):
             return {"query_error": str(exc)}
 
     def _artifact(self, raw_id: str) -> None:
-        if not raw_id.isdigit() or len(raw_id) > 18:
-            raise ApiError(404, "no such artifact")
+        if not raw_id.isascii() or not raw_id.isdigit() or len(raw_id) > 18:  # any bad id: 404
+            raise ApiError(404, "no such artifact (artifacts are fetched by their numeric id)")
         row = self.server.store.artifact(int(raw_id))
         if row is None:
             raise ApiError(404, "no such artifact")
@@ -300,7 +392,7 @@ class Handler(BaseHTTPRequestHandler):
         if not stored or not sha or not _SHA.match(sha):
             raise ApiError(404, "this artifact is a reference to a file outside the store; it is not served")
         try:
-            handle = self.server.store.blobs.open(sha)  # never follows a planted symlink
+            handle = self.server.store.blobs.open(sha)  # never follows a planted symlink (O_NOFOLLOW)
         except OSError:
             raise ApiError(404, "the artifact's contents are missing from the store") from None
         filename = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit("/", 1)[-1]) or "artifact"
@@ -314,30 +406,46 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(host: str = "127.0.0.1", port: int = 8765, *, store: Store | str | Path | None = None,
-                allow_remote: bool = False, allowed_hosts: set[str] | None = None) -> UIServer:
-    """Create (not start) the UI server. ``port=0`` picks a free port (see ``server.port``)."""
+                allow_remote: bool = False, allowed_hosts: set[str] | None = None,
+                token: str | None = None) -> UIServer:
+    """Create (not start) the UI server. ``port=0`` picks a free port (see ``server.port``).
+
+    ``token``: require it on every request (default ``AUTOTRACK_UI_TOKEN``; with ``allow_remote``
+    a random one when neither is set; see ``server.token`` and ``server.login_url``).
+    """
     from .._errors import InvalidArgumentError
     from .._query import _store_for
 
+    if token is None:
+        token = os.environ.get("AUTOTRACK_UI_TOKEN") or None
+    if token is not None and (not isinstance(token, str) or len(token) < 8 or not token.isprintable()
+                              or any(c in token for c in " ;,\"\\")):
+        raise InvalidArgumentError("token", "<hidden>", "UI tokens are at least 8 printable characters without "
+                                   "spaces, quotes, commas or semicolons; omit it to have one generated")
     if not _is_loopback(host) and not allow_remote:
         raise InvalidArgumentError(
-            "host", host, "the UI has no authentication; pass allow_remote=True (--allow-remote) to bind another address"
+            "host", host, "other addresses than loopback need allow_remote=True (--allow-remote), which also "
+            "turns on the token"
         )
     if not _is_loopback(host):
-        print(f"WARNING: autotrack ui is listening on {host}:{port} with no authentication: anyone who can reach "
-              "this address can read every run in the store.", file=sys.stderr)
-    return UIServer(host, port, _store_for(store), allowed_hosts)
+        token = token or new_token()
+        print(f"WARNING: autotrack ui is listening on {host}:{port}: anyone who can reach this address and "
+              "holds the token can read every run in the store; the traffic is plain HTTP (not encrypted).",
+              file=sys.stderr)
+    return UIServer(host, port, _store_for(store), allowed_hosts, token)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, *, store: Store | str | Path | None = None,
-          allow_remote: bool = False, open_browser: bool = False, allowed_hosts: set[str] | None = None) -> None:
+          allow_remote: bool = False, open_browser: bool = False, allowed_hosts: set[str] | None = None,
+          token: str | None = None) -> None:
     """Run the UI until interrupted (Ctrl-C)."""
-    server = make_server(host, port, store=store, allow_remote=allow_remote, allowed_hosts=allowed_hosts)
-    print(f"autotrack ui: {server.url}  (store: {server.store.location}; Ctrl-C to stop)")
+    server = make_server(host, port, store=store, allow_remote=allow_remote, allowed_hosts=allowed_hosts,
+                         token=token)
+    print(f"autotrack ui: {server.login_url}  (store: {server.store.location}; Ctrl-C to stop)")
     if open_browser:
         import webbrowser
 
-        threading.Timer(0.5, webbrowser.open, (server.url,)).start()
+        threading.Timer(0.5, webbrowser.open, (server.login_url,)).start()
     try:
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:

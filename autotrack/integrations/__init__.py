@@ -1,2 +1,26 @@
 """Framework integrations. Importing one by its path is the opt-in:
-``from autotrack.integrations.lightning import AutotrackCallback``."""
+``from autotrack.integrations.lightning import AutotrackCallback``.
+
+This package registers the built-in integrations with ``autotrack.autolog()``; importing it
+imports no framework. Third-party integrations register the same way, through the entry-point
+group ``autotrack.integrations`` (see :mod:`autotrack.integrations.base`).
+"""
+
+from autotrack.integrations.base import register_integration
+
+register_integration(
+    "pytorch", modules=("torch",), autolog="autotrack.integrations.torch:autolog",
+    seeds="autotrack.integrations.torch.seeds:install",
+    fingerprint="autotrack.integrations.torch.data:register_fingerprinters",
+    aliases=("torch",),
+)
+register_integration(
+    "lightning", modules=("lightning", "pytorch_lightning"), autolog="autotrack.integrations.lightning:autolog",
+    seeds="autotrack.integrations.lightning.seeds:install",
+)
+# scikit-learn and XGBoost take only these two autolog keywords until they move to the contract.
+register_integration("sklearn", modules=("sklearn",), autolog="autotrack.integrations.sklearn:autolog",
+                     options=("disable", "log_models"))
+register_integration("xgboost", modules=("xgboost",), autolog="autotrack.integrations.xgboost:autolog",
+                     fingerprint="autotrack.integrations._xgboost_data:register_fingerprinters",
+                     options=("disable", "log_models"))

@@ -21,32 +21,57 @@ What lands in the run (rank 0 only when training is distributed):
   importance of every type), ``data`` (one entry per DMatrix, named as in ``evals``, the training
   one ``train`` otherwise: the capture's fingerprint (rows, columns, feature names and types,
   content hash), the non-missing count and its role, ``train`` or ``eval``).
-* artifact ``model.ubj`` (kind ``model``, UBJSON, ``xgboost.Booster(model_file=...)`` reads it).
+* artifact ``model.ubj`` (kind ``model``, UBJSON, ``xgboost.Booster(model_file=...)`` reads it;
+  :func:`load_model` reads it back). The stored copy carries the booster attribute
+  ``autotrack_run_id``; the user's booster is not changed.
+* tag ``autotrack.integration=xgboost``; continued training (``xgb_model=``) of a model this
+  integration produced (in this process, or loaded from a stored ``model.ubj``) gets the tag
+  ``autotrack.continued_from`` (that run's id);
+* every file a ``TrainingCheckPoint`` callback of the same training writes: an artifact of kind
+  ``checkpoint`` (by reference: path, sha256, size), step = its round.
+
+The final round is recorded even when a callback before this one stops training (XGBoost stops
+asking the callbacks that follow): ``after_training`` logs what ``evals_log`` holds beyond the
+rounds recorded.
+
+How the call's arguments reach the callback: ``xgboost.train`` and ``xgboost.cv`` are wrappers
+(``_deprecate_positional_args``) holding the function in a closure cell named ``func``; the
+integration patches that cell (once, when a callback is created or autolog is turned on), so every
+reference to ``xgboost.train`` passes its bound arguments to the callbacks in a context variable.
+No frame is read.
+
+Private XGBoost details used (each guarded by a test in ``integrations/test_xgboost_defects.py``):
+
+* the ``func`` cell of the ``_deprecate_positional_args`` wrapper of ``train``/``cv``;
+* ``TrainingCheckPoint``'s ``_path`` and ``_name`` (where it writes);
+* under ``xgb.cv``, the pack of fold boosters' ``cvfolds`` (``[0].bst``).
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib
+import inspect
 import json
-import sys
+import os
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 import xgboost
-from xgboost.callback import EarlyStopping, TrainingCallback
+from xgboost.callback import EarlyStopping, TrainingCallback, TrainingCheckPoint
 
 import autotrack
-from autotrack._errors import InvalidArgumentError
-from autotrack._patching import guarded, patch, unpatch
-from autotrack._run import Run
+from autotrack import Run
+from autotrack.integrations._wrapped import inner_slot
+from autotrack.integrations.base import InvalidArgumentError, fingerprint, guarded, log_data, patch, patched, unpatch
 
-try:  # the capture's data fingerprints, where that part of autotrack is present
-    from autotrack._capture import fingerprint as _capture_fingerprint
-    from autotrack._capture import log_data as _capture_log_data
-except ImportError:
-    _capture_fingerprint = _capture_log_data = None
+#: the data fingerprints (names kept for the suite, which can switch them off)
+_capture_fingerprint: Any = fingerprint
+_capture_log_data: Any = log_data
 
 if TYPE_CHECKING:
     from typing_extensions import override
@@ -61,7 +86,11 @@ else:
         return fn
 
 
-__all__ = ["AutotrackCallback", "autolog"]
+__all__ = ["AutotrackCallback", "autolog", "load_model"]
+
+INTEGRATION = "xgboost"
+CALLS = "xgboost_calls"  # the patch group passing train/cv arguments to callbacks
+RUN_ATTR = "autotrack_run_id"
 
 EvalsLog = TrainingCallback.EvalsLog
 IMPORTANCE_TYPES = ("weight", "gain", "cover", "total_gain", "total_cover")
@@ -100,6 +129,11 @@ class AutotrackCallback(TrainingCallback):
         self._first_step = 0
         self._step = -1
         self._round_start = 0.0
+        self._history: EvalsLog | None = None  # XGBoost's evals_log: the same dict every round
+        self._rounds_logged = 0
+        self._checkpoints: dict[str, float] = {}
+        self._call: _TrainingCall = _TrainingCall()
+        install_call_capture()
 
     @property
     def run(self) -> Run | None:
@@ -141,10 +175,15 @@ class AutotrackCallback(TrainingCallback):
         self._run = self._open_run()
         self._first_step = booster.num_boosted_rounds() if isinstance(model, xgboost.Booster) else 0
         self._step = self._first_step - 1
+        self._history, self._rounds_logged, self._checkpoints = None, 0, {}
+        self._started_at = time.time() - 1.0  # files older than this training are not its checkpoints
         self._active = True
-        call = _TrainingCall.find()
+        call = self._call = _current_call.get() or _TrainingCall()
         config = json.loads(booster.save_config())
         self._run.log_params({**call.params_to_log(), "xgboost": config})
+        source = _producer(call.xgb_model, booster) if self._first_step else None
+        if source is not None and source != self._run.id:
+            self._run.set_tags({"autotrack.continued_from": source})
         self._run.set_info("config", self._config_section(config, call, model))
         self._log_data(call)
 
@@ -152,7 +191,7 @@ class AutotrackCallback(TrainingCallback):
         given = self._given_run
         self._owns_run = given is None
         if given is None:
-            return autotrack.start_run(parent=self._parent_id)
+            return autotrack.start_run(parent=self._parent_id, tags={"autotrack.integration": INTEGRATION})
         if given.ended:
             raise InvalidArgumentError(
                 "run", given, "this run has ended; pass an open run, or None to let the callback start one"
@@ -164,21 +203,68 @@ class AutotrackCallback(TrainingCallback):
         seconds = time.perf_counter() - self._round_start
         run = self._run
         assert run is not None
+        self._history = evals_log
         step = self._step = run.step = self._first_step + epoch
         now = time.time()
+        self._log_round(evals_log, -1, step, now)
+        run.log_metric("iteration_time", seconds, step, now)
+        self._rounds_logged = max(self._rounds_logged, _rounds(evals_log))
+        self._log_checkpoints()
+
+    def _log_round(self, evals_log: EvalsLog, index: int, step: int, now: float) -> None:
+        run = self._run
+        assert run is not None
         for data, metrics in evals_log.items():
             for metric, history in metrics.items():
-                value = history[-1]
+                value = history[index]
                 if isinstance(value, tuple):  # xgb.cv: (mean, std) over folds
                     run.log_metric(f"{data}/{metric}", value[0], step, now)
                     run.log_metric(f"{data}/{metric}/std", value[1], step, now)
                 else:
                     run.log_metric(f"{data}/{metric}", value, step, now)
-        run.log_metric("iteration_time", seconds, step, now)
+
+    def _log_missed_rounds(self) -> None:
+        """Rounds XGBoost evaluated but did not show this callback (a callback before it stopped
+        training): they are in ``evals_log``, which XGBoost fills before asking any callback."""
+        history = self._history
+        if history is None:
+            return
+        total = _rounds(history)
+        now = time.time()
+        for index in range(self._rounds_logged, total):
+            self._step = self._first_step + index
+            self._log_round(history, index, self._step, now)
+        self._rounds_logged = total
+
+    def _log_checkpoints(self) -> None:
+        """Files written by the training's ``TrainingCheckPoint`` callbacks, as artifacts of kind
+        ``checkpoint`` (by reference), step = the round in the file name."""
+        run = self._run
+        assert run is not None
+        for cb in self._call.callbacks:
+            if not isinstance(cb, TrainingCheckPoint):
+                continue
+            folder, prefix = Path(cb._path), f"{cb._name}_"
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                stem = path.stem
+                if not (path.is_file() and stem.startswith(prefix) and stem[len(prefix):].isdigit()):
+                    continue
+                mtime = path.stat().st_mtime
+                key = str(path.resolve())
+                if self._checkpoints.get(key) == mtime or mtime < self._started_at:
+                    continue
+                self._checkpoints[key] = mtime
+                run.log_artifact(path, f"checkpoints/{path.name}", "checkpoint", step=int(stem[len(prefix):]),
+                                 metadata={"format": path.suffix.lstrip("."), "writer": "xgboost.TrainingCheckPoint"},
+                                 copy=False)
 
     @guarded("xgboost callback after_training")
     def _finish(self, model: Model) -> None:
         try:
+            self._log_missed_rounds()
+            self._log_checkpoints()
             self._log_outcome(model)
         finally:
             self._active = False
@@ -201,7 +287,8 @@ class AutotrackCallback(TrainingCallback):
         if self.log_model:
             metadata = {"format": "ubj", "xgboost_version": xgboost.__version__,
                         "num_boosted_rounds": model.num_boosted_rounds(), **best}
-            run.log_bytes(bytes(model.save_raw("ubj")), MODEL_NAME, "model", step=max(self._step, 0), metadata=metadata)
+            run.log_bytes(_stored_bytes(model, run.id), MODEL_NAME, "model", step=max(self._step, 0), metadata=metadata)
+        _produced[model] = run.id
 
     def _abort(self, error: BaseException) -> None:
         """Training raised (called by autolog): end the run this callback started as failed/killed."""
@@ -249,7 +336,8 @@ class AutotrackCallback(TrainingCallback):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         given = state["_given_run"]
-        state.update(_given_run=None, _run=None, _owns_run=False, _active=False,
+        state.update(_given_run=None, _run=None, _owns_run=False, _active=False, _call=_TrainingCall(), _history=None,
+                     _checkpoints={},
                      _parent_id=given.id if given is not None else self._parent_id)
         return state
 
@@ -259,12 +347,8 @@ class AutotrackCallback(TrainingCallback):
 
 @dataclass
 class _TrainingCall:
-    """The arguments of the ``xgboost.train``/``xgboost.cv`` call being run.
-
-    XGBoost hands a callback only the model; the rest (num_boost_round, the DMatrix objects, early
-    stopping) is read from the frame of that call, found up the stack. Absent (all empty) when the
-    callback is driven some other way.
-    """
+    """The arguments of the ``xgboost.train``/``xgboost.cv`` call being run, as the patched call
+    bound them (all empty when the callback is driven some other way)."""
 
     function: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
@@ -272,24 +356,24 @@ class _TrainingCall:
     dtrain: xgboost.DMatrix | None = None
     evals: list[tuple[xgboost.DMatrix, str]] = field(default_factory=list)
     early_stopping: EarlyStopping | None = None
+    callbacks: list[Any] = field(default_factory=list)
+    xgb_model: Any = None
 
     @classmethod
-    def find(cls) -> _TrainingCall:
-        frame = sys._getframe(1)
-        while frame is not None:
-            if frame.f_code.co_name in ("train", "cv") and frame.f_globals.get("__name__") == "xgboost.training":
-                return cls.from_locals(frame.f_code.co_name, frame.f_locals)
-            frame = frame.f_back  # type: ignore[assignment]
-        return cls()
-
-    @classmethod
-    def from_locals(cls, function: str, local: Mapping[str, Any]) -> _TrainingCall:
+    def bind(cls, function: str, original: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _TrainingCall:
+        bound = _signature(original).bind(*args, **kwargs)
+        bound.apply_defaults()
+        local = bound.arguments
         params = _params_dict(local.get("params") or {})
         if function == "cv" and local.get("metrics"):  # cv moves eval_metric out of params
             params.setdefault("eval_metric", list(local["metrics"]))
-        stoppers = [cb for cb in local.get("callbacks") or () if isinstance(cb, EarlyStopping)]
+        callbacks = list(local.get("callbacks") or ())
+        stoppers = [cb for cb in callbacks if isinstance(cb, EarlyStopping)]
+        stopper = stoppers[0] if stoppers else None
+        if stopper is None and local.get("early_stopping_rounds"):
+            stopper = EarlyStopping(rounds=local["early_stopping_rounds"], maximize=bool(local.get("maximize")))
         return cls(function, params, local.get("num_boost_round"), local.get("dtrain"),
-                   list(local.get("evals") or ()), stoppers[0] if stoppers else None)
+                   list(local.get("evals") or ()), stopper, callbacks, local.get("xgb_model"))
 
     def data(self) -> dict[str, tuple[xgboost.DMatrix, str]]:
         """name -> (DMatrix, role): each eval set by its name, the training DMatrix as ``train`` (or
@@ -308,6 +392,82 @@ class _TrainingCall:
         if self.early_stopping is not None:
             out["early_stopping_rounds"] = self.early_stopping.rounds
         return out
+
+
+_signatures: dict[int, inspect.Signature] = {}
+
+
+def _signature(fn: Any) -> inspect.Signature:
+    sig = _signatures.get(id(fn))
+    if sig is None:
+        sig = _signatures[id(fn)] = inspect.signature(fn)
+    return sig
+
+
+_current_call: contextvars.ContextVar[_TrainingCall | None] = contextvars.ContextVar("autotrack_xgboost_call",
+                                                                                     default=None)
+
+
+def _capturing(function: str, inner: Any) -> Any:
+    def replacement(original: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            call = _TrainingCall.bind(function, inner, args, kwargs)
+        except TypeError:  # arguments xgboost itself will reject: let it say so
+            return original(*args, **kwargs)
+        token = _current_call.set(call)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            _current_call.reset(token)
+
+    replacement.__name__ = f"autotrack_xgboost_{function}_arguments"
+    return replacement
+
+
+def install_call_capture() -> None:
+    """Patch (once) the ``func`` cell of ``xgboost.train`` and ``xgboost.cv``: their bound
+    arguments reach the callbacks of that call. Without the cell (a release that changed the
+    wrapper) callbacks record without them (the guard test says so)."""
+    if patched(CALLS):
+        return
+    for name in ("train", "cv"):
+        slot = inner_slot(getattr(xgboost.training, name))
+        if slot is not None:
+            patch(CALLS, slot, "func", _capturing(name, slot.func))
+
+
+def _rounds(evals_log: EvalsLog) -> int:
+    return max((len(history) for metrics in evals_log.values() for history in metrics.values()), default=0)
+
+
+#: boosters this integration recorded in this process -> the run that produced them
+_produced: weakref.WeakKeyDictionary[xgboost.Booster, str] = weakref.WeakKeyDictionary()
+
+
+def _producer(xgb_model: Any, booster: xgboost.Booster) -> str | None:
+    """The run that produced the model training continues from: a booster recorded in this
+    process, or a stored ``model.ubj`` (its ``autotrack_run_id`` attribute, which the booster
+    XGBoost built from it keeps)."""
+    if isinstance(xgb_model, xgboost.Booster) and xgb_model in _produced:
+        return _produced[xgb_model]
+    return booster.attr(RUN_ATTR)
+
+
+def _stored_bytes(model: xgboost.Booster, run_id: str) -> bytes:
+    """The booster as UBJSON, with the attribute naming the run (on a copy: the user's booster is
+    left as it is)."""
+    copy = xgboost.Booster(model_file=bytearray(model.save_raw("ubj")))
+    copy.set_attr(**{RUN_ATTR: run_id})
+    return bytes(copy.save_raw("ubj"))
+
+
+def load_model(run_id: str) -> xgboost.Booster:
+    """The booster a run stored (its newest ``model`` artifact), read from its bytes."""
+    record = autotrack.get_run(run_id)
+    models = [a for a in record.artifacts if a.kind == "model" and not a.deleted]
+    if not models:
+        raise InvalidArgumentError("run_id", run_id, "this run stored no model; train with AutotrackCallback(log_model=True)")
+    return xgboost.Booster(model_file=bytearray(record.read_artifact(models[-1].name)))  # verified, any store
 
 
 def _params_dict(params: Any) -> dict[str, Any]:
@@ -379,22 +539,24 @@ _TARGETS = (("xgboost", "train"), ("xgboost.training", "train"), ("xgboost.sklea
             ("xgboost", "cv"), ("xgboost.training", "cv"))
 
 
-def autolog(disable: bool = False, log_models: bool = True) -> None:
+def autolog(*, disable: bool = False, log_models: bool = True, **_other_integrations_options: Any) -> None:
     """Add an :class:`AutotrackCallback` to every ``xgboost.train`` and ``xgboost.cv`` call that has
-    none (the scikit-learn API goes through ``xgboost.train``). ``disable=True`` undoes it."""
+    none (the scikit-learn API goes through ``xgboost.train``). ``disable=True`` undoes it.
+    Options of other integrations (``log_every_n_steps``, ...) are accepted and ignored."""
     if not isinstance(disable, bool):
         raise InvalidArgumentError("disable", disable, "pass True or False")
     if not isinstance(log_models, bool):
         raise InvalidArgumentError("log_models", log_models, "pass True or False")
-    unpatch("xgboost")
+    unpatch(INTEGRATION)
     if disable:
         return
+    install_call_capture()
 
     def with_callback(original: Any, *args: Any, **kwargs: Any) -> Any:
         return _call_with_callback(original, log_models, args, kwargs)
 
     for module, name in _TARGETS:
-        patch("xgboost", importlib.import_module(module), name, with_callback)
+        patch(INTEGRATION, importlib.import_module(module), name, with_callback)
 
 
 def _call_with_callback(original: Any, log_models: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -1,8 +1,12 @@
 """Whether the process that owns a ``running`` run still lives, and so what status a reader sees.
 
-On the owner's host the pid is checked directly (with its start time, against pid reuse); for an
-owner on another host only the heartbeat can tell: a run whose heartbeat is older than
-``STALE_AFTER_S`` reads ``crashed``.
+Each run stores its owner's identity (``autotrack._liveness``: host, pid, start time in clock ticks
+since boot, boot id, pid namespace). An owner this reader can see (same host, boot and pid
+namespace) is judged by ``/proc`` alone, so a wall-clock step never makes a live run read
+``crashed``; any other owner (another host, a container) by its heartbeat: older than
+``STALE_AFTER_S`` reads ``crashed``. When neither can tell, the owner may be alive: a reader sees
+``running`` and a second writer gets ``RunLockedError``. Runs written before identities were
+stored fall back to the pid and its start time.
 """
 
 from __future__ import annotations
@@ -37,7 +41,11 @@ def this_owner() -> Owner:
     global _this_owner
     pid = os.getpid()
     if _this_owner is None or _this_owner[0] != pid:
-        _this_owner = (pid, Owner(pid, HOST, process_start_time()))
+        import json
+
+        from .._liveness import owner_identity
+
+        _this_owner = (pid, Owner(pid, HOST, process_start_time(), json.dumps(owner_identity(pid))))
     return _this_owner[1]
 
 
@@ -62,6 +70,18 @@ def owner_alive(pid: int | None, host: str | None, proc_start: float | None, hea
 
 
 def row_alive(row: RunRow) -> bool:
+    if row.identity:
+        import json
+
+        from .._liveness import owner_alive as identity_alive
+
+        try:
+            identity = json.loads(row.identity)
+        except ValueError:
+            identity = None
+        if isinstance(identity, dict):
+            alive = identity_alive(identity, row.heartbeat, time.time(), stale_after=STALE_AFTER_S)
+            return True if alive is None else alive
     return owner_alive(row.pid, row.host, row.proc_start, row.heartbeat)
 
 

@@ -28,6 +28,12 @@ class Dialect:
     def crashed_in(self, ids_placeholder: str) -> str:
         return f"r.id IN (SELECT value FROM json_each({ids_placeholder}))"
 
+    def id_list(self, ids: list[str]) -> Any:
+        """How a list of run ids is bound for :meth:`crashed_in` (SQLite: JSON text)."""
+        import json
+
+        return json.dumps(ids)
+
     def param_value(self, key_ph: str) -> str:
         return f"(SELECT p.value FROM params p WHERE p.run_id = r.id AND p.key = {key_ph})"
 
@@ -86,9 +92,7 @@ class Compiler:
     def status_expr(self) -> str:
         if not self.crashed:
             return "r.status"
-        import json
-
-        return f"(CASE WHEN {self.d.crashed_in(self.bind(json.dumps(self.crashed)))} THEN 'crashed' ELSE r.status END)"
+        return f"(CASE WHEN {self.d.crashed_in(self.bind(self.d.id_list(self.crashed)))} THEN 'crashed' ELSE r.status END)"
 
     def column(self, name: str) -> tuple[Any, str]:
         """``(make, kind)``: ``make()`` writes the column's SQL expression, binding its key anew each

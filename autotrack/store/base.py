@@ -177,6 +177,16 @@ class Backend(abc.ABC):
         """``(steps, values, times)`` of one key in logged order, or None when the run has no such key.
         Raises ``StoreError`` naming the run, key and step range when a stored chunk is damaged."""
 
+    def metric_since(self, run_id: str, key: str, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The points of one key from the ``start``-th on (0-based, in logged order): what a copy
+        holding the first ``start`` of them lacks (``autotrack sync``). A backend may skip whole
+        chunks; this default reads the key and slices."""
+        arrays = self.metric(run_id, key)
+        if arrays is None:
+            return None
+        steps, values, times = arrays
+        return steps[start:], values[start:], times[start:]
+
     @abc.abstractmethod
     def last_steps(self, run_id: str) -> dict[str, int]: ...
 

@@ -1,227 +1,41 @@
-"""Lightning: ``Trainer(callbacks=[AutotrackCallback()])`` and ``Trainer(logger=AutotrackLogger())``.
-
-Works with ``import lightning`` and ``import pytorch_lightning`` (both, when both are installed: the
-classes derive from each installed package's base class). The callback and the logger may be used
-together; they then write one run.
-
-Under DDP only global rank 0 records: one run, whose losses and gradient norms are rank 0's.
-"""
+"""``Trainer(callbacks=[AutotrackCallback()])``: a Lightning training recorded into an autotrack run."""
 
 from __future__ import annotations
 
 import os
-import sys
-from argparse import Namespace
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from autotrack._patching import guarded, report_failure
-from autotrack.integrations.torch import (
-    CheckpointRecorder,
-    GradNormTracker,
-    LossTracker,
-    ScalarBuffer,
-    lr_keys,
-    model_info,
-    optimizer_info,
+from autotrack import Run
+from autotrack.integrations.base import (
+    InvalidArgumentError,
+    RunRef,
+    attach_run,
+    guarded,
+    log_data,
+    recording,
+    report_failure,
+    start_system_sampler,
+    suspended,
 )
+from autotrack.integrations.lightning import checkpoints
+from autotrack.integrations.lightning._packages import CALLBACK_BASES, EARLY_STOPPING, MODEL_CHECKPOINT
+from autotrack.integrations.lightning.logger import AutotrackLogger
+from autotrack.integrations.lightning.session import ASIDE, INTEGRATION, Session, plain_hparams
+from autotrack.integrations.torch import GradNormTracker, LossTracker, lr_keys, model_info, optimizer_info
 
 try:
     from typing import override  # type: ignore[attr-defined]
 except ImportError:  # Python < 3.12
     from typing_extensions import override
 
-_packages: list[Any] = []
-try:
-    import lightning.pytorch as _lightning
-
-    _packages.append(_lightning)
-except ImportError:
-    pass
-try:
-    import pytorch_lightning as _pytorch_lightning
-
-    _packages.append(_pytorch_lightning)
-except ImportError:
-    pass
-if not _packages:
-    from autotrack._errors import MissingDependencyError
-
-    raise MissingDependencyError("lightning", "lightning", "the Lightning callback")
-
-if TYPE_CHECKING:
-    from autotrack import Run
-
-_CALLBACK_BASES = tuple(p.Callback for p in _packages)
-_LOGGER_BASES = tuple(p.loggers.Logger for p in _packages)
-_MODEL_CHECKPOINT = tuple(p.callbacks.ModelCheckpoint for p in _packages)
-_EARLY_STOPPING = tuple(p.callbacks.EarlyStopping for p in _packages)
-
-__all__ = ["AutotrackCallback", "AutotrackLogger"]
+#: One label for every hook: a fault is one warning per fit, not one per hook.
+HOOKS = "lightning callback"
 
 
-def _rank_zero() -> bool:
-    """True unless a Lightning strategy has marked this process as a non-zero global rank."""
-    for mod in ("lightning.fabric.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
-        m = sys.modules.get(mod)
-        if m is not None and getattr(m.rank_zero_only, "rank", 0) != 0:
-            return False
-    return True
-
-
-def _plain_hparams(params: Any) -> dict[str, Any]:
-    if isinstance(params, Namespace):
-        params = vars(params)
-    return dict(params) if isinstance(params, Mapping) else {}
-
-
-class _Session:
-    """What the callback and the logger of one training share: the run and its recorders."""
-
-    def __init__(self, run: Run | None, name: str | None, experiment: str | None,
-                 tags: Mapping[str, Any] | None, copy_checkpoints: bool = False) -> None:
-        self.run = run
-        self.created = False
-        self._attached_ref: tuple[str, str, str, str, str | None] | None = None
-        self.kwargs = {"name": name, "experiment": experiment, "tags": dict(tags) if tags else None}
-        self.copy_checkpoints = copy_checkpoints
-        self._buffer: ScalarBuffer | None = None
-        self._checkpoints: CheckpointRecorder | None = None
-        self.flushers: list[Any] = []
-        self.seen_checkpoints: dict[str, tuple[int, int]] = {}
-        self.best: dict[int, str] = {}
-        self.save_epochs: dict[int, int] = {}
-        self.last_epoch: int | None = None
-
-    # pickling (ddp_spawn sends the trainer, with its callbacks and loggers, to new processes)
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        ref = self.ref()
-        state.pop("run")
-        if ref is not None:
-            state["_attached_ref"] = ref
-        state.update(run=None, created=False, _buffer=None, _checkpoints=None, flushers=[])
-        return state
-
-    def ref(self) -> tuple[str, str, str, str, str | None] | None:
-        """What another process needs to write into this run (DDP ranks, spawned processes)."""
-        run = self.run
-        if run is None or run.ended:
-            return None
-        return (run.id, str(run.store.root), run.name, run.experiment, run.parent_id)
-
-    def ensure_run(self) -> Run:
-        if self.run is None or (self.created and self.run.ended):
-            if self._attached_ref is not None:
-                self.run = self._attach(self._attached_ref)
-                self.created = False
-            else:
-                import autotrack
-
-                self.run = autotrack.start_run(**self.kwargs)
-                self.created = True
-            self._buffer = None
-            self._checkpoints = None
-            self.flushers = []
-        return self.run
-
-    @staticmethod
-    def _attach(ref: tuple[str, str, str, str, str | None]) -> Run:
-        """In a spawned process: write to the run the parent process owns (it stays its owner)."""
-        from autotrack._run import Run, _stores
-        from autotrack._store import Store
-
-        run_id, root, name, experiment, parent = ref
-        store = _stores.get(root) or Store(root)
-        return Run(store, run_id, name, experiment, parent)
-
-    @property
-    def buffer(self) -> ScalarBuffer:
-        if self._buffer is None:
-            run = self.ensure_run()
-            self._buffer = ScalarBuffer(run)
-            self.flushers.append(self._buffer.flush)
-            run.add_end_hook(lambda _run, _status: self.flush())
-        return self._buffer
-
-    def flush(self) -> None:
-        """Hand everything batched (losses, norms, metrics) to the run."""
-        for flush in self.flushers:
-            flush()
-
-    @property
-    def checkpoints(self) -> CheckpointRecorder:
-        if self._checkpoints is None:
-            self._checkpoints = CheckpointRecorder(self.ensure_run(), copy=self.copy_checkpoints)
-        return self._checkpoints
-
-    def scan_checkpoints(self, cb: Any, epoch: int | None, fallback_step: int | None) -> None:
-        """Record new or rewritten files of a ModelCheckpoint, mark the ones it deleted, flag the best."""
-        recorder = self.checkpoints
-        saved = getattr(cb, "_last_checkpoint_saved", "") or ""
-        candidates = dict.fromkeys([*cb.best_k_models, cb.best_model_path, cb.last_model_path, saved])
-        step = getattr(cb, "_last_global_step_saved", None)
-        if not isinstance(step, int) or step < 0:
-            step = fallback_step
-        if step is not None and step in self.save_epochs:
-            epoch = self.save_epochs[step]
-        for path in candidates:
-            if not path:
-                continue
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            sig = (st.st_mtime_ns, st.st_size)
-            before = self.seen_checkpoints.get(path)
-            if before == sig:
-                continue
-            if before is not None:  # the same file written again (last.ckpt): the old record is gone
-                recorder.update(os.path.basename(path), {"overwritten": True})
-                recorder.mark_deleted(os.path.basename(path))
-            self.seen_checkpoints[path] = sig
-            score = cb.best_k_models.get(path)
-            if score is None and path == saved:
-                score = cb.current_score
-            metadata = {
-                "path": os.path.abspath(path),
-                "epoch": epoch,
-                "global_step": step,
-                "monitor": cb.monitor,
-                "score": None if score is None else float(score),
-                "best": path == cb.best_model_path,
-                "last": path == cb.last_model_path,
-            }
-            recorder.record(path, os.path.basename(path), step=step, metadata=metadata)
-        for path in list(self.seen_checkpoints):
-            if path not in candidates and not os.path.exists(path):
-                del self.seen_checkpoints[path]
-                recorder.mark_deleted(os.path.basename(path))
-        previous = self.best.get(id(cb))
-        if cb.best_model_path and previous != cb.best_model_path:
-            if previous:
-                recorder.update(os.path.basename(previous), {"best": False})
-            self.best[id(cb)] = cb.best_model_path
-
-    def end(self, status: str, error: BaseException | None = None) -> None:
-        run = self.run
-        if run is None or run.ended:
-            return
-        self.flush()
-        if self.created:
-            run.end(status, error=error)  # type: ignore[arg-type]
-        else:
-            if self._checkpoints is not None:
-                self._checkpoints.close()
-            run.flush()
-
-
-# -- the callback --------------------------------------------------------------------------------
-
-
-class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
+class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
     """Records a Lightning training into an autotrack run.
 
     Args:
@@ -275,22 +89,19 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         copy_checkpoints: bool = False,
         log_model: bool = False,
     ) -> None:
-        from autotrack import Run
-        from autotrack._errors import InvalidArgumentError
-
         if run is not None and not isinstance(run, Run):
             raise InvalidArgumentError("run", run, "pass a Run from autotrack.start_run(), or None to start one")
         if not isinstance(per_layer_every, int) or per_layer_every < 0:
             raise InvalidArgumentError("per_layer_every", per_layer_every, "pass a whole number >= 0 (0 turns it off)")
         if per_layer not in ("parameter", "module"):
             raise InvalidArgumentError("per_layer", per_layer, "choose 'parameter' or 'module'")
-        self._session = _Session(run, name, experiment, tags, copy_checkpoints)
+        self._session = Session(run, name, experiment, tags, copy_checkpoints)
         self.log_grad_norm = log_grad_norm
         self.per_layer_every = per_layer_every
         self.per_layer = per_layer
         self._on = False
         self._rank_sampler: tuple[Any, Run] | None = None
-        self._framework_ctx: Any = None
+        self._recording: recording | None = None
         self.log_model = log_model
         self._reset()
 
@@ -303,11 +114,13 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         self._step_checkpointing = False
         self._ckpt_signatures: dict[int, tuple[Any, ...]] = {}
         self._wrapped_connector: Any = None
+        self._wrapped_module: Any = None
+        self._keys_seen = 0
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.update(_per_optimizer={}, _loss=None, _scaler=None, _ckpt_callbacks=[],
-                     _wrapped_connector=None, _on=False, _rank_sampler=None, _framework_ctx=None)
+                     _wrapped_connector=None, _wrapped_module=None, _on=False, _rank_sampler=None, _recording=None)
         return state
 
     @property
@@ -318,7 +131,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     # -- hooks (thin; each hands off to one method) ---------------------------------------
 
     @override
-    @guarded("lightning callback setup")
+    @guarded(HOOKS)
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         self._enter_framework_recording()
         try:
@@ -328,19 +141,19 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
                 self._share_run_with_ranks(trainer)
 
     @override
-    @guarded("lightning callback on_fit_start")
+    @guarded(HOOKS)
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         if self._on:
             self._record_model_and_optimizers(trainer, pl_module)
 
     @override
-    @guarded("lightning callback on_train_start")
+    @guarded(HOOKS)
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         if self._on:
             self._record_data(trainer)
 
     @override
-    @guarded("lightning callback on_train_epoch_start")
+    @guarded(HOOKS)
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         if self._on:
             self._session.ensure_run().log_metric("epoch", trainer.current_epoch, step=trainer.global_step)
@@ -348,55 +161,55 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
                 self._poll_checkpoints(trainer)
 
     @override
-    @guarded("lightning callback on_before_backward")
+    @guarded(HOOKS)
     def on_before_backward(self, trainer: Any, pl_module: Any, loss: torch.Tensor) -> None:
         if self._on and self._loss is not None:
             self._add_loss(loss)
 
     @override
-    @guarded("lightning callback on_before_optimizer_step")
+    @guarded(HOOKS)
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         if self._on:
             self._record_step(trainer, pl_module, optimizer)
 
     @override
-    @guarded("lightning callback on_train_batch_end")
+    @guarded(HOOKS)
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._step_checkpointing:
             self._poll_checkpoints(trainer)
 
     @override
-    @guarded("lightning callback on_save_checkpoint")
+    @guarded(HOOKS)
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         if self._on:
             self._session.save_epochs[trainer.global_step] = trainer.current_epoch
 
     @override
-    @guarded("lightning callback on_train_epoch_end")
+    @guarded(HOOKS)
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         if self._ckpt_callbacks:
             self._poll_checkpoints(trainer)
 
     @override
-    @guarded("lightning callback on_validation_start")
+    @guarded(HOOKS)
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
         if self._ckpt_callbacks:
             self._poll_checkpoints(trainer)
 
     @override
-    @guarded("lightning callback on_validation_end")
+    @guarded(HOOKS)
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if self._ckpt_callbacks:
             self._poll_checkpoints(trainer)
 
     @override
-    @guarded("lightning callback on_fit_end")
+    @guarded(HOOKS)
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         if self._on:
             self._finish_fit(trainer)
 
     @override
-    @guarded("lightning callback teardown")
+    @guarded(HOOKS)
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         self._exit_framework_recording()
         self._stop_rank_sampler()
@@ -404,7 +217,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
             self._stop("finished", None)
 
     @override
-    @guarded("lightning callback on_exception")
+    @guarded(HOOKS)
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         self._exit_framework_recording()
         self._stop_rank_sampler()
@@ -415,9 +228,11 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     # -- what the hooks do ----------------------------------------------------------------
 
     def _start(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        """Start (or adopt) the run on global rank 0. Until it has succeeded every other hook is a
+        no-op, so one fault here is one warning, not one per hook."""
         self._reset()
-        self._on = bool(trainer.is_global_zero)
-        if not self._on:
+        self._on = False
+        if not trainer.is_global_zero:
             return
         for logger in trainer.loggers:
             if isinstance(logger, AutotrackLogger):
@@ -432,34 +247,55 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         config = _trainer_config(trainer)
         run.set_info("config", {"trainer": config, "stage": stage})
         run.log_params({f"trainer.{k}": v for k, v in config.items()})
-        hparams = _plain_hparams(getattr(pl_module, "hparams", {}))
+        hparams = plain_hparams(getattr(pl_module, "hparams", {}))
         datamodule = getattr(trainer, "datamodule", None)
         if datamodule is not None:
-            hparams.update(_plain_hparams(getattr(datamodule, "hparams", {})))
+            hparams.update(plain_hparams(getattr(datamodule, "hparams", {})))
         if hparams:
             run.log_params(hparams)
-        self._ckpt_callbacks = [cb for cb in trainer.callbacks if isinstance(cb, _MODEL_CHECKPOINT)]
+        self._ckpt_callbacks = [cb for cb in trainer.callbacks if isinstance(cb, MODEL_CHECKPOINT)]
         # only checkpoints saved between training batches need a look after every batch
-        self._step_checkpointing = any(getattr(cb, "_every_n_train_steps", 0) or getattr(cb, "_train_time_interval", None)
-                                       for cb in self._ckpt_callbacks)
+        self._step_checkpointing = any(checkpoints.saves_between_batches(cb) for cb in self._ckpt_callbacks)
+        self._watch_user_keys(pl_module)
+        self._on = True
 
     def _enter_framework_recording(self) -> None:
-        """While this callback records, the plain-PyTorch autolog's global optimizer hooks stay out
-        (on every rank), so a training is never recorded twice."""
-        if self._framework_ctx is not None:
-            return
-        try:
-            from autotrack.integrations._torch_autolog import framework_recording  # type: ignore[import-not-found]
-        except ImportError:
-            return
-        ctx = framework_recording()
-        ctx.__enter__()
-        self._framework_ctx = ctx
+        """While this callback records, other integrations' hooks (the plain-PyTorch autolog's
+        optimizer hooks, its ``torch.save`` patch) stay out, on every rank: a training is never
+        recorded twice. Context-local: a fit in another thread is not affected."""
+        if self._recording is None:
+            self._recording = recording(INTEGRATION)
+            self._recording.enter()
 
     def _exit_framework_recording(self) -> None:
-        ctx, self._framework_ctx = self._framework_ctx, None
+        ctx, self._recording = self._recording, None
         if ctx is not None:
-            ctx.__exit__(None, None, None)
+            ctx.exit()
+
+    def _watch_user_keys(self, pl_module: Any) -> None:
+        """See the keys the user logs with ``self.log`` (``log_dict`` calls it too) as they are
+        logged, before autotrack's own values of the step are written: a key autotrack writes as
+        well moves autotrack's own series aside (``Session.claim``). Undone at teardown."""
+        original = getattr(pl_module, "log", None)
+        if original is None or getattr(original, "__autotrack__", False):
+            return
+        session = self._session
+
+        def log(name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                session.claim(name)
+            except Exception as exc:  # noqa: BLE001 - the user's call must go on
+                report_failure("lightning: watching the keys logged with self.log", exc)
+            return original(name, value, *args, **kwargs)
+
+        log.__autotrack__ = True  # type: ignore[attr-defined]
+        pl_module.__dict__["log"] = log
+        self._wrapped_module = pl_module
+
+    def _unwatch_user_keys(self) -> None:
+        module, self._wrapped_module = self._wrapped_module, None
+        if module is not None and getattr(module.__dict__.get("log"), "__autotrack__", False):
+            del module.__dict__["log"]
 
     def _share_run_with_ranks(self, trainer: Any) -> None:
         """DDP: rank 0 sends its run to the other ranks, which record their system metrics into it
@@ -473,19 +309,11 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         if not trainer.is_global_zero and ref is not None:
             self._start_rank_sampler(trainer, ref)
 
-    def _start_rank_sampler(self, trainer: Any, ref: tuple[str, str, str, str, str | None]) -> None:
-        try:
-            from autotrack._capture import settings  # type: ignore[attr-defined]
-            from autotrack._capture.system import SystemSampler  # type: ignore[import-not-found]
-        except ImportError:
-            return
-        config = settings()
-        if not config.enabled or not config.system_metrics:
-            return
-        run = _Session._attach(ref)
-        sampler = SystemSampler(_RankRun(run, trainer), config.system_metrics)  # type: ignore[arg-type]
-        sampler.start()
-        self._rank_sampler = (sampler, run)
+    def _start_rank_sampler(self, trainer: Any, ref: RunRef) -> None:
+        run = attach_run(ref)
+        sampler = start_system_sampler(_RankRun(run, trainer))
+        if sampler is not None:
+            self._rank_sampler = (sampler, run)
 
     def _stop_rank_sampler(self) -> None:
         pair, self._rank_sampler = self._rank_sampler, None
@@ -522,12 +350,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
             self._per_optimizer[id(opt)] = (tracker, keys[i])
 
     def _record_data(self, trainer: Any) -> None:
-        """Fingerprints of the train/val datasets that have a length, when the capture module
-        (``autotrack._capture.log_data``) is available."""
-        try:
-            from autotrack._capture import log_data  # type: ignore[attr-defined]
-        except ImportError:
-            return
+        """Fingerprints of the train/val datasets that have a length."""
         run = self._session.ensure_run()
         for name, loaders in (("train", trainer.train_dataloader),
                               ("validation", getattr(trainer, "val_dataloaders", None))):
@@ -538,11 +361,11 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
                 dataset = getattr(loader, "dataset", None)
                 if dataset is None or not hasattr(dataset, "__len__"):
                     continue
-                _call_log_data(log_data, run, name if len(loader_list) == 1 else f"{name}{j}", dataset)
+                log_data(run, name if len(loader_list) == 1 else f"{name}{j}", dataset)
 
     def _add_loss(self, loss: torch.Tensor) -> None:
         if self._scaler is not None:  # AMP: Lightning hands hooks the scaled loss
-            scale = getattr(self._scaler, "_scale", None)  # a device tensor: dividing costs no sync
+            scale = getattr(self._scaler, "_scale", None)  # private, a device tensor: no sync (PRIVATE_ATTRIBUTES)
             if scale is not None:
                 loss = loss.detach() / scale
         self._loss.add(loss, self._loss_scale)  # type: ignore[union-attr]
@@ -551,6 +374,8 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         step = trainer.global_step
         run = self._session.run
         run.step = step  # type: ignore[union-attr]
+        if len(self._session.user_keys) != self._keys_seen:
+            self._move_own_keys_aside()
         if self._loss is not None:
             self._loss.step(step)
         entry = self._per_optimizer.get(id(optimizer))
@@ -564,19 +389,32 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
             lr = group["lr"]
             log(key, lr if type(lr) is float else float(lr), step)
 
+    def _move_own_keys_aside(self) -> None:
+        """The user logs keys autotrack writes too: autotrack's own series move to ``autotrack/...``."""
+        session = self._session
+        self._keys_seen = len(session.user_keys)
+        if self._loss is not None:
+            self._loss.key = session.key("train/loss")
+        for opt_id, (tracker, keys) in list(self._per_optimizer.items()):
+            if tracker is not None:
+                tracker.key = session.key(tracker.key)
+                aside = session.key("grad_norm/x") != "grad_norm/x"
+                tracker.layer_prefix = ASIDE + "grad_norm/" if aside else "grad_norm/"
+                tracker._names.clear()
+            self._per_optimizer[opt_id] = (tracker, [session.key(k) for k in keys])
+
     def _poll_checkpoints(self, trainer: Any) -> None:
         signatures = self._ckpt_signatures
         for cb in self._ckpt_callbacks:
-            sig = (getattr(cb, "_last_global_step_saved", None), cb.best_model_path, cb.last_model_path,
-                   len(cb.best_k_models), id(cb.current_score))
+            sig = checkpoints.signature(cb)
             if signatures.get(id(cb)) != sig:
                 signatures[id(cb)] = sig
-                self._session.scan_checkpoints(cb, trainer.current_epoch, trainer.global_step)
+                checkpoints.scan(self._session, cb, trainer.current_epoch, trainer.global_step)
 
     def _finish_fit(self, trainer: Any) -> None:
         self._poll_checkpoints(trainer)
         run = self._session.ensure_run()
-        stoppers = [cb for cb in trainer.callbacks if isinstance(cb, _EARLY_STOPPING)]
+        stoppers = [cb for cb in trainer.callbacks if isinstance(cb, EARLY_STOPPING)]
         if stoppers or self._ckpt_callbacks:
             config = {"trainer": _trainer_config(trainer), "stage": "fit"}
             if stoppers:
@@ -596,8 +434,6 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     def _log_final_weights(self, trainer: Any, run: Run) -> None:
         import tempfile
 
-        from autotrack._patching import suspended
-
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.pt")
             with suspended():  # not a checkpoint for the plain-PyTorch autolog's torch.save patch
@@ -607,6 +443,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
 
     def _stop(self, status: str, error: BaseException | None) -> None:
         self._unwrap_logged_metrics()
+        self._unwatch_user_keys()
         self._on = False
         self._session.end(status, error)
 
@@ -615,7 +452,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     def _wrap_logged_metrics(self, trainer: Any) -> None:
         """Without an AutotrackLogger, see what Lightning hands its loggers (it computes that
         whether or not it has loggers) by wrapping ``log_metrics`` of this trainer's logger
-        connector; undone in ``teardown``."""
+        connector (private: ``PRIVATE_ATTRIBUTES``); undone in ``teardown``."""
         connector = getattr(trainer, "_logger_connector", None)
         original = getattr(connector, "log_metrics", None)
         if original is None or getattr(original, "__autotrack__", False):
@@ -624,7 +461,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
 
         def log_metrics(metrics: dict[str, Any], step: int | None = None) -> None:
             if metrics:
-                _record_user_metrics(session, trainer, metrics, step)
+                record_user_metrics(session, trainer, metrics, step)
             return original(metrics, step)
 
         log_metrics.__autotrack__ = True  # type: ignore[attr-defined]
@@ -663,7 +500,7 @@ class _RankRun:
         self._run.log_metrics({prefix + k.removeprefix("system/"): v for k, v in metrics.items()}, step=step, time=time)
 
 
-def _record_user_metrics(session: _Session, trainer: Any, metrics: Mapping[str, Any], step: int | None) -> None:
+def record_user_metrics(session: Session, trainer: Any, metrics: Mapping[str, Any], step: int | None) -> None:
     try:
         if step is None:
             if "step" in metrics:
@@ -676,25 +513,6 @@ def _record_user_metrics(session: _Session, trainer: Any, metrics: Mapping[str, 
                 buffer.add(key, step, value if isinstance(value, torch.Tensor) else float(value))
     except Exception as exc:  # noqa: BLE001 - the user's call must go on
         report_failure("lightning: recording metrics logged with self.log", exc)
-
-
-def _call_log_data(log_data: Any, run: Run, name: str, dataset: Any) -> None:
-    """``log_data(run, name, obj)``, matched by parameter name so either argument order works."""
-    import inspect
-
-    kwargs: dict[str, Any] = {}
-    placed = False
-    for pname, p in inspect.signature(log_data).parameters.items():
-        if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            continue
-        if pname == "run":
-            kwargs[pname] = run
-        elif pname == "name":
-            kwargs[pname] = name
-        elif not placed and p.default is p.empty:
-            kwargs[pname] = dataset
-            placed = True
-    log_data(**kwargs)
 
 
 def _trainer_config(trainer: Any) -> dict[str, Any]:
@@ -735,129 +553,3 @@ def _early_stopping_info(cb: Any) -> dict[str, Any]:
     }
 
 
-# -- the logger ----------------------------------------------------------------------------------
-
-
-class AutotrackLogger(*_LOGGER_BASES):  # type: ignore[misc]
-    """A Lightning Logger writing to an autotrack run: ``Trainer(logger=AutotrackLogger())``.
-
-    Args: ``run`` (an existing run, never ended by the logger), else ``name``, ``experiment``,
-    ``tags`` for the run it starts lazily on global rank 0; ``copy_checkpoints``.
-
-    Logs: ``log_hyperparams`` -> params; ``log_metrics`` -> every metric Lightning hands it
-    (what the user logs with ``self.log``, and ``epoch``) at Lightning's step; each checkpoint
-    ModelCheckpoint saves -> an artifact of kind ``checkpoint``. Add :class:`AutotrackCallback` for
-    losses, gradient norms, learning rates and the model/optimizer sections: both then write one run.
-    """
-
-    def __init__(
-        self,
-        run: Run | None = None,
-        *,
-        name: str | None = None,
-        experiment: str | None = None,
-        tags: Mapping[str, Any] | None = None,
-        copy_checkpoints: bool = False,
-    ) -> None:
-        from autotrack import Run
-        from autotrack._errors import InvalidArgumentError
-
-        if run is not None and not isinstance(run, Run):
-            raise InvalidArgumentError("run", run, "pass a Run from autotrack.start_run(), or None to start one")
-        super().__init__()
-        self._session = _Session(run, name, experiment, tags, copy_checkpoints)
-
-    @property
-    @override
-    def name(self) -> str:
-        return "autotrack"
-
-    @property
-    @override
-    def version(self) -> str:
-        if not _rank_zero():
-            return ""
-        return self._session.ensure_run().name
-
-    @property
-    @override
-    def save_dir(self) -> str | None:
-        return None
-
-    @property
-    def experiment(self) -> Run | None:
-        """The run (None on ranks other than 0)."""
-        if not _rank_zero():
-            return None
-        return self._session.ensure_run()
-
-    @property
-    def run(self) -> Run | None:
-        return self._session.run
-
-    @override
-    @guarded("lightning logger log_hyperparams")
-    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        if _rank_zero():
-            hparams = _plain_hparams(params)
-            if hparams:
-                self._session.ensure_run().log_params(hparams)
-
-    @override
-    @guarded("lightning logger log_metrics")
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        if not _rank_zero():
-            return
-        buffer = self._session.buffer
-        if "epoch" in metrics:
-            self._session.last_epoch = int(metrics["epoch"])
-        for key, value in metrics.items():
-            buffer.add(key, step if step is not None else 0, value)
-
-    @override
-    @guarded("lightning logger after_save_checkpoint")
-    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
-        if _rank_zero():
-            self._session.scan_checkpoints(checkpoint_callback, self._session.last_epoch, None)
-
-    @override
-    @guarded("lightning logger finalize")
-    def finalize(self, status: str) -> None:
-        if not _rank_zero() or self._session.run is None:
-            return
-        if status == "success":
-            self._session.end("finished")
-        else:
-            error = sys.exc_info()[1]
-            killed = isinstance(error, KeyboardInterrupt)
-            self._session.end("killed" if killed else "failed", error)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return self.__dict__.copy()  # the session drops its live handles itself
-
-
-# -- autolog -------------------------------------------------------------------------------------
-
-
-def autolog(*, disable: bool = False, grad_norm_every: int = 50, log_models: bool = True) -> None:
-    """Give every Lightning ``Trainer`` created from now on an :class:`AutotrackCallback` (unless it
-    has one already); ``autotrack.autolog()`` calls this when Lightning is imported. Each ``fit``
-    then starts (and ends) its own run. ``disable=True`` undoes it."""
-    from autotrack._patching import patch, unpatch
-
-    if disable:
-        unpatch("lightning")
-        return
-    options = {"per_layer_every": grad_norm_every, "log_model": log_models}
-
-    def init(original: Any, trainer: Any, *args: Any, **kwargs: Any) -> None:
-        original(trainer, *args, **kwargs)
-        _add_callback(trainer, options)
-
-    for package in _packages:
-        patch("lightning", package.Trainer, "__init__", init)
-
-
-def _add_callback(trainer: Any, options: dict[str, Any]) -> None:
-    if not any(isinstance(cb, AutotrackCallback) for cb in trainer.callbacks):
-        trainer.callbacks.append(AutotrackCallback(**options))

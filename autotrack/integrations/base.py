@@ -1,0 +1,319 @@
+"""The one surface integrations are written against (built-in and third-party alike).
+
+This is the only module under ``autotrack/integrations`` that imports private core modules; every
+integration imports from here and from the public ``autotrack`` package, nothing else. What it
+offers:
+
+Registering
+    ``register_integration(name, modules=("keras",), autolog="pkg.mod:autolog", seeds=..., fingerprint=...)``
+    -- ``autotrack.autolog()`` turns the integration on when one of ``modules`` is imported and
+    accepts ``name`` as a switch (``autolog(keras=False)``, ``exclude=["keras"]``). Third-party
+    packages register through the entry-point group ``autotrack.integrations``: the entry point
+    names a function that calls :func:`register_integration` (or returns an :class:`Integration`,
+    or a dict of its arguments); loading it must not import the framework.
+
+The autolog contract
+    ``def autolog(*, disable=False, log_models=True, log_every_n_steps=None, grad_norm_every=50)``
+    -- keyword-only, the same for every integration; ``autotrack.autolog()`` always passes all of
+    :data:`AUTOLOG_OPTIONS` (an integration ignores what does not apply to it).
+    ``disable=True`` undoes the integration's patches; it is also called when the user switches
+    the integration off, so an integration may keep a lower-level one out of its framework's
+    trainings (Lightning keeps the plain-PyTorch hooks out of ``Trainer.fit``).
+
+Runs
+    :class:`RunSlot` -- the constructor shape every integration shares: an optional existing run,
+    else one created lazily (parent = the caller's active run, tag ``autotrack.integration``),
+    ended only if the slot created it. :func:`run_ref` / :func:`attach_run` carry a run into a
+    spawned process (``ddp_spawn``) without making that process its owner. Metrics, params, tags,
+    sections and artifacts go through the public :class:`autotrack.Run` methods;
+    :func:`log_artifact_reference` (``copy=False``), :func:`record_missing_artifact`,
+    ``run.update_artifact`` for artifact metadata.
+
+Device-side values
+    :func:`register_buffer` -- an object with ``run``, ``flush()`` and ``_oldest`` (the time its
+    oldest value has waited, or None) is flushed by a background thread after :data:`MAX_AGE_S`
+    and by ``run.flush()`` / ``autotrack.flush()``. (torch's ``ScalarBuffer`` is built on it.)
+
+Data and seeds
+    :func:`fingerprint`, :func:`log_data`, :func:`register_fingerprinter` and the hashing helpers
+    (:class:`Hasher`, :func:`sample_offsets`, :func:`hash_buffer`, :func:`fingerprint_sequence`);
+    :func:`patch_seeder` / :func:`seed_recorder` for an integration's seed hook.
+
+Patching and "already recorded"
+    :func:`patch` / :func:`unpatch` with the safety policy (the framework's exceptions pass through
+    untouched; our failures become one warning per place, :func:`report_failure`; under
+    ``AUTOTRACK_STRICT=1`` they raise; every patch can be undone); :func:`guarded` for callback
+    hooks; :class:`recording` / :func:`being_recorded` -- one context-local "this call is already
+    being recorded" flag (a ``ContextVar``: threads and tasks each have their own).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import autotrack
+from autotrack import Run
+
+# -- the core, in one place ---------------------------------------------------------------------
+from autotrack._capture.fingerprint import (
+    BLOCK_BYTES,
+    SAMPLE_ABOVE_BYTES,
+    SAMPLE_BLOCKS,
+    Hasher,
+    fingerprint,
+    hash_buffer,
+    log_data,
+    qualname,
+    register_fingerprinter,
+    safe_len,
+    sample_offsets,
+)
+from autotrack._capture.fingerprint import sequence as fingerprint_sequence
+from autotrack._capture.seeds import patch_seeder, record_seed, seed_recorder
+from autotrack._errors import InvalidArgumentError, MissingDependencyError
+from autotrack._integrations import AUTOLOG_OPTIONS, Integration, integrations, register_integration, unregister_integration
+from autotrack._patching import (
+    being_recorded,
+    disabled,
+    guarded,
+    patch,
+    patched,
+    recording,
+    report_failure,
+    strict,
+    suspended,
+    unpatch,
+)
+from autotrack._run import add_flush_hook
+
+__all__ = [
+    "AUTOLOG_OPTIONS",
+    "BLOCK_BYTES",
+    "MAX_AGE_S",
+    "SAMPLE_ABOVE_BYTES",
+    "SAMPLE_BLOCKS",
+    "Hasher",
+    "Integration",
+    "InvalidArgumentError",
+    "MissingDependencyError",
+    "Run",
+    "RunRef",
+    "RunSlot",
+    "attach_run",
+    "autolog_options",
+    "being_recorded",
+    "disabled",
+    "fingerprint",
+    "fingerprint_sequence",
+    "guarded",
+    "hash_buffer",
+    "integrations",
+    "log_artifact_reference",
+    "log_data",
+    "patch",
+    "patch_seeder",
+    "patched",
+    "qualname",
+    "record_missing_artifact",
+    "record_seed",
+    "recording",
+    "register_buffer",
+    "register_fingerprinter",
+    "register_integration",
+    "report_failure",
+    "run_ref",
+    "safe_len",
+    "sample_offsets",
+    "seed_recorder",
+    "start_system_sampler",
+    "strict",
+    "suspended",
+    "unpatch",
+    "unregister_integration",
+    "warn_once",
+]
+
+
+INTEGRATION_TAG = "autotrack.integration"
+
+
+def autolog_options() -> dict[str, Any]:
+    """The options of the last ``autotrack.autolog()`` call (empty when it was not called)."""
+    from autotrack import _autolog
+
+    return dict(_autolog._options)
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+class RunSlot:
+    """The run an integration writes to: ``run`` when given (never ended here), else one started
+    on first use with ``name``/``experiment``/``tags`` plus ``autotrack.integration=<integration>``
+    (its parent is the run active in the caller's context), and ended by :meth:`end`."""
+
+    def __init__(self, integration: str, run: Run | None = None, *, name: str | None = None,
+                 experiment: str | None = None, tags: Mapping[str, Any] | None = None) -> None:
+        if run is not None and not isinstance(run, Run):
+            raise InvalidArgumentError("run", run, "pass a Run from autotrack.start_run(), or None to start one")
+        self.integration = integration
+        self.run = run
+        self.created = False
+        self.kwargs: dict[str, Any] = {"name": name, "experiment": experiment, "tags": dict(tags) if tags else None}
+
+    def get(self, *, parent: Run | str | None = None) -> Run:
+        """The run, started now if there is none yet (or the one this slot created has ended)."""
+        if self.run is None or (self.created and self.run.ended):
+            tags = {INTEGRATION_TAG: self.integration, **(self.kwargs["tags"] or {})}
+            self.run = autotrack.start_run(self.kwargs["name"], experiment=self.kwargs["experiment"], tags=tags,
+                                           parent=parent)
+            self.created = True
+        return self.run
+
+    def end(self, status: str = "finished", error: BaseException | None = None) -> None:
+        """End the run if this slot created it; else only flush what was logged to it."""
+        run = self.run
+        if run is None or run.ended:
+            return
+        if self.created:
+            run.end(status, error=error)  # type: ignore[arg-type]
+        else:
+            run.flush()
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """What another process needs to write into a run (picklable): ``attach_run(ref)``."""
+
+    id: str
+    store: str
+    name: str
+    experiment: str
+    parent_id: str | None
+
+
+def run_ref(run: Run | None) -> RunRef | None:
+    if run is None or run.ended:
+        return None
+    # the store's location, never a password: a team-store URL is reopened with PGPASSWORD or ~/.pgpass
+    return RunRef(run.id, run.store.location, run.name, run.experiment, run.parent_id)
+
+
+def attach_run(ref: RunRef) -> Run:
+    """In another process (a spawned DDP rank): a handle writing into the run ``ref`` names. This
+    process does not own it: it is not on the active-run stack and its exit does not end it."""
+    from autotrack import _run
+
+    return _run.Run(_run.store_at(ref.store), ref.id, ref.name, ref.experiment, ref.parent_id)
+
+
+def log_artifact_reference(run: Run, path: str, name: str, kind: str, *, step: int | None = None,
+                           metadata: Mapping[str, Any] | None = None) -> str:
+    """Record a file by reference (path, sha256, size; not copied into the store)."""
+    return run.log_artifact(path, name, kind, step=step, metadata=metadata, copy=False)
+
+
+def record_missing_artifact(run: Run, name: str, kind: str, path: str, *, step: int | None = None,
+                            metadata: Mapping[str, Any] | None = None) -> None:
+    """Record an artifact whose file was deleted before it could be hashed: kept with its path,
+    no sha256, marked deleted."""
+    run._record_artifact(name, kind, None, None, step, os.path.abspath(path), False,  # type: ignore[arg-type]
+                         {**(metadata or {}), "deleted_before_hashing": True})
+    run.update_artifact(name, deleted=True)
+
+
+# -- buffers of device-side values --------------------------------------------------------------
+
+#: Longest time a value waits in a registered buffer before the background thread hands it to
+#: its run: the recorder's crash-safety promise holds for batched values too.
+MAX_AGE_S = 0.1
+
+
+class _Buffers:
+    """Every live buffer: flushed by one daemon thread once its oldest value is MAX_AGE_S old, and
+    by ``run.flush()`` / ``autotrack.flush()`` (a core flush hook)."""
+
+    def __init__(self) -> None:
+        self.items: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.pid = 0
+        self.hooked = False
+
+    def register(self, item: Any) -> None:
+        with self.lock:
+            self.items.add(item)
+            if not self.hooked:
+                add_flush_hook(self.flush_for)
+                self.hooked = True
+            if self.thread is None or not self.thread.is_alive() or self.pid != os.getpid():
+                self.pid = os.getpid()
+                self.thread = threading.Thread(target=self._loop, name="autotrack-device-buffers", daemon=True)
+                self.thread.start()
+
+    def flush_for(self, run: Run | None) -> None:
+        for item in list(self.items):
+            if run is None or item.run is run or getattr(item.run, "id", None) == run.id:
+                item.flush()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(0.05)
+            now = time.time()
+            for item in list(self.items):
+                oldest = item._oldest
+                if oldest is not None and now - oldest >= MAX_AGE_S:
+                    try:
+                        item.flush()
+                    except Exception as exc:  # noqa: BLE001 - a background thread cannot raise to anyone
+                        if not item.run.ended:
+                            try:
+                                report_failure("flushing buffered metrics", exc)
+                            except Exception:  # noqa: BLE001, S110 - strict mode: keep the thread alive
+                                pass
+
+
+_buffers = _Buffers()
+
+
+def register_buffer(item: Any) -> None:
+    """Flush ``item`` (``run``, ``flush()``, ``_oldest``) in the background and on every flush."""
+    _buffers.register(item)
+
+
+# -- system metrics on other ranks ---------------------------------------------------------------
+
+
+def start_system_sampler(run: Any) -> Any:
+    """Start sampling system metrics into ``run`` (any object with ``id``, ``ended``, ``step`` and
+    ``log_metrics``) at the configured interval; returns the sampler (``.stop()``) or None when
+    sampling is off."""
+    from autotrack._capture import settings
+    from autotrack._capture.system import SystemSampler
+
+    config = settings()
+    if not config.enabled or not config.system_metrics:
+        return None
+    sampler = SystemSampler(run, config.system_metrics)
+    sampler.start()
+    return sampler
+
+
+# -- warnings that are not failures ------------------------------------------------------------
+
+_warned: set[str] = set()
+
+
+def warn_once(where: str, message: str) -> None:
+    """Warn ``message`` once per ``where`` (e.g. a key collision), never raising."""
+    if where in _warned:
+        return
+    _warned.add(where)
+    warnings.warn(f"autotrack: {message}", UserWarning, stacklevel=3)

