@@ -153,7 +153,12 @@ def default_chart_keys(payloads: list[dict[str, Any]], n: int = 4) -> list[str]:
                 counts[k] = counts.get(k, 0) + 1
     first = ["val/loss", "train/loss", "val_loss", "valid/loss"]
     ranked = sorted(counts, key=lambda k: (first.index(k) if k in first else len(first), -counts[k], k))
-    return ranked[:n]
+    chosen = ranked[:n]
+    for p in payloads:  # every run gets a curve when it has a series (XGBoost's val/logloss beside a loss)
+        own = [k for k in ranked if k in p["metric_stats"]]
+        if own and not any(k in chosen for k in own) and len(chosen) < n + 3:
+            chosen.append(own[0])
+    return chosen
 
 
 # -- artifacts -------------------------------------------------------------------------------
