@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import InvalidArgumentError, RunNotFoundError, StoreError
 from ._run import END_STATUSES, edit_name, edit_note, edit_tags, store_for
 from .store import Backend, KeyStats, RunQuery, RunRow, effective_status, row_alive
+from .store._sql import metric_stat_column
 from ._where import parse_order_by, parse_where
 
 if TYPE_CHECKING:
@@ -281,6 +282,15 @@ def _check_order_columns(st: Backend, order: list[tuple[str, bool]]) -> list[tup
     out = []
     for column, asc in order:
         if column in BASE_COLUMNS or column == "note":
+            out.append((column, asc))
+            continue
+        stat = metric_stat_column(column)
+        if stat is not None:
+            has_key = getattr(st, "has_key", None)
+            if has_key is not None and not has_key("metrics", stat[1]):
+                known = [f"{stat[0]}(metrics.{k})" for k in st.known_keys("metrics")]  # type: ignore[attr-defined]
+                close = difflib.get_close_matches(column, known, n=3)
+                raise InvalidArgumentError("order_by", column, f"no run has this metric. Did you mean {', '.join(close) or 'start'}?")
             out.append((column, asc))
             continue
         prefix, _, key = column.partition(".")

@@ -10,7 +10,8 @@ Grammar (case-insensitive keywords)::
              | column ["not"] "in" "(" literal ("," literal)* ")"
              | column ["not"] "like" string
     OP      := = == != <> < <= > >=
-    column  := name like params.lr or metrics.val/rmse, or `any text` in backticks
+    column  := name like params.lr or metrics.val/rmse, or `any text` in backticks,
+               or min(metrics.KEY) / max(metrics.KEY): the lowest / highest value logged
     literal := number | 'text' | "text" | true | false | null
 
 The parsed expression is evaluated against a pandas DataFrame column by column; nothing is ever
@@ -34,6 +35,7 @@ _TOKEN = re.compile(
       (?P<num>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|nan)(?![\w./-]))
     | (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
     | (?P<tick>`[^`]+`)
+    | (?P<agg>(?:min|max|MIN|MAX|Min|Max)\(\s*metrics\.[^()\s]+\s*\))
     | (?P<op><=|>=|==|!=|<>|=|<|>)
     | (?P<punct>[(),])
     | (?P<name>[A-Za-z_][\w.:/\-\[\]@]*)
@@ -67,6 +69,9 @@ def _tokenize(text: str, argument: str) -> list[_Tok]:
             tokens.append(_Tok("lit", raw, re.sub(r"\\(.)", r"\1", raw[1:-1])))
         elif kind == "tick":
             tokens.append(_Tok("col", raw, raw[1:-1]))
+        elif kind == "agg":  # min(metrics.val/loss): the lowest value ever logged, from the key's stats
+            fn, _, inner = raw.partition("(")
+            tokens.append(_Tok("col", raw, f"{fn.lower()}({inner[:-1].strip()})"))
         elif kind == "name" and raw.lower() in _KEYWORDS:
             low = raw.lower()
             if low in ("true", "false"):

@@ -56,6 +56,24 @@ def test_where_and_order_by(grid):
     assert len(autotrack.runs(limit=2)) == 2
 
 
+def test_where_and_order_by_min_and_max_of_a_metric(store):
+    truth = {}
+    for i, curve in enumerate([[3.0, 0.5, 2.0], [1.0, 0.9, 0.8], [0.7, 4.0, 5.0]]):
+        with autotrack.start_run(name=f"c{i}") as run:
+            for s, v in enumerate(curve):
+                run.log_metric("val/loss", v, step=s)
+        truth[run.id] = curve
+    by_min = sorted(truth, key=lambda i: min(truth[i]))
+    assert autotrack.runs(order_by="min(metrics.val/loss)")["id"].tolist() == by_min
+    assert autotrack.runs(order_by="MAX(metrics.val/loss) desc")["id"].tolist() == sorted(truth, key=lambda i: -max(truth[i]))
+    assert set(autotrack.runs(where="min(metrics.val/loss) < 0.75")["id"]) == {i for i in truth if min(truth[i]) < 0.75}
+    assert set(autotrack.runs(where="max(metrics.val/loss) >= 3 and metrics.val/loss > 1.5")["id"]) == {
+        i for i in truth if max(truth[i]) >= 3 and truth[i][-1] > 1.5}
+    assert autotrack.count_runs(where="min(metrics.nope) < 1") == 0
+    with pytest.raises(InvalidArgumentError, match="min"):
+        autotrack.runs(order_by="min(metrics.val/los)")
+
+
 @pytest.mark.parametrize(
     "where",
     ["__import__('os').system('echo pwned')", "params.lr <", "params.lr < 0.1 and", "(params.lr < 1", "params.lr ~ 3", ""],

@@ -39,9 +39,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..store import Backend as Store
+from . import _data
 
 STATIC = Path(__file__).parent / "static"
-_STATIC_FILES = {"app.js", "plots.js", "style.css"}
+_STATIC_FILES = {"app.js", "plots.js", "style.css", "vendor/uPlot.iife.min.js", "vendor/uPlot.min.css"}
 _RUN_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
@@ -63,12 +64,6 @@ def new_token() -> str:
     import secrets
 
     return secrets.token_urlsafe(32)
-
-
-def _plotly_js() -> Path:
-    import plotly
-
-    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 def _is_loopback(host: str) -> bool:
@@ -277,9 +272,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path.startswith("/static/"):
             name = path[len("/static/"):]
-            if name == "plotly.min.js":
-                file = _plotly_js()
-            elif name in _STATIC_FILES:
+            if name in _STATIC_FILES:
                 file = STATIC / name
             else:
                 raise ApiError(404, "no such file")
@@ -291,32 +284,36 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "not found")
         parts = parts[1:]
         if parts == ["runs"]:
-            self._json({"runs": list_runs(self.server.store)})
+            self._json(self._list_runs(query))
         elif len(parts) == 2 and parts[0] == "runs":
-            self._json(self._run(parts[1], points=None))
+            self._json(_data.run_detail(self._record(parts[1])))
         elif len(parts) == 3 and parts[0] == "runs" and parts[2] == "metrics":
             record = self._record(parts[1])
             keys = [k for k in query.get("keys", "").split(",") if k] or None
-            from .._report import series
-
-            points = self._points(query)
-            self._json({k: series(record, k, points) for k in (keys or record.metric_keys) if k in record.summary})
+            self._json(_data.metric_series(record, keys, self._points(query)))
+        elif len(parts) == 5 and parts[0] == "runs" and parts[2] == "artifacts" and parts[3].isdigit() and parts[4] == "preview":
+            self._json(_data.artifact_preview(self._record(parts[1]), int(parts[3])))
+        elif len(parts) == 5 and parts[0] == "runs" and parts[2] == "artifacts" and parts[3].isdigit() and parts[4] == "file":
+            name, body = _data.reference_bytes(self._record(parts[1]), int(parts[3]))
+            filename = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit("/", 1)[-1]) or "artifact"
+            self._send(200, body, "application/octet-stream",
+                       {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
         elif parts == ["compare"]:
             ids = [i for i in query.get("ids", "").split(",") if i]
             if not 1 <= len(ids) <= 100:
                 raise ApiError(400, "pass ids=ID1,ID2,... (1 to 100 runs)")
-            from .._report import run_payload
-
-            records = [self._record(i) for i in ids]
             from .._report import points_for
 
-            points = self._points(query, default=points_for(len(records)))
-            payloads = [run_payload(r, points=points) for r in records]
-            out: dict[str, Any] = {"runs": payloads}
-            if len(records) == 2:
+            records = [self._record(i) for i in ids]
+            keys = [k for k in query.get("keys", "").split(",") if k] if "keys" in query else None
+            out = _data.compare(records, keys, self._points(query, default=points_for(len(records))))
+            if len(records) == 2 and query.get("diff", "1") == "1":
                 from .._diff import diff_runs
 
-                out["diff"] = diff_runs(records[0], records[1])
+                try:
+                    out["diff"] = diff_runs(records[0], records[1])
+                except Exception as exc:  # noqa: BLE001 - the diff panel shows its own error
+                    out["diff_error"] = f"{type(exc).__name__}: {exc}"
             self._json(out)
         elif len(parts) == 2 and parts[0] == "artifacts":
             self._artifact(parts[1])
@@ -343,13 +340,10 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             raise ApiError(400, "invalid JSON") from None
         parts = [p for p in path.split("/") if p]
-        if len(parts) == 4 and parts[:2] == ["api", "runs"] and parts[3] == "tags":
-            record = self._record(parts[2])
-            tags = body.get("tags") if isinstance(body, dict) else None
-            if not isinstance(tags, dict) or not all(isinstance(k, str) and k for k in tags):
-                raise ApiError(400, 'send {"tags": {"name": "value"}}')
-            set_tags(self.server.store, record.id, {k: str(v) for k, v in tags.items()})
-            self._json({"ok": True, "tags": self._record(record.id).tags})
+        if len(parts) == 4 and parts[:2] == ["api", "runs"] and parts[3] in ("tags", "note", "name"):
+            self._json(_data.edit_run(self._record(parts[2]), parts[3], body))
+        elif parts == ["api", "runs", "bulk"]:
+            self._json(_data.bulk(self.server.store, body))
         else:
             raise ApiError(404, "not found")
 
@@ -369,14 +363,24 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "bad run id")
         return get_run(run_id, store=self.server.store)
 
-    def _run(self, run_id: str, points: int | None) -> dict[str, Any]:
-        from .._report import run_payload
+    def _list_runs(self, query: dict[str, str]) -> dict[str, Any]:
+        from .._errors import InvalidArgumentError
 
-        record = self._record(run_id)
-        data = run_payload(record, points=points)
-        data["metric_stats"] = record.metric_stats()
-        data["children"] = [{"id": c.id, "name": c.name, "status": c.status} for c in record.children]
-        return data
+        try:
+            limit, offset = int(query.get("limit", _data.PAGE)), int(query.get("offset", 0))
+        except ValueError:
+            raise ApiError(400, "limit and offset are integers") from None
+        parent = query.get("parent") or None
+        if parent is not None and not _RUN_ID.match(parent):
+            raise ApiError(400, "bad run id")
+        try:
+            return _data.list_runs(self.server.store, where=query.get("where"), order=query.get("order") or None,
+                                   desc=query.get("desc", "1") == "1", limit=limit, offset=offset,
+                                   nest=query.get("nest", "1") == "1", parent=parent)
+        except InvalidArgumentError as exc:
+            # a typo in the search box is an answer, not a failure: the page shows it under the box
+            # (a 400 would also put an error in the browser console while the user is typing)
+            return {"query_error": str(exc)}
 
     def _artifact(self, raw_id: str) -> None:
         if not raw_id.isascii() or not raw_id.isdigit() or len(raw_id) > 18:  # any bad id: 404
@@ -399,35 +403,6 @@ class Handler(BaseHTTPRequestHandler):
                        length=size)
             if self.command != "HEAD":
                 shutil.copyfileobj(handle, self.wfile, 1 << 20)  # streamed: checkpoints can be large
-
-
-def list_runs(store: Store) -> list[dict[str, Any]]:
-    """Every run with its params, tags and last metric values, newest first (read through the
-    query API's backend: one query per kind of record)."""
-    from .._query import _crashed
-    from ..store import RunQuery, effective_status
-
-    if not store.exists():
-        return []
-    rows = store.find_runs(RunQuery(), _crashed(store))
-    ids = [r.id for r in rows]
-    params, tags, stats = store.params(ids), store.tags(ids), store.stats(ids)
-    return [
-        {"id": r.id, "name": r.name, "experiment": r.experiment, "status": effective_status(r),
-         "start_time": r.start_time, "end_time": r.end_time,
-         "duration": None if r.end_time is None else r.end_time - r.start_time, "parent_id": r.parent_id,
-         "params": {k: json.loads(v) for k, (v, _) in params[r.id].items()}, "tags": tags[r.id],
-         "summary": {k: s.last for k, s in stats[r.id].items()}}
-        for r in rows
-    ]
-
-
-def set_tags(store: Store, run_id: str, tags: dict[str, str]) -> None:
-    """Tag edits from the page go through the public write path: key validation and the secret
-    filter apply exactly as for ``run.set_tags``."""
-    from .._query import get_run
-
-    get_run(run_id, store=store).set_tags(tags)
 
 
 def make_server(host: str = "127.0.0.1", port: int = 8765, *, store: Store | str | Path | None = None,

@@ -53,7 +53,6 @@ import contextvars
 import importlib
 import inspect
 import json
-import os
 import time
 import weakref
 from collections.abc import Mapping

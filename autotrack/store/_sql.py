@@ -40,6 +40,10 @@ class Dialect:
     def metric_value(self, key_ph: str) -> str:
         return f"(SELECT m.last FROM metric_keys m WHERE m.run_id = r.id AND m.key = {key_ph})"
 
+    def metric_stat(self, key_ph: str, stat: str) -> str:
+        column = {"min": "m.min_value", "max": "m.max_value"}[stat]
+        return f"(SELECT {column} FROM metric_keys m WHERE m.run_id = r.id AND m.key = {key_ph})"
+
     def tag_value(self, key_ph: str) -> str:
         return f"(SELECT t.value FROM tags t WHERE t.run_id = r.id AND t.key = {key_ph})"
 
@@ -108,6 +112,10 @@ class Compiler:
             return (lambda: sql), kind
         if name == "status":
             return self.status_expr, "text"
+        stat = metric_stat_column(name)
+        if stat is not None:
+            fn, key = stat
+            return (lambda: self.d.metric_stat(self.bind(key), fn)), "num"
         prefix, _, key = name.partition(".")
         if prefix == "metrics" and key:
             return (lambda: self.d.metric_value(self.bind(key))), "num"
@@ -193,6 +201,13 @@ class Compiler:
         terms.append("r.start_time DESC")
         terms.append("r.id")
         return ", ".join(terms)
+
+
+def metric_stat_column(name: str) -> tuple[str, str] | None:
+    """``"min(metrics.val/loss)"`` -> ``("min", "val/loss")``; None for any other column."""
+    if name[:4] in ("min(", "max(") and name.endswith(")") and name[4:].startswith("metrics."):
+        return name[:3], name[4 + len("metrics."):-1]
+    return None
 
 
 def referenced_columns(node: tuple[Any, ...] | None) -> list[str]:

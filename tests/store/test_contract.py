@@ -155,6 +155,10 @@ def _ids(frame):
         ("metrics.val/loss < 1.0", lambda r: "val/loss" in r and r["val/loss"] < 1.0),
         ("metrics.val/acc is not null and tags.group = 'a'", lambda r: "val/acc" in r and r["group"] == "a"),
         ("status = 'failed'", lambda r: r["status"] == "failed"),
+        # each run logged value + 1 then value: min is the value, max the value + 1
+        ("min(metrics.val/loss) < 1.0", lambda r: "val/loss" in r and r["val/loss"] < 1.0),
+        ("max(metrics.val/loss) > 2.5 or MIN(metrics.val/acc) > 0.9",
+         lambda r: ("val/loss" in r and r["val/loss"] + 1 > 2.5) or ("val/acc" in r and r["val/acc"] > 0.9)),
         ("name like 'r1%' and (params.depth > 1 or params.depth < 1)",
          lambda r: r["name"].startswith("r1") and r.get("depth") is not None and r["depth"] != 1),
     ],
@@ -178,6 +182,8 @@ def test_order_by_and_paging_in_the_store(thirty_runs):
     assert _ids(autotrack.runs(order_by="params.lr")) == [r["id"] for r in by_lr]
     both = sorted(thirty_runs, key=lambda r: (r.get("depth") is None, -(r.get("depth") or 0), r["lr"]))
     assert _ids(autotrack.runs(order_by="params.depth DESC, params.lr")) == [r["id"] for r in both]
+    assert _ids(autotrack.runs(order_by="min(metrics.val/loss)", limit=5)) == [r["id"] for r in best[:5]]
+    assert _ids(autotrack.runs(order_by="max(metrics.val/loss) DESC", limit=3)) == [r["id"] for r in best[::-1][:3]]
 
 
 def test_order_by_a_column_nobody_has_is_a_clear_error(thirty_runs):

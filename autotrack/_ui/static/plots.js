@@ -1,15 +1,51 @@
-/* autotrack plots: shared by the web UI and the self-contained HTML report. Needs Plotly. */
+/* autotrack charts: shared by the web UI and the self-contained HTML report. Needs uPlot (vendored).
+   Everything here takes plain data; a missing param or metric is an empty value, never an error. */
 (function (root) {
   "use strict";
   var AT = root.AT || (root.AT = {});
-  var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                 "#7f7f7f", "#bcbd22", "#17becf"];
+
+  /* 24 distinct colours (Kelly's set without white/black, plus four); past 24 the dash pattern changes */
+  var PALETTE = ["#0067A5", "#F38400", "#008856", "#BE0032", "#875692", "#E68FAC", "#8DB600", "#882D17",
+                 "#A1CAF1", "#F3C300", "#604E97", "#F99379", "#654522", "#DCD300", "#B3446C", "#2B3D26",
+                 "#848482", "#C2B280", "#E25822", "#F6A600", "#17becf", "#1f77b4", "#9467bd", "#e377c2"];
+  var DASHES = [null, [6, 3], [2, 2], [8, 3, 2, 3]];
   AT.color = function (i) { return PALETTE[i % PALETTE.length]; };
+  AT.dash = function (i) { return DASHES[Math.floor(i / PALETTE.length) % DASHES.length]; };
 
   AT.esc = function (s) {
     return String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g, function (c) {
       return {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;"}[c];
     });
+  };
+  AT.fmt = function (v) {
+    if (v === null || v === undefined) return "";
+    if (typeof v === "number") {
+      if (!isFinite(v)) return String(v);
+      if (Number.isInteger(v)) return String(v);
+      var a = Math.abs(v);
+      if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(3).replace(/\.?0+e/, "e");
+      return v.toPrecision(5).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+    }
+    if (typeof v === "object") return JSON.stringify(v);
+    return String(v);
+  };
+  AT.runLabel = function (run) { return run.name + " (" + run.id.slice(0, 6) + ")"; };
+
+  AT.theme = function () {
+    var cs = getComputedStyle(document.documentElement);
+    function v(name, dflt) { return (cs.getPropertyValue(name) || "").trim() || dflt; }
+    return {fg: v("--fg", "#222"), muted: v("--muted", "#777"), grid: v("--grid", "#e6e6e6"), bg: v("--bg", "#fff"),
+            axis: v("--axis", "#999")};
+  };
+
+  /* one panel failing shows its own error; the rest of the page goes on */
+  AT.guard = function (div, what, fn) {
+    try { return fn(); }
+    catch (err) {
+      if (div) div.innerHTML = '<p class="panel-error">' + AT.esc(what) + " could not be drawn: " + AT.esc(err && err.message || err) + "</p>";
+      if (root.console && console.warn) console.warn(what, err);
+      return null;
+    }
   };
 
   /* exponential moving average (TensorBoard style, debiased); nulls pass through */
@@ -18,168 +54,527 @@
     var out = new Array(values.length), last = 0, n = 0;
     for (var i = 0; i < values.length; i++) {
       var v = values[i];
-      if (v === null || !isFinite(v)) { out[i] = v; continue; }
+      if (v === null || v === undefined || !isFinite(v)) { out[i] = v; continue; }
       last = last * weight + (1 - weight) * v; n++;
       out[i] = last / (1 - Math.pow(weight, n));
     }
     return out;
   };
 
-  /* text for plotly labels: plotly reads a few pseudo-HTML tags in text, so angle brackets are replaced */
-  AT.plain = function (s) { return String(s === null || s === undefined ? "" : s).replace(/</g, "‹").replace(/>/g, "›").replace(/&/g, "＆"); };
+  function tick(v) { return v === null || v === undefined ? "" : AT.fmt(Math.abs(v) < 1e-12 ? 0 : +v.toPrecision(6)); }
 
-  AT.runLabel = function (run) { return AT.plain(run.name) + " (" + run.id.slice(0, 6) + ")"; };
+  /* x of a series for an axis mode: step, rel (seconds since the run started), wall (epoch seconds) */
+  function xsFor(run, m, mode) {
+    if (mode === "step" || !m.times) return m.steps;
+    if (mode === "wall") return m.times;
+    var t0 = run.start_time || (m.times.length ? m.times[0] : 0);
+    return m.times.map(function (t) { return t - t0; });
+  }
 
-  /* One figure: the curves of `key` for every run that has it.
-     runs: [{id, name, metrics: {key: {steps, values, n}}}]; opts: {log, smooth, gl} */
-  AT.curves = function (div, runs, key, opts) {
+  /* sorted, finite, strictly increasing x. Equal steps: the last value wins (a resumed run);
+     equal times (points written in one batch carry one time): each kept, a microsecond apart. */
+  function cleanXY(xs, ys, nudge) {
+    var n = Math.min(xs.length, ys.length), sorted = true, i;
+    for (i = 1; i < n; i++) if (!(xs[i] > xs[i - 1])) { sorted = false; break; }
+    if (sorted) return [xs.slice(0, n), ys.slice(0, n)];
+    var idx = [];
+    for (i = 0; i < n; i++) if (xs[i] !== null && isFinite(xs[i])) idx.push(i);
+    idx.sort(function (a, b) { return xs[a] - xs[b] || a - b; });
+    var ox = [], oy = [];
+    idx.forEach(function (j) {
+      var last = ox.length ? ox[ox.length - 1] : null;
+      if (last !== null && xs[j] <= last) {
+        if (nudge) { ox.push(last + 1e-6); oy.push(ys[j]); } else oy[oy.length - 1] = ys[j];
+      } else { ox.push(xs[j]); oy.push(ys[j]); }
+    });
+    return [ox, oy];
+  }
+
+  /* One chart: `key` of every run that has it. runs: [{id, name, start_time, metrics: {key: {steps, values, times}}}]
+     opts: {xMode, log, smooth, hidden: {runId: true}, colorOf(runId) -> index, width, height} */
+  AT.lineChart = function (div, runs, key, opts) {
     opts = opts || {};
-    var traces = [], total = 0;
+    var th = AT.theme(), mode = opts.xMode || "step";
+    var tables = [], series = [{}], ids = [], colors = [], points = 0;
     runs.forEach(function (run, i) {
       var m = run.metrics && run.metrics[key];
-      if (!m) return;
-      total += m.steps.length;
-      var color = AT.color(i);
-      if (opts.smooth) {
-        traces.push({x: m.steps, y: m.values, mode: "lines", line: {color: color, width: 1}, opacity: 0.25,
-                     name: AT.runLabel(run), legendgroup: run.id, showlegend: false, hoverinfo: "skip",
-                     type: opts.gl ? "scattergl" : "scatter"});
-      }
-      traces.push({x: m.steps, y: AT.ema(m.values, opts.smooth || 0), mode: "lines", line: {color: color, width: 1.5},
-                   name: AT.runLabel(run), legendgroup: run.id, type: opts.gl ? "scattergl" : "scatter"});
+      if (!m || !m.values || !m.values.length) return;
+      var xy = cleanXY(xsFor(run, m, mode), m.values, mode !== "step");
+      var ys = AT.ema(xy[1], opts.smooth || 0);
+      if (opts.log) ys = ys.map(function (v) { return v === null || v === undefined || !(v > 0) ? null : v; });
+      tables.push([xy[0], ys]);
+      points += xy[0].length;
+      var ci = opts.colorOf ? opts.colorOf(run.id) : i;
+      series.push({label: AT.runLabel(run), stroke: AT.color(ci), dash: AT.dash(ci) || undefined, width: 1.5,
+                   spanGaps: true, points: {show: xy[0].length === 1, size: 5}, show: !(opts.hidden || {})[run.id]});
+      ids.push(run.id);
+      colors.push(AT.color(ci));
     });
-    var layout = {title: {text: AT.plain(key), font: {size: 13}}, margin: {l: 50, r: 10, t: 30, b: 30}, height: 280,
-                  xaxis: {title: {text: "step"}}, yaxis: {type: opts.log ? "log" : "linear"},
-                  showlegend: runs.length > 1 && runs.length <= 20, legend: {font: {size: 10}},
-                  uirevision: key};
-    return Plotly.react(div, traces, layout, {displaylogo: false, responsive: true});
+    div.innerHTML = "";
+    div.setAttribute("data-key", key);
+    var head = document.createElement("div");
+    head.className = "chart-title";
+    head.textContent = key;
+    div.appendChild(head);
+    if (!tables.length) {
+      var p = document.createElement("p"); p.className = "muted"; p.textContent = "no values";
+      div.appendChild(p);
+      div._at = {series: [], points: 0};
+      return div._at;
+    }
+    var data = tables.length === 1 ? tables[0] : root.uPlot.join(tables);
+    var width = opts.width || Math.max(300, div.clientWidth || 460);
+    var axisFont = "11px system-ui, sans-serif";
+    var tip = document.createElement("div");
+    tip.className = "chart-tip";
+    var plotOpts = {
+      width: width, height: opts.height || 240, legend: {show: false},
+      cursor: {points: {size: 6}, drag: {x: true, y: false}, focus: {prox: 24}},
+      focus: {alpha: 0.35},
+      scales: {x: {time: mode === "wall"}, y: opts.log ? {distr: 3, log: 10} : {}},
+      series: series,
+      axes: [
+        {stroke: th.muted, font: axisFont, grid: {stroke: th.grid, width: 1}, ticks: {stroke: th.grid, width: 1},
+         label: mode === "step" ? "step" : mode === "rel" ? "seconds since start" : null, labelSize: mode === "wall" ? 0 : 16,
+         labelFont: axisFont, values: mode === "wall" ? undefined : function (u, s) { return s.map(tick); }},
+        {stroke: th.muted, font: axisFont, grid: {stroke: th.grid, width: 1}, ticks: {stroke: th.grid, width: 1},
+         values: function (u, s) { return s.map(tick); },
+         size: function (u, values) {
+           if (!values) return 40;
+           var w = values.reduce(function (a, v) { return Math.max(a, String(v).length); }, 0);
+           return Math.max(36, w * 6.5 + 14);
+         }}
+      ],
+      hooks: {setCursor: [function (u) { showTip(u); }]}
+    };
+    var plot = new root.uPlot(plotOpts, data, div);
+    plot.over.appendChild(tip);
+    function showTip(u) {
+      var idx = u.cursor.idx;
+      if (idx === null || idx === undefined || u.cursor.left < 0) { tip.style.display = "none"; return; }
+      var x = u.data[0][idx], rows = [];
+      for (var s = 1; s < u.series.length; s++) {
+        if (!u.series[s].show) continue;
+        var v = u.data[s][idx];
+        if (v === null || v === undefined) continue;
+        rows.push([v, s]);
+      }
+      if (!rows.length) { tip.style.display = "none"; return; }
+      rows.sort(function (a, b) { return a[0] - b[0]; });
+      var xl = mode === "wall" ? new Date(x * 1000).toISOString().replace("T", " ").slice(0, 19) : tick(x);
+      tip.innerHTML = '<div class="muted">' + (mode === "step" ? "step " : "") + AT.esc(xl) + (mode === "rel" ? " s" : "") + "</div>" +
+        rows.slice(0, 10).map(function (r) {
+          return '<div><span class="sw" style="background:' + colors[r[1] - 1] + '"></span>' + AT.esc(u.series[r[1]].label) +
+            " <b>" + AT.esc(tick(r[0])) + "</b></div>"; }).join("") + (rows.length > 10 ? '<div class="muted">+' + (rows.length - 10) + " more</div>" : "");
+      tip.style.display = "block";
+      var left = u.cursor.left + 14, ow = u.over.clientWidth;
+      tip.style.left = (left + 220 > ow ? Math.max(0, u.cursor.left - 230) : left) + "px";
+      tip.style.top = Math.max(0, u.cursor.top - 10) + "px";
+    }
+    plot.over.addEventListener("mouseleave", function () { tip.style.display = "none"; });
+    div._at = {plot: plot, series: ids, points: points, key: key,
+               setShow: function (id, show) { var j = ids.indexOf(id); if (j >= 0) plot.setSeries(j + 1, {show: show}); }};
+    return div._at;
   };
 
-  /* A panel of curves with log-scale and smoothing controls. Returns {update(runs)} */
+  /* A panel of charts with x-axis, smoothing and log-scale controls and one shared legend whose
+     entries toggle a run in every chart. Returns {ready, update(runs), setKeys(keys), state} */
   AT.metricPanel = function (container, runs, keys, opts) {
     opts = opts || {};
     container.innerHTML = "";
+    var state = {xMode: opts.xMode || "step", smooth: opts.smooth || 0, log: !!opts.log, hidden: {}};
     var controls = document.createElement("div");
     controls.className = "controls";
-    controls.innerHTML = '<label><input type="checkbox" class="at-log"> log scale</label> ' +
-      '<label>smoothing <input type="range" class="at-smooth" min="0" max="0.99" step="0.01" value="0"> ' +
-      '<span class="at-smooth-v">0</span></label>';
+    controls.innerHTML = '<label>x-axis <select class="at-x"><option value="step">step</option><option value="rel">relative time</option>' +
+      '<option value="wall">wall time</option></select></label> ' +
+      '<label><input type="checkbox" class="at-log"> log scale</label> ' +
+      '<label>smoothing <input type="range" class="at-smooth" min="0" max="0.99" step="0.01" value="' + state.smooth + '"> ' +
+      '<span class="at-smooth-v">' + state.smooth + "</span></label>";
     container.appendChild(controls);
+    var legend = document.createElement("div");
+    legend.className = "legend";
+    container.appendChild(legend);
     var grid = document.createElement("div");
     grid.className = "plot-grid";
     container.appendChild(grid);
-    var divs = {};
-    keys.forEach(function (key) {
-      var d = document.createElement("div");
-      d.className = "plot";
-      d.setAttribute("data-key", key);
-      grid.appendChild(d);
-      divs[key] = d;
+    controls.querySelector(".at-x").value = state.xMode;
+    controls.querySelector(".at-log").checked = state.log;
+    var charts = {};
+    var colorIndex = {};
+    function colorOf(id) { return colorIndex[id]; }
+    function drawLegend() {
+      var shown = runs.filter(function (r) { return keys.some(function (k) { return r.metrics && r.metrics[k]; }); });
+      legend.style.display = runs.length > 1 ? "" : "none";
+      legend.innerHTML = shown.map(function (r) {
+        var ci = colorOf(r.id), dash = AT.dash(ci);
+        return '<button type="button" class="legend-item' + (state.hidden[r.id] ? " off" : "") + '" data-id="' + AT.esc(r.id) + '" title="click: hide/show; double-click: only this run">' +
+          '<span class="sw' + (dash ? " dashed" : "") + '" style="background:' + AT.color(ci) + '"></span>' + AT.esc(AT.runLabel(r)) + "</button>";
+      }).join("");
+    }
+    function draw() {
+      runs.forEach(function (r, i) { if (colorIndex[r.id] === undefined) colorIndex[r.id] = opts.colorOf ? opts.colorOf(r.id) : i; });
+      var existing = {};
+      Array.prototype.forEach.call(grid.children, function (d) { existing[d.getAttribute("data-key")] = d; });
+      grid.innerHTML = "";
+      keys.forEach(function (key) {
+        var d = existing[key] || document.createElement("div");
+        d.className = "plot at-chart";
+        grid.appendChild(d);
+        if (d._at && d._at.plot) d._at.plot.destroy();
+        charts[key] = AT.guard(d, "chart " + key, function () {
+          return AT.lineChart(d, runs, key, {xMode: state.xMode, log: state.log, smooth: state.smooth, hidden: state.hidden, colorOf: colorOf});
+        });
+      });
+      drawLegend();
+      return new Promise(function (resolve) { requestAnimationFrame(function () { resolve(); }); });
+    }
+    function setShow(id, show) {
+      if (show) delete state.hidden[id]; else state.hidden[id] = true;
+      Object.keys(charts).forEach(function (k) { if (charts[k] && charts[k].setShow) charts[k].setShow(id, show); });
+      drawLegend();
+    }
+    legend.addEventListener("click", function (e) {
+      var b = e.target.closest(".legend-item"); if (!b) return;
+      var id = b.getAttribute("data-id"); setShow(id, !!state.hidden[id]);
     });
-    var state = {log: false, smooth: 0, gl: !!opts.gl && AT.webgl()};
-    function draw() { return Promise.all(keys.map(function (k) { return AT.curves(divs[k], runs, k, state); })); }
+    legend.addEventListener("dblclick", function (e) {
+      var b = e.target.closest(".legend-item"); if (!b) return;
+      var id = b.getAttribute("data-id");
+      runs.forEach(function (r) { setShow(r.id, r.id === id); });
+    });
+    controls.querySelector(".at-x").addEventListener("change", function (e) { state.xMode = e.target.value; draw(); });
     controls.querySelector(".at-log").addEventListener("change", function (e) { state.log = e.target.checked; draw(); });
     controls.querySelector(".at-smooth").addEventListener("input", function (e) {
       state.smooth = parseFloat(e.target.value);
       controls.querySelector(".at-smooth-v").textContent = e.target.value;
       draw();
     });
+    var resizeTimer = null;
+    function onResize() {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(function () {
+        Object.keys(charts).forEach(function (k) {
+          var c = charts[k]; if (!c || !c.plot) return;
+          var d = c.plot.root.parentNode; if (d && d.clientWidth) c.plot.setSize({width: d.clientWidth, height: c.plot.height});
+        });
+      }, 150);
+    }
+    root.addEventListener("resize", onResize);
     var ready = draw();
-    return {ready: ready, update: function (newRuns) { runs = newRuns; return draw(); }};
+    return {ready: ready, state: state, charts: charts, setShow: setShow,
+            update: function (newRuns, newKeys) { runs = newRuns; if (newKeys) keys = newKeys; return draw(); },
+            setKeys: function (newKeys) { keys = newKeys; return draw(); }};
   };
 
-  /* Parallel coordinates: one axis per param (that varies) plus the chosen metric, one line per run. */
-  AT.parcoords = function (div, runs, metric) {
+  /* ---------- params against a metric ---------- */
+
+  function paramValues(runs, k) { return runs.map(function (r) { var v = (r.params || {})[k]; return v === undefined ? null : v; }); }
+  function metricValues(runs, metric) {
+    return runs.map(function (r) {
+      var v = (r.summary || {})[metric];
+      return typeof v === "number" && isFinite(v) ? v : null;
+    });
+  }
+  function isNum(v) { return typeof v === "number" && isFinite(v); }
+  /* params that differ between runs (a param only some runs have differs) */
+  AT.varyingParams = function (runs) {
     var keys = {};
     runs.forEach(function (r) { Object.keys(r.params || {}).forEach(function (k) { keys[k] = true; }); });
-    var dims = [];
-    Object.keys(keys).sort().forEach(function (k) {
-      var vals = runs.map(function (r) { return r.params ? r.params[k] : undefined; });
-      var distinct = Array.from(new Set(vals.map(function (v) { return JSON.stringify(v); })));
-      if (distinct.length < 2) return;
-      var numeric = vals.every(function (v) { return typeof v === "number" || v === undefined || v === null; });
-      if (numeric) {
-        dims.push({label: k, values: vals.map(function (v) { return v === undefined ? null : v; })});
-      } else {
-        distinct.sort();
-        dims.push({label: k, values: vals.map(function (v) { return distinct.indexOf(JSON.stringify(v)); }),
-                   tickvals: distinct.map(function (_, i) { return i; }),
-                   ticktext: distinct.map(function (s) { var v = JSON.parse(s); s = typeof v === "string" ? v : s;
-                                                     return s.length > 16 ? s.slice(0, 15) + "…" : s; })});
-      }
+    return Object.keys(keys).sort().filter(function (k) {
+      var seen = new Set(paramValues(runs, k).map(function (v) { return JSON.stringify(v); }));
+      return seen.size > 1;
     });
-    var mvals = runs.map(function (r) { var v = r.summary ? r.summary[metric] : undefined; return v === undefined ? null : v; });
-    dims.push({label: metric, values: mvals});
-    /* Drawn as SVG lines over normalised axes (plotly's parcoords needs WebGL and eval, which the
-       UI's Content-Security-Policy and GPU-less browsers do not allow). */
-    var finite = mvals.filter(function (v) { return v !== null && isFinite(v); });
-    var cmin = Math.min.apply(null, finite), cmax = Math.max.apply(null, finite);
-    var scale = [[0, "#440154"], [0.25, "#3b528b"], [0.5, "#21918c"], [0.75, "#5ec962"], [1, "#fde725"]];
-    function colorAt(t) {
-      if (!isFinite(t)) return "#bbbbbb";
-      for (var i = 1; i < scale.length; i++) {
-        if (t <= scale[i][0]) {
-          var a = scale[i - 1], b = scale[i], f = (t - a[0]) / (b[0] - a[0]);
-          var ca = parseInt(a[1].slice(1), 16), cb = parseInt(b[1].slice(1), 16);
-          var ch = [16, 8, 0].map(function (s) { return Math.round(((ca >> s) & 255) * (1 - f) + ((cb >> s) & 255) * f); });
-          return "rgb(" + ch.join(",") + ")";
-        }
-      }
-      return scale[scale.length - 1][1];
-    }
-    var ranges = dims.map(function (d) {
-      var v = d.values.filter(function (x) { return x !== null && isFinite(x); });
-      return [Math.min.apply(null, v), Math.max.apply(null, v)];
-    });
-    function norm(j, v) {
-      if (v === null || !isFinite(v)) return null;
-      var r = ranges[j]; return r[1] === r[0] ? 0.5 : (v - r[0]) / (r[1] - r[0]);
-    }
-    function label(j, v) {
-      var d = dims[j];
-      if (d.ticktext) return d.ticktext[v];
-      return typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : String(v);
-    }
-    var traces = runs.map(function (r, i) {
-      var t = cmax === cmin ? 0.5 : (mvals[i] - cmin) / (cmax - cmin);
-      return {type: "scatter", mode: "lines+markers", x: dims.map(function (_, j) { return j; }),
-              y: dims.map(function (d, j) { return norm(j, d.values[i]); }),
-              text: dims.map(function (d, j) { return AT.plain(d.label) + ": " + AT.plain(d.values[i] === null ? "—" : label(j, d.values[i])); }),
-              hovertemplate: "<b>" + AT.runLabel(r) + "</b><br>%{text}<extra></extra>",
-              line: {color: colorAt(t), width: 2}, marker: {size: 5}, showlegend: false};
-    });
-    traces.push({type: "scatter", mode: "markers", x: [null], y: [null], hoverinfo: "skip", showlegend: false,
-                 marker: {color: [cmin, cmax], cmin: cmin, cmax: cmax, colorscale: scale, showscale: true,
-                          colorbar: {title: {text: AT.plain(metric), side: "right"}, thickness: 12}}});
-    var shapes = [], annotations = [];
-    dims.forEach(function (d, j) {
-      shapes.push({type: "line", x0: j, x1: j, y0: 0, y1: 1, line: {color: "#444", width: 1}});
-      annotations.push({x: j, y: 1.06, text: AT.plain(label(j, ranges[j][1])), showarrow: false, font: {size: 10}});
-      annotations.push({x: j, y: -0.06, text: AT.plain(label(j, ranges[j][0])), showarrow: false, font: {size: 10}});
-    });
-    var layout = {height: 360, margin: {l: 40, r: 40, t: 30, b: 60}, shapes: shapes, annotations: annotations,
-                  xaxis: {tickvals: dims.map(function (_, j) { return j; }), ticktext: dims.map(function (d) { return AT.plain(d.label); }),
-                          range: [-0.3, dims.length - 0.7], zeroline: false, showgrid: false},
-                  yaxis: {visible: false, range: [-0.12, 1.12]}};
-    return Plotly.react(div, traces, layout, {displaylogo: false, responsive: true});
   };
 
-  /* Whether WebGL works here (scattergl for many runs; otherwise SVG). */
-  AT.webgl = function () {
-    try { var c = document.createElement("canvas"); return !!(c.getContext("webgl") || c.getContext("experimental-webgl")); }
-    catch (e) { return false; }
+  /* params worth an axis: two runs at least have different values; at most `max`, the ones the
+     metric follows most closely (|Spearman ρ|) first, then the ones most runs have */
+  AT.axisParams = function (runs, metric, max) {
+    max = max || 12;
+    var imp = {};
+    AT.importance(runs, metric).forEach(function (r) { imp[r.param] = r; });
+    var cands = AT.varyingParams(runs).filter(function (k) {  /* two values at least, among the runs that have it */
+      return new Set(paramValues(runs, k).filter(function (v) { return v !== null; }).map(function (v) { return JSON.stringify(v); })).size >= 2;
+    });
+    var present = {};
+    cands.forEach(function (k) { present[k] = runs.filter(function (r) { return r.params && Object.prototype.hasOwnProperty.call(r.params, k); }).length; });
+    var ranked = cands.slice().sort(function (a, b) {
+      var ra = imp[a] && imp[a].rho !== null ? Math.abs(imp[a].rho) : -1, rb = imp[b] && imp[b].rho !== null ? Math.abs(imp[b].rho) : -1;
+      return rb - ra || present[b] - present[a] || (a < b ? -1 : 1);
+    });
+    return {keys: ranked.slice(0, max).sort(), total: cands.length};
+  };
+
+  function axisFor(label, values) {
+    var present = values.filter(function (v) { return v !== null && v !== undefined; });
+    var numeric = present.length > 0 && present.every(isNum);
+    if (numeric) {
+      var lo = Math.min.apply(null, present), hi = Math.max.apply(null, present);
+      var log = lo > 0 && hi / lo >= 100;
+      var f = log ? function (v) { return Math.log10(v); } : function (v) { return v; };
+      var a = f(lo), b = f(hi);
+      return {label: label, numeric: true, log: log, lo: lo, hi: hi, missing: present.length < values.length,
+              pos: function (v) { return isNum(v) ? (b === a ? 0.5 : (f(v) - a) / (b - a)) : null; },
+              ticks: (lo === hi ? [lo] : [lo, log ? Math.pow(10, (a + b) / 2) : (lo + hi) / 2, hi])};
+    }
+    var cats = Array.from(new Set(present.map(function (v) { return typeof v === "string" ? v : JSON.stringify(v); }))).sort();
+    return {label: label, numeric: false, cats: cats, missing: present.length < values.length,
+            pos: function (v) {
+              if (v === null || v === undefined) return null;
+              var j = cats.indexOf(typeof v === "string" ? v : JSON.stringify(v));
+              return cats.length === 1 ? 0.5 : j / (cats.length - 1);
+            }};
+  }
+  function short(s, n) { s = String(s); return s.length > n ? s.slice(0, n - 1) + "…" : s; }
+  var SVGNS = "http://www.w3.org/2000/svg";
+  function el(name, attrs, parent) {
+    var e = document.createElementNS(SVGNS, name);
+    Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function viridis(t) {
+    var scale = [[0, [68, 1, 84]], [0.25, [59, 82, 139]], [0.5, [33, 145, 140]], [0.75, [94, 201, 98]], [1, [253, 231, 37]]];
+    if (t === null || !isFinite(t)) return "#999";
+    t = Math.max(0, Math.min(1, t));
+    for (var i = 1; i < scale.length; i++) {
+      if (t <= scale[i][0]) {
+        var a = scale[i - 1], b = scale[i], f = (t - a[0]) / (b[0] - a[0]);
+        return "rgb(" + [0, 1, 2].map(function (c) { return Math.round(a[1][c] * (1 - f) + b[1][c] * f); }).join(",") + ")";
+      }
+    }
+    return "rgb(253,231,37)";
+  }
+
+  /* Parallel coordinates (SVG): one axis per param that varies plus the metric; one line per run,
+     coloured by the metric. Drag along an axis to brush a range (click the axis to clear); opts.onBrush(ids)
+     gets the runs inside every brushed range. A run missing a value sits on the "n/a" row under the axis. */
+  AT.parcoords = function (div, runs, metric, opts) {
+    opts = opts || {};
+    var th = AT.theme();
+    var chosen = AT.axisParams(runs, metric, opts.maxAxes || 12), dimsKeys = chosen.keys;
+    var dims = dimsKeys.map(function (k) { var vals = paramValues(runs, k); var ax = axisFor(k, vals); ax.values = vals; return ax; });
+    var mvals = metricValues(runs, metric);
+    var max = axisFor(metric, mvals); max.values = mvals; max.isMetric = true;
+    dims.push(max);
+    div.innerHTML = chosen.total > dimsKeys.length ? '<p class="muted">' + dimsKeys.length + " of " + chosen.total +
+      " params that differ (the ones " + AT.esc(metric) + " follows most closely, then those most runs have)</p>" : "";
+    var width = Math.max(420, div.clientWidth || 900), height = 320, top = 34, bottom = 52, left = 60, right = 60;
+    var plotH = height - top - bottom, naY = top + plotH + 28;
+    var svg = el("svg", {width: width, height: height, "class": "parcoords", role: "img"}, div);
+    var step = dims.length > 1 ? (width - left - right) / (dims.length - 1) : 0;
+    function xOf(j) { return dims.length > 1 ? left + j * step : width / 2; }
+    function yOf(d, v) { var p = d.pos(v); return p === null ? naY : top + (1 - p) * plotH; }
+    var brushes = {};
+    var lines = el("g", {}, svg);
+    var paths = runs.map(function (r, i) {
+      var pts = dims.map(function (d, j) { return xOf(j) + "," + yOf(d, d.values[i]).toFixed(1); });
+      var p = el("polyline", {points: pts.join(" "), fill: "none", stroke: viridis(max.pos(mvals[i])), "stroke-width": 1.6,
+                              "stroke-opacity": 0.85, "data-id": r.id}, lines);
+      var t = el("title", {}, p);
+      t.textContent = AT.runLabel(r) + "\n" + dims.map(function (d) {
+        var v = d.values[i]; return d.label + ": " + (v === null || v === undefined ? "—" : AT.fmt(v)); }).join("\n");
+      return p;
+    });
+    dims.forEach(function (d, j) {
+      var g = el("g", {"class": "pc-axis", "data-dim": d.label}, svg), x = xOf(j);
+      el("line", {x1: x, x2: x, y1: top, y2: top + plotH, stroke: th.axis, "stroke-width": 1}, g);
+      var lab = el("text", {x: x, y: top - 18, "text-anchor": "middle", fill: th.fg, "font-size": 11, "font-weight": d.isMetric ? 700 : 400}, g);
+      lab.textContent = short(d.label, Math.max(8, Math.floor(step / 7) || 24));
+      el("title", {}, lab).textContent = d.label;
+      var ticks = d.numeric ? d.ticks.map(function (v) { return [v, AT.fmt(v)]; }) : d.cats.map(function (c) { return [c, c]; });
+      if (!d.numeric && ticks.length > 12) ticks = ticks.filter(function (_, q) { return q % Math.ceil(ticks.length / 12) === 0; });
+      ticks.forEach(function (tv) {
+        var y = yOf(d, tv[0]);
+        el("line", {x1: x - 3, x2: x + 3, y1: y, y2: y, stroke: th.axis}, g);
+        var t = el("text", {x: x - 6, y: y + 3.5, "text-anchor": "end", fill: th.muted, "font-size": 10}, g);
+        t.textContent = short(tv[1], 14);
+      });
+      if (d.missing) { var na = el("text", {x: x - 6, y: naY + 3.5, "text-anchor": "end", fill: th.muted, "font-size": 10}, g); na.textContent = "n/a"; }
+      var hit = el("rect", {x: x - 12, y: top - 4, width: 24, height: plotH + 8, fill: "transparent", "class": "pc-hit", cursor: "ns-resize"}, g);
+      var band = el("rect", {x: x - 7, y: top, width: 14, height: 0, "class": "pc-brush", fill: "rgba(100,150,255,0.25)", stroke: "#4a7fd6", visibility: "hidden", "pointer-events": "none"}, g);
+      var y0 = null;
+      function pt(e) { var r = svg.getBoundingClientRect(); return Math.max(top, Math.min(top + plotH, e.clientY - r.top)); }
+      hit.addEventListener("mousedown", function (e) {
+        e.preventDefault(); y0 = pt(e);
+        function move(ev) { var y1 = pt(ev); set(Math.min(y0, y1), Math.max(y0, y1)); }
+        function up(ev) {
+          root.removeEventListener("mousemove", move); root.removeEventListener("mouseup", up);
+          var y1 = pt(ev);
+          if (Math.abs(y1 - y0) < 3) { delete brushes[j]; band.setAttribute("visibility", "hidden"); apply(); }
+          y0 = null;
+        }
+        root.addEventListener("mousemove", move); root.addEventListener("mouseup", up);
+      });
+      function set(ya, yb) {
+        band.setAttribute("y", ya); band.setAttribute("height", yb - ya); band.setAttribute("visibility", "visible");
+        brushes[j] = [1 - (yb - top) / plotH, 1 - (ya - top) / plotH];
+        apply();
+      }
+    });
+    function apply() {
+      var keep = [];
+      runs.forEach(function (r, i) {
+        var ok = Object.keys(brushes).every(function (j) {
+          var p = dims[j].pos(dims[j].values[i]); return p !== null && p >= brushes[j][0] - 1e-9 && p <= brushes[j][1] + 1e-9;
+        });
+        paths[i].setAttribute("stroke-opacity", ok ? 0.9 : 0.06);
+        if (ok) keep.push(r.id);
+      });
+      div.setAttribute("data-selected", keep.length);
+      if (opts.onBrush) opts.onBrush(Object.keys(brushes).length ? keep : null);
+    }
+    /* colour bar for the metric */
+    var cb = el("g", {}, svg), cbx = width - 18;
+    for (var q = 0; q < 20; q++) el("rect", {x: cbx, y: top + (1 - (q + 1) / 20) * plotH, width: 8, height: plotH / 20 + 0.5, fill: viridis(q / 19)}, cb);
+    div._at = {dims: dims.map(function (d) { return d.label; }), lines: paths.length};
+    return div._at;
+  };
+
+  /* A param (x) against a metric (y), one dot per run, in the run's colour. */
+  AT.scatter = function (div, runs, param, metric, opts) {
+    opts = opts || {};
+    var th = AT.theme();
+    var xs = paramValues(runs, param), ys = metricValues(runs, metric);
+    var ax = axisFor(param, xs), ay = axisFor(metric, ys);
+    div.innerHTML = "";
+    var width = Math.max(360, Math.min(div.clientWidth || 520, 640)), height = 300, l = 64, r = 16, t = 14, b = 40;
+    var svg = el("svg", {width: width, height: height, "class": "scatter"}, div);
+    var W = width - l - r, H = height - t - b;
+    el("rect", {x: l, y: t, width: W, height: H, fill: "none", stroke: th.grid}, svg);
+    function X(v) { var p = ax.pos(v); return p === null ? null : l + (ax.numeric ? p : (0.1 + 0.8 * p)) * W; }
+    function Y(v) { var p = ay.pos(v); return p === null ? null : t + (1 - p) * H; }
+    var xt = ax.numeric ? ax.ticks.map(function (v) { return [v, AT.fmt(v)]; }) : ax.cats.map(function (c) { return [c, c]; });
+    xt.forEach(function (tv) { var x = X(ax.numeric ? tv[0] : tv[0]); if (x === null) return;
+      var e = el("text", {x: x, y: t + H + 14, "text-anchor": "middle", fill: th.muted, "font-size": 10}, svg); e.textContent = short(tv[1], 12); });
+    (ay.numeric ? ay.ticks : []).forEach(function (v) { var y = Y(v);
+      var e = el("text", {x: l - 6, y: y + 3, "text-anchor": "end", fill: th.muted, "font-size": 10}, svg); e.textContent = AT.fmt(v); });
+    var xl = el("text", {x: l + W / 2, y: height - 6, "text-anchor": "middle", fill: th.fg, "font-size": 11}, svg);
+    xl.textContent = param + (ax.log ? " (log)" : "");
+    var yl = el("text", {x: 12, y: t + H / 2, "text-anchor": "middle", fill: th.fg, "font-size": 11, transform: "rotate(-90 12 " + (t + H / 2) + ")"}, svg);
+    yl.textContent = metric;
+    var n = 0;
+    runs.forEach(function (run, i) {
+      var x = X(xs[i]), y = Y(ys[i]);
+      if (x === null || y === null) return;
+      n++;
+      var c = el("circle", {cx: x, cy: y, r: 4.5, fill: AT.color(opts.colorOf ? opts.colorOf(run.id) : i), "fill-opacity": 0.85, "data-id": run.id}, svg);
+      el("title", {}, c).textContent = AT.runLabel(run) + "\n" + param + ": " + AT.fmt(xs[i]) + "\n" + metric + ": " + AT.fmt(ys[i]);
+    });
+    div._at = {points: n};
+    if (!n) { var p = document.createElement("p"); p.className = "muted"; p.textContent = "no run has both values"; div.appendChild(p); }
+    return div._at;
+  };
+
+  /* Spearman rank correlation of each numeric param with the metric (over runs having both). */
+  function ranks(v) {
+    var idx = v.map(function (_, i) { return i; }).sort(function (a, b) { return v[a] - v[b]; });
+    var out = new Array(v.length), i = 0;
+    while (i < idx.length) {
+      var j = i; while (j + 1 < idx.length && v[idx[j + 1]] === v[idx[i]]) j++;
+      for (var k = i; k <= j; k++) out[idx[k]] = (i + j) / 2 + 1;
+      i = j + 1;
+    }
+    return out;
+  }
+  AT.spearman = function (x, y) {
+    var n = x.length; if (n < 3) return null;
+    var rx = ranks(x), ry = ranks(y), mx = 0, my = 0, i;
+    for (i = 0; i < n; i++) { mx += rx[i]; my += ry[i]; }
+    mx /= n; my /= n;
+    var sxy = 0, sxx = 0, syy = 0;
+    for (i = 0; i < n; i++) { var a = rx[i] - mx, b = ry[i] - my; sxy += a * b; sxx += a * a; syy += b * b; }
+    return sxx && syy ? sxy / Math.sqrt(sxx * syy) : null;
+  };
+  AT.importance = function (runs, metric) {
+    var ys = metricValues(runs, metric);
+    return AT.varyingParams(runs).map(function (k) {
+      var xs = paramValues(runs, k), px = [], py = [], numeric = true;
+      xs.forEach(function (v, i) {
+        if (v === null || ys[i] === null) return;
+        if (typeof v === "boolean") v = v ? 1 : 0;
+        if (!isNum(v)) { numeric = false; return; }
+        px.push(v); py.push(ys[i]);
+      });
+      var have = xs.filter(function (v) { return v !== null; });
+      var distinct = new Set(have.map(function (v) { return JSON.stringify(v); })).size;
+      return {param: k, numeric: numeric, n: px.length, present: have.length, distinct: distinct, rho: numeric ? AT.spearman(px, py) : null};
+    }).sort(function (a, b) {
+      return (b.rho === null ? -1 : Math.abs(b.rho)) - (a.rho === null ? -1 : Math.abs(a.rho)) || (a.param < b.param ? -1 : 1);
+    });
+  };
+  AT.importanceTable = function (div, runs, metric) {
+    var all = AT.importance(runs, metric);
+    var rows = all.filter(function (r) { return r.distinct >= 2 && (r.numeric ? r.n >= 3 : r.present >= 3); });
+    var few = all.length - rows.length;
+    div.innerHTML = '<p class="muted">Spearman rank correlation between each numeric param and ' + AT.esc(metric) +
+      " (last value) over the runs that have both; |ρ| near 1: the metric moves with the param. Text params are not ranked.</p>" +
+      (rows.length ? '<table class="importance"><thead><tr><th>param</th><th>ρ</th><th></th><th>runs</th></tr></thead><tbody>' +
+      rows.map(function (r) {
+        var w = r.rho === null ? 0 : Math.round(Math.abs(r.rho) * 120);
+        return "<tr><td>" + AT.esc(r.param) + '</td><td class="num">' + (r.rho === null ? '<span class="muted">' + (r.numeric ? "too few runs" : "not numeric") + "</span>" : r.rho.toFixed(2)) +
+          '</td><td><span class="bar' + (r.rho < 0 ? " neg" : "") + '" style="width:' + w + 'px"></span></td><td class="num">' + r.n + "</td></tr>";
+      }).join("") + "</tbody></table>" : '<p class="muted">No param differs between these runs.</p>') +
+      (few ? '<p class="muted">' + few + " more params differ only in being set or not, or are set in fewer than 3 of these runs: not ranked.</p>" : "");
+    div._at = {rows: rows};
+    return rows;
   };
 
   /* Keys split into system metrics and the rest, training keys first. */
   AT.splitKeys = function (keys) {
-    var order = ["train/loss", "train/grad_norm", "train/lr"];
+    var order = ["train/loss", "val/loss", "train/grad_norm", "train/lr"];
     var sys = [], rest = [];
     keys.forEach(function (k) { (k.indexOf("system/") === 0 ? sys : rest).push(k); });
     rest.sort(function (a, b) {
       var ia = order.indexOf(a), ib = order.indexOf(b);
       if (ia < 0) ia = 99; if (ib < 0) ib = 99;
-      return ia - ib || (a < b ? -1 : a > b ? 1 : 0);
+      var ga = a.indexOf("grad_norm/") === 0 ? 1 : 0, gb = b.indexOf("grad_norm/") === 0 ? 1 : 0;
+      return ga - gb || ia - ib || (a < b ? -1 : a > b ? 1 : 0);
     });
     return {train: rest, system: sys.sort()};
+  };
+
+  /* A small, safe Markdown renderer for notes: the text is escaped first, so no HTML passes;
+     links only for http(s) and relative addresses. */
+  AT.markdown = function (src) {
+    var lines = String(src || "").replace(/\r\n?/g, "\n").split("\n"), out = [], inCode = false, list = null, para = [];
+    function inline(s) {
+      s = AT.esc(s);
+      var codes = [];
+      s = s.replace(/`([^`]+)`/g, function (_, c) { codes.push(c); return "\u0000" + (codes.length - 1) + "\u0000"; });
+      s = s.replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>").replace(/(^|[^*])\*([^*]+)\*/g, "$1<em>$2</em>");
+      s = s.replace(/\[([^\]]+)\]\(([^)\s]+)\)/g, function (m, text, href) {
+        var raw = href.replace(/&amp;/g, "&");
+        if (!/^(https?:\/\/|#|\/)/i.test(raw)) return m;
+        return '<a href="' + href + '" rel="noopener noreferrer" target="_blank">' + text + "</a>";
+      });
+      return s.replace(/\u0000(\d+)\u0000/g, function (_, i) { return "<code>" + codes[+i] + "</code>"; });
+    }
+    function flush() {
+      if (para.length) { out.push("<p>" + para.map(inline).join(" ") + "</p>"); para = []; }
+      if (list) { out.push("<" + list.tag + ">" + list.items.map(function (i) { return "<li>" + inline(i) + "</li>"; }).join("") + "</" + list.tag + ">"); list = null; }
+    }
+    var code = [];
+    lines.forEach(function (line) {
+      if (/^```/.test(line)) {
+        if (inCode) { out.push("<pre><code>" + AT.esc(code.join("\n")) + "</code></pre>"); code = []; inCode = false; }
+        else { flush(); inCode = true; }
+        return;
+      }
+      if (inCode) { code.push(line); return; }
+      var m;
+      if ((m = line.match(/^(#{1,4})\s+(.*)$/))) { flush(); out.push("<h" + (m[1].length + 2) + ">" + inline(m[2]) + "</h" + (m[1].length + 2) + ">"); return; }
+      if ((m = line.match(/^\s*[-*]\s+(.*)$/)) || (m = line.match(/^\s*\d+[.)]\s+(.*)$/))) {
+        var tag = /^\s*\d/.test(line) ? "ol" : "ul";
+        if (para.length || (list && list.tag !== tag)) flush();
+        if (!list) list = {tag: tag, items: []};
+        list.items.push(m[1]); return;
+      }
+      if (!line.trim()) { flush(); return; }
+      if (list) flush();
+      para.push(line);
+    });
+    if (inCode) out.push("<pre><code>" + AT.esc(code.join("\n")) + "</code></pre>");
+    flush();
+    return out.join("");
   };
 })(typeof window !== "undefined" ? window : this);

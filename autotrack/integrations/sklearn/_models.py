@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
-from pathlib import Path
 from typing import Any
 
 import sklearn
