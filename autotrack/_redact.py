@@ -67,7 +67,7 @@ _COMPOUND = ("apikey", "accesskey", "privatekey", "secretkey", "clientsecret", "
 #: Tokenizer special tokens are not credentials (``pad_token = "<pad>"``).
 _TOKENIZER_WORDS = {"pad", "eos", "bos", "unk", "sep", "cls", "mask", "start", "end", "special", "additional"}
 
-_URL_USERINFO = _Lazy(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s:]*(?::[^/@\s]*)?)@")
+_URL_USERINFO = _Lazy(r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s:]*(?::[^/@\s]*)?)@")
 
 #: (rule id, pattern, group to replace). Learnt from the shapes secret scanners document; every
 #: pattern is anchored on a fixed prefix or structure so that ordinary text does not match.
@@ -333,7 +333,8 @@ def _chunk_spans(text: str, mode: str, extra: Sequence[str], skip_names: bool) -
         for m in rx.finditer(text):
             if m.end(group) > m.start(group):
                 spans.append((m.start(group), m.end(group), REDACTED, rule))
-    for m in _URL_USERINFO.finditer(text):
+    # the scheme pattern would rescan every letter run from each start (quadratic on long words)
+    for m in (_URL_USERINFO.finditer(text) if "://" in text and "@" in text else ()):
         if m.group("userinfo"):
             spans.append((m.start("userinfo"), m.end(), "", "url-credentials"))
     for value in extra:
