@@ -234,6 +234,9 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         copy_checkpoints: copy checkpoint files into the store instead of recording a reference.
         log_model: at the end of a successful fit, store the LightningModule's final ``state_dict``
             as an artifact ``model.pt`` of kind ``model`` (``autotrack.autolog()`` turns it on).
+        register_best_as: a model name: when fit succeeds, register the best checkpoint of the
+            first ModelCheckpoint with a ``monitor`` as that model's next version
+            (``autotrack.register_model``); the version is in ``callback.model_version``.
 
     Logged keys (steps are global optimizer steps, ``trainer.global_step`` before the step):
 
@@ -274,6 +277,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         per_layer: str = "parameter",
         copy_checkpoints: bool = False,
         log_model: bool = False,
+        register_best_as: str | None = None,
     ) -> None:
         from autotrack import Run
         from autotrack._errors import InvalidArgumentError
@@ -292,6 +296,11 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         self._rank_sampler: tuple[Any, Run] | None = None
         self._framework_ctx: Any = None
         self.log_model = log_model
+        if register_best_as is not None and not isinstance(register_best_as, str):
+            raise InvalidArgumentError("register_best_as", register_best_as, "pass a model name (str), or None")
+        self.register_best_as = register_best_as
+        self.model_version: Any = None
+        self._best_checkpoint: str | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -307,7 +316,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.update(_per_optimizer={}, _loss=None, _scaler=None, _ckpt_callbacks=[],
-                     _wrapped_connector=None, _on=False, _rank_sampler=None, _framework_ctx=None)
+                     _wrapped_connector=None, _on=False, _rank_sampler=None, _framework_ctx=None, model_version=None)
         return state
 
     @property
@@ -401,7 +410,9 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         self._exit_framework_recording()
         self._stop_rank_sampler()
         if self._on:
+            run = self.run
             self._stop("finished", None)
+            self._register_best(run)
 
     @override
     @guarded("lightning callback on_exception")
@@ -591,7 +602,24 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
             run.set_info("config", config)
         if self.log_model:
             self._log_final_weights(trainer, run)
+        monitored = [cb for cb in self._ckpt_callbacks if cb.monitor and cb.best_model_path]
+        self._best_checkpoint = monitored[0].best_model_path if monitored else None
         self._session.flush()
+
+    def _register_best(self, run: Run | None) -> None:
+        """Issue 18: register the best checkpoint (its run has ended or been flushed)."""
+        if self.register_best_as is None or run is None:
+            return
+        import autotrack
+        from autotrack import InvalidArgumentError
+
+        if self._best_checkpoint is None:
+            raise InvalidArgumentError(
+                "register_best_as", self.register_best_as, "no ModelCheckpoint with a monitor saved a best "
+                "checkpoint; add ModelCheckpoint(monitor='val_loss') to the Trainer's callbacks. HINT: did you call "
+                "`self.log('val_loss', value)`?")
+        self.model_version = autotrack.register_model(self.register_best_as, run=run.id,
+                                                      artifact=os.path.basename(self._best_checkpoint))
 
     def _log_final_weights(self, trainer: Any, run: Run) -> None:
         import tempfile

@@ -859,16 +859,20 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
     eval_set : ``(X_val, y_val)``: the same metrics on it under ``val/``.
     max_child_runs : for a search CV, record at most this many candidates as child runs
         (None: all).
+    register_as : a model name: after each fit, register the stored model as the next version of
+        that model (``autotrack.register_model``); the version is in ``model_version_``.
 
     Attributes
     ----------
     estimator_ : the fitted clone.
     run_id_ : id of the run of the last fit (None when the fit was nested in a recorded fit).
+    model_version_ : the :class:`autotrack.ModelVersion` registered by the last fit (``register_as``).
     """
 
     def __init__(self, estimator: Any, *, run_name: str | None = None, experiment: str | None = None,
                  tags: Mapping[str, Any] | None = None, log_model: bool = True, log_metrics: bool = True,
-                 log_data: bool = True, eval_set: Any = None, max_child_runs: int | None = None) -> None:
+                 log_data: bool = True, eval_set: Any = None, max_child_runs: int | None = None,
+                 register_as: str | None = None) -> None:
         self.estimator = estimator
         self.run_name = run_name
         self.experiment = experiment
@@ -878,6 +882,7 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         self.log_data = log_data
         self.eval_set = eval_set
         self.max_child_runs = max_child_runs
+        self.register_as = register_as
 
     # -- fitting ----------------------------------------------------------------------------
 
@@ -907,6 +912,9 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         settings = _Settings(self.run_name, self.experiment, self.tags, self.log_model, self.log_metrics,
                              self.log_data, self.eval_set, self.max_child_runs)
         _check_settings(settings)
+        if self.register_as is not None and (not isinstance(self.register_as, str) or not self.log_model):
+            raise InvalidArgumentError("register_as", self.register_as, "pass a model name (str) with log_model=True, "
+                                       "or None not to register")
         self.estimator_ = clone(self.estimator)
         fitted = getattr(self.estimator_, method)
         result, run, train_hash = _record(self.estimator_, lambda: fitted(X, y, **fit_params), X, y, settings,
@@ -915,6 +923,8 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         self._run_store = str(run.store.root) if run is not None else None
         # tells test data from the training data in score()
         self._train_fingerprint = train_hash or (_fingerprint(X) if run is not None else None)
+        if self.register_as is not None and run is not None:  # issue 18: opt-in registration
+            self.model_version_ = autotrack.register_model(self.register_as, run=run)
         return result
 
     # -- delegated methods ------------------------------------------------------------------
