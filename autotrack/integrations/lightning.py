@@ -300,7 +300,6 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
             raise InvalidArgumentError("register_best_as", register_best_as, "pass a model name (str), or None")
         self.register_best_as = register_best_as
         self.model_version: Any = None
-        self._best_checkpoint: str | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -312,6 +311,8 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
         self._step_checkpointing = False
         self._ckpt_signatures: dict[int, tuple[Any, ...]] = {}
         self._wrapped_connector: Any = None
+        self._fit_done = False
+        self._best_checkpoint: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -604,11 +605,12 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
             self._log_final_weights(trainer, run)
         monitored = [cb for cb in self._ckpt_callbacks if cb.monitor and cb.best_model_path]
         self._best_checkpoint = monitored[0].best_model_path if monitored else None
+        self._fit_done = True
         self._session.flush()
 
     def _register_best(self, run: Run | None) -> None:
         """Issue 18: register the best checkpoint (its run has ended or been flushed)."""
-        if self.register_best_as is None or run is None:
+        if self.register_best_as is None or run is None or not self._fit_done:
             return
         import autotrack
         from autotrack import InvalidArgumentError
@@ -618,7 +620,7 @@ class AutotrackCallback(*_CALLBACK_BASES):  # type: ignore[misc]
                 "register_best_as", self.register_best_as, "no ModelCheckpoint with a monitor saved a best "
                 "checkpoint; add ModelCheckpoint(monitor='val_loss') to the Trainer's callbacks. HINT: did you call "
                 "`self.log('val_loss', value)`?")
-        self.model_version = autotrack.register_model(self.register_best_as, run=run.id,
+        self.model_version = autotrack.register_model(self.register_best_as, run=run,
                                                       artifact=os.path.basename(self._best_checkpoint))
 
     def _log_final_weights(self, trainer: Any, run: Run) -> None:
