@@ -15,10 +15,13 @@ from __future__ import annotations
 from ._errors import (
     AutotrackError,
     InvalidArgumentError,
+    AliasConflictError,
     MissingDependencyError,
+    ModelNotFoundError,
     QuerySyntaxError,
     RunEndedError,
     RunLockedError,
+    RunInUseError,
     RunNotFoundError,
     StoreError,
     StoreVersionError,
@@ -26,6 +29,17 @@ from ._errors import (
 )
 from ._autolog import autolog
 from ._query import Artifact, RunRecord, count_runs, delete_run, gc, get_run, runs
+from ._registry import (
+    AliasMove,
+    ModelVersion,
+    RegisteredModel,
+    get_model,
+    list_models,
+    load_model,
+    register_model,
+    rollback,
+    set_alias,
+)
 from ._run import (
     Run,
     active_run,
@@ -48,13 +62,19 @@ from ._capture import fingerprint, seed_everything  # also registers the start-o
 __version__ = "0.1.0"
 
 __all__ = [
+    "AliasConflictError",
+    "AliasMove",
     "Artifact",
     "AutotrackError",
     "InvalidArgumentError",
     "MissingDependencyError",
+    "ModelNotFoundError",
+    "ModelVersion",
     "QuerySyntaxError",
+    "RegisteredModel",
     "Run",
     "RunEndedError",
+    "RunInUseError",
     "RunLockedError",
     "RunNotFoundError",
     "RunRecord",
@@ -70,15 +90,21 @@ __all__ = [
     "fingerprint",
     "flush",
     "gc",
+    "get_model",
     "get_run",
     "get_store",
+    "list_models",
+    "load_model",
     "log_artifact",
     "log_metric",
     "log_metrics",
     "log_param",
     "log_params",
+    "register_model",
+    "rollback",
     "runs",
     "seed_everything",
+    "set_alias",
     "set_store",
     "set_tag",
     "set_tags",

@@ -394,7 +394,8 @@ def lower_is_better(key: str) -> bool:
 @_store_option
 @click.argument("run_ids", nargs=-1, required=True)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-def rm_command(store_path: str, run_ids: Sequence[str], yes: bool) -> None:
+@click.option("--force", is_flag=True, help="Also delete runs registered model versions refer to (the versions are kept).")
+def rm_command(store_path: str, run_ids: Sequence[str], yes: bool, force: bool) -> None:
     """Delete runs from the store."""
     from ._query import delete_run, get_run
 
@@ -408,7 +409,7 @@ def rm_command(store_path: str, run_ids: Sequence[str], yes: bool) -> None:
     if not yes and not click.confirm(f"Delete {names}?", default=False):
         raise click.Abort()
     for rec in records:
-        delete_run(rec.id, store=store)
+        delete_run(rec.id, store=store, force=force)
     click.echo(f"deleted {names}")
 
 
@@ -429,7 +430,7 @@ def _register_optional_commands() -> None:
     import importlib
 
     for module, attr in (("._capture.doctor", "doctor_command"), ("._cli_extra", "commands"), ("._autolog_cli", "commands"),
-                         ("._cli_sync", "commands")):
+                         ("._cli_sync", "commands"), ("._cli_models", "models_command")):
         try:
             mod = importlib.import_module(module, __package__)
         except ModuleNotFoundError as exc:

@@ -19,6 +19,9 @@ __all__ = [
     "UnsafeArtifactNameError",
     "QuerySyntaxError",
     "MissingDependencyError",
+    "ModelNotFoundError",
+    "AliasConflictError",
+    "RunInUseError",
 ]
 
 
@@ -115,4 +118,44 @@ class MissingDependencyError(AutotrackError, ImportError):
         super().__init__(
             f"{feature} needs {package}, which is not installed. "
             f"Install it with: pip install 'autotrack-ml[{extra}]'"
+        )
+
+
+class ModelNotFoundError(AutotrackError, KeyError):
+    """No registered model, version or alias matches."""
+
+    def __init__(self, name: str, version: int | str | None, message: str) -> None:
+        self.name = name
+        self.version = version
+        super().__init__(message)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class AliasConflictError(AutotrackError):
+    """An alias moved while a rollback (or a checked move) was deciding where to put it."""
+
+    def __init__(self, name: str, alias: str, expected: int | None, found: int | None) -> None:
+        self.name = name
+        self.alias = alias
+        self.expected = expected
+        self.found = found
+        super().__init__(
+            f"alias {alias!r} of model {name!r} was moved by someone else meanwhile: it points at version "
+            f"{found}, not {expected}. Look at `autotrack models show {name}` and try again."
+        )
+
+
+class RunInUseError(AutotrackError):
+    """A run cannot be deleted because registered model versions refer to it."""
+
+    def __init__(self, run_id: str, versions: list[tuple[str, int]]) -> None:
+        self.run_id = run_id
+        self.versions = versions
+        named = ", ".join(f"model {name!r} version {version}" for name, version in versions)
+        super().__init__(
+            f"run {run_id} cannot be deleted: {named} refer(s) to it. Pass force=True "
+            "(`autotrack rm --force`) to delete the run anyway; the version records and their model "
+            "files are kept and marked as having lost their run."
         )

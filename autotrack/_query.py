@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import InvalidArgumentError, RunNotFoundError, StoreError
+from ._errors import InvalidArgumentError, RunInUseError, RunNotFoundError, StoreError
 from ._run import END_STATUSES, edit_name, edit_note, edit_tags, store_for
 from .store import Backend, KeyStats, RunQuery, RunRow, effective_status, row_alive
 from .store._sql import metric_stat_column
@@ -402,14 +402,21 @@ def _as_list(value: str | Iterable[str] | None, argument: str) -> list[str] | No
     return items
 
 
-def delete_run(run_id: str, *, store: Backend | str | os.PathLike[str] | None = None) -> RunRecord:
+def delete_run(run_id: str, *, store: Backend | str | os.PathLike[str] | None = None, force: bool = False) -> RunRecord:
     """Delete a run and its records; children lose their link to it. Artifact bytes no other run
-    refers to are removed too. A run still being written by a live process cannot be deleted."""
+    refers to are removed too. A run still being written by a live process cannot be deleted, nor
+    one that registered model versions refer to unless ``force=True`` (the versions and their model
+    files are then kept, marked as having lost their run)."""
+    if not isinstance(force, bool):
+        raise InvalidArgumentError("force", force, "pass True or False")
     record = get_run(run_id, store=store)
     if record.status == "running":
         raise InvalidArgumentError("run_id", record.id, "this run is still running in a live process; end it "
                                    "(or wait for it to finish) before deleting it")
     st = record._store
+    versions = st.versions_of_runs([record.id])
+    if versions and not force:
+        raise RunInUseError(record.id, [(v.name, v.version) for v in versions])
     candidates = st.delete_runs([record.id])
     if candidates:
         st.collect_garbage(candidates)

@@ -26,6 +26,9 @@ def test_all_is_pinned():
             "StoreVersionError", "UnsafeArtifactNameError", "__version__", "active_run", "autolog", "count_runs", "delete_run", "end_run",
             "fingerprint", "flush", "gc", "get_run", "get_store", "log_artifact", "log_metric", "log_metrics", "log_param",
             "log_params", "runs", "seed_everything", "set_store", "set_tag", "set_tags", "start_run",
+            # the model registry (issue 18)
+            "AliasConflictError", "AliasMove", "ModelNotFoundError", "ModelVersion", "RegisteredModel",
+            "RunInUseError", "get_model", "list_models", "load_model", "register_model", "rollback", "set_alias",
         ]
     )
     for name in autotrack.__all__:

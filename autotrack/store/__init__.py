@@ -13,6 +13,11 @@ from typing import Any
 from ._owner import HEARTBEAT_INTERVAL_S, HOST, STALE_AFTER_S, effective_status, row_alive, this_owner
 from ._records import (
     END_STATUSES,
+    AliasMoveRow,
+    AliasRow,
+    ModelVersionRow,
+    NewModelVersion,
+    SetAlias,
     STATUSES,
     ArtifactAdd,
     ArtifactRow,
@@ -44,7 +49,7 @@ __all__ = [
     "ArtifactUpdate", "Backend", "BlobStore", "Degraded", "EndRun", "Heartbeat", "KeyStats", "MetricPoint",
     "NewRun", "Note", "Owner", "Params", "Points", "Record", "RemoveTags", "Rename", "RunQuery", "RunRow",
     "Section", "StoreHealth", "StoredBlob", "Tags", "effective_status", "is_url", "open_backend", "row_alive",
-    "this_owner",
+    "this_owner", "AliasMoveRow", "AliasRow", "ModelVersionRow", "NewModelVersion", "SetAlias",
 ]
 
 _URL_SCHEMES = ("postgresql://", "postgres://")

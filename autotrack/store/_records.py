@@ -143,6 +143,47 @@ class Rename:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class NewModelVersion:
+    """Register a version of model ``name``; the store assigns its number (1, 2, ...) atomically."""
+
+    name: str
+    run_id: str
+    #: The run's artifact it was made from (its name), and the stored bytes' sha256 and size.
+    artifact: str
+    sha256: str
+    size: int
+    #: ``sklearn``, ``pytorch``, ``xgboost`` ...
+    framework: str
+    #: How to load it, as JSON text: ``format`` (skops, joblib, torch, ubj), class, versions.
+    meta: str | None
+    #: The version's tags as JSON text (an object of str -> str), or None.
+    tags: str | None
+    description: str | None
+    created: float
+    user: str
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetAlias:
+    """Point ``alias`` of model ``name`` at ``version``, appending the move to the alias history in
+    the same transaction. With ``check_expected``, the move happens only while the alias still
+    points at ``expected`` (None: unset); otherwise the store raises ``AliasConflictError``."""
+
+    name: str
+    alias: str
+    version: int
+    #: ``set`` or ``rollback``
+    action: str
+    reason: str | None
+    user: str
+    host: str
+    time: float
+    expected: int | None = None
+    check_expected: bool = False
+
+
 Record = Union[
     NewRun, EndRun, Params, Tags, RemoveTags, Section, Points, ArtifactAdd, ArtifactUpdate,
     Heartbeat, Degraded, Note, Rename,
@@ -201,6 +242,52 @@ class ArtifactRow:
     meta: str | None
     created: float
     deleted: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionRow:
+    """One registered model version as stored. ``run_deleted`` is when its run was deleted with
+    ``force=True`` (the version record and its bytes are kept), else None."""
+
+    name: str
+    version: int
+    run_id: str
+    artifact: str
+    sha256: str
+    size: int
+    framework: str
+    meta: str | None
+    tags: str | None
+    description: str | None
+    created: float
+    user: str
+    host: str
+    run_deleted: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRow:
+    name: str
+    alias: str
+    version: int
+    #: When the alias was last moved.
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class AliasMoveRow:
+    """One entry of the append-only alias history. ``seq`` orders the moves of the whole store."""
+
+    seq: int
+    name: str
+    alias: str
+    from_version: int | None
+    to_version: int
+    action: str
+    reason: str | None
+    user: str
+    host: str
+    time: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,12 +18,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from ._records import (
+    AliasMoveRow,
+    AliasRow,
     ArtifactRow,
     KeyStats,
+    ModelVersionRow,
+    NewModelVersion,
     Owner,
     Record,
     RunQuery,
     RunRow,
+    SetAlias,
     StoredBlob,
     StoreHealth,
 )
@@ -122,7 +127,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def delete_runs(self, run_ids: Sequence[str]) -> dict[str, float]:
-        """Delete runs and every record of theirs; children lose their link to them. Returns the
+        """Delete runs and every record of theirs; children lose their link to them; registered
+        model versions of theirs are kept, with ``run_deleted`` set (their blobs stay referenced:
+        a blob a model version names is never garbage). Returns the
         stored blobs no run refers to any more, each with the newest time a deleted record of it was
         made (candidates for :meth:`collect_garbage`: a blob touched after that time is being stored
         again by someone else and is kept)."""
@@ -206,3 +213,41 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def health(self, verify: bool = False) -> StoreHealth:
         """Schema version, integrity, counts; ``verify`` also checks every chunk and section checksum."""
+
+    # -- the model registry -------------------------------------------------------------------
+    # Versions are numbered per model name by the store; the alias history is append-only: no
+    # method here (or anywhere) updates or deletes a history entry.
+
+    @abc.abstractmethod
+    def register_version(self, record: NewModelVersion) -> ModelVersionRow:
+        """Add the next version of ``record.name`` (1 for a new name), numbered atomically: writers
+        registering the same name at once get distinct, consecutive numbers."""
+
+    @abc.abstractmethod
+    def set_alias(self, move: SetAlias) -> AliasMoveRow | None:
+        """Point an alias at an existing version and append the move to the alias history, in one
+        transaction; None (and nothing recorded) when the alias already points there. Raises ``ModelNotFoundError`` when the version does not exist and
+        ``AliasConflictError`` when ``move.check_expected`` and the alias points elsewhere."""
+
+    @abc.abstractmethod
+    def model_names(self) -> list[str]:
+        """Every registered model name, sorted."""
+
+    @abc.abstractmethod
+    def model_versions(self, name: str) -> list[ModelVersionRow]:
+        """The versions of one model, oldest first (empty when the name is unknown)."""
+
+    @abc.abstractmethod
+    def model_version(self, name: str, version: int) -> ModelVersionRow | None: ...
+
+    @abc.abstractmethod
+    def model_aliases(self, name: str) -> list[AliasRow]:
+        """The aliases of one model and the version each points at, sorted by alias."""
+
+    @abc.abstractmethod
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMoveRow]:
+        """The moves of one model's aliases (or of one alias), oldest first."""
+
+    @abc.abstractmethod
+    def versions_of_runs(self, run_ids: Sequence[str]) -> list[ModelVersionRow]:
+        """Model versions made from these runs (the delete guard asks this)."""

@@ -841,6 +841,38 @@ class PostgresBackend(Backend):
         return [RunRow(*row) for row in self._rows(
             "read runs from", _RUN_SELECT + " WHERE r.parent_id = %s ORDER BY r.start_time", (run_id,))]
 
+    # -- the model registry: not on the team store yet -------------------------------------------
+    # Versions, aliases and the alias history live in the embedded store (schema 3) today; the team
+    # store says so plainly instead of failing half-way.
+
+    def _no_registry(self) -> StoreError:
+        return StoreError(f"the model registry is not available on the PostgreSQL team store yet ({self.location}); "
+                          "register models in a local store (autotrack.set_store('./autotrack-runs'))")
+
+    def register_version(self, record: Any) -> Any:
+        raise self._no_registry()
+
+    def set_alias(self, move: Any) -> Any:
+        raise self._no_registry()
+
+    def model_names(self) -> list[str]:
+        return []
+
+    def model_versions(self, name: str) -> list[Any]:
+        return []
+
+    def model_version(self, name: str, version: int) -> Any:
+        return None
+
+    def model_aliases(self, name: str) -> list[Any]:
+        return []
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[Any]:
+        return []
+
+    def versions_of_runs(self, run_ids: Any) -> list[Any]:
+        return []
+
     def health(self, verify: bool = False) -> StoreHealth:
         try:
             if not self.exists():

@@ -35,9 +35,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._errors import RunLockedError, RunNotFoundError, StoreError, StoreVersionError
+from .._errors import (
+    AliasConflictError,
+    ModelNotFoundError,
+    RunLockedError,
+    RunNotFoundError,
+    StoreError,
+    StoreVersionError,
+)
 from . import _sql
 from ._records import (
+    AliasMoveRow,
+    AliasRow,
     ArtifactAdd,
     ArtifactRow,
     ArtifactUpdate,
@@ -45,6 +54,8 @@ from ._records import (
     EndRun,
     Heartbeat,
     KeyStats,
+    ModelVersionRow,
+    NewModelVersion,
     NewRun,
     Note,
     Owner,
@@ -56,13 +67,14 @@ from ._records import (
     RunQuery,
     RunRow,
     Section,
+    SetAlias,
     StoreHealth,
     Tags,
 )
 from .base import Backend
 from .blobs import GC_GRACE_S, LocalBlobStore
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "autotrack.db"
 BUSY_TIMEOUT_S = 60.0
 FILE_MODE = 0o600
@@ -167,7 +179,178 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX runs_by_status ON runs(status);
     CREATE INDEX artifacts_by_sha ON artifacts(sha256);
     """,
+    # version 3: the model registry (see _REGISTRY_SQL below). The alias history is append-only:
+    # the two triggers refuse any UPDATE or DELETE of it, whoever runs them.
+    """
+    CREATE TABLE registered_models (
+        name TEXT PRIMARY KEY,
+        created REAL NOT NULL,
+        last_version INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE model_versions (
+        name TEXT NOT NULL REFERENCES registered_models(name),
+        version INTEGER NOT NULL,
+        run_id TEXT NOT NULL,
+        artifact TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        framework TEXT NOT NULL,
+        meta TEXT,
+        tags TEXT,
+        description TEXT,
+        created REAL NOT NULL,
+        user_name TEXT NOT NULL,
+        host TEXT NOT NULL,
+        run_deleted REAL,
+        UNIQUE (name, version)
+    );
+    CREATE INDEX model_versions_by_run ON model_versions(run_id);
+    CREATE INDEX model_versions_by_sha ON model_versions(sha256);
+    CREATE TABLE model_aliases (
+        name TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        moved_at REAL NOT NULL,
+        PRIMARY KEY (name, alias)
+    );
+    CREATE TABLE alias_history (
+        seq INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        from_version INTEGER,
+        to_version INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        reason TEXT,
+        user_name TEXT NOT NULL,
+        host TEXT NOT NULL,
+        moved_at REAL NOT NULL
+    );
+    CREATE INDEX alias_history_by_alias ON alias_history(name, alias, seq);
+    CREATE TRIGGER alias_history_no_update BEFORE UPDATE ON alias_history
+    BEGIN SELECT RAISE(ABORT, 'the alias history is append-only'); END;
+    CREATE TRIGGER alias_history_no_delete BEFORE DELETE ON alias_history
+    BEGIN SELECT RAISE(ABORT, 'the alias history is append-only'); END;
+    """,
 ]
+
+# -- the model registry's SQL -------------------------------------------------------------------
+# Plain standard SQL with ``?`` placeholders (a PostgreSQL port swaps them for ``%s`` and can use
+# ``RETURNING seq`` instead of ``lastrowid``). Numbering: the per-name counter row in
+# registered_models is bumped inside the write transaction, so concurrent writers serialise on it
+# (SQLite: BEGIN IMMEDIATE; PostgreSQL: the row lock the UPDATE takes).
+
+_VERSION_COLUMNS = ("name, version, run_id, artifact, sha256, size, framework, meta, tags, description,"
+                    " created, user_name, host, run_deleted")
+_REGISTRY_SQL = {
+    "add_model": "INSERT INTO registered_models(name, created, last_version) VALUES (?, ?, 0)"
+                 " ON CONFLICT (name) DO NOTHING",
+    "bump_version": "UPDATE registered_models SET last_version = last_version + 1 WHERE name = ?",
+    "last_version": "SELECT last_version FROM registered_models WHERE name = ?",
+    "add_version": "INSERT INTO model_versions(name, version, run_id, artifact, sha256, size, framework, meta,"
+                   " tags, description, created, user_name, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "version": "SELECT " + _VERSION_COLUMNS + " FROM model_versions WHERE name = ? AND version = ?",
+    "versions": "SELECT " + _VERSION_COLUMNS + " FROM model_versions WHERE name = ? ORDER BY version",
+    "versions_of_run": "SELECT " + _VERSION_COLUMNS + " FROM model_versions WHERE run_id = ? ORDER BY name, version",
+    "names": "SELECT name FROM registered_models ORDER BY name",
+    "alias": "SELECT version FROM model_aliases WHERE name = ? AND alias = ?",
+    "put_alias": "INSERT INTO model_aliases(name, alias, version, moved_at) VALUES (?, ?, ?, ?)"
+                 " ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, moved_at = excluded.moved_at",
+    "add_move": "INSERT INTO alias_history(name, alias, from_version, to_version, action, reason, user_name, host,"
+                " moved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "move": "SELECT seq, name, alias, from_version, to_version, action, reason, user_name, host, moved_at"
+            " FROM alias_history WHERE seq = ?",
+    "aliases": "SELECT name, alias, version, moved_at FROM model_aliases WHERE name = ? ORDER BY alias",
+    "history": "SELECT seq, name, alias, from_version, to_version, action, reason, user_name, host, moved_at"
+               " FROM alias_history WHERE name = ? ORDER BY seq",
+    "alias_history": "SELECT seq, name, alias, from_version, to_version, action, reason, user_name, host, moved_at"
+                     " FROM alias_history WHERE name = ? AND alias = ? ORDER BY seq",
+    "run_deleted": "UPDATE model_versions SET run_deleted = ? WHERE run_id = ? AND run_deleted IS NULL",
+    "sha_referenced": "SELECT 1 FROM model_versions WHERE sha256 = ? LIMIT 1",
+    "all_shas": "SELECT DISTINCT sha256 FROM model_versions",
+}
+
+
+class _RegistrySQL:
+    """The registry half of :class:`SQLiteBackend` (the methods a new backend must also provide:
+    register_version, set_alias, model_names, model_versions, model_version, model_aliases,
+    alias_history, versions_of_runs; plus delete_runs marking run_deleted and the blob reference
+    check counting model versions)."""
+
+    root: Path
+
+    def _registry_write(self, what: str) -> Any:
+        if self.read_only:  # type: ignore[attr-defined]
+            self.initialise()  # type: ignore[attr-defined]
+            raise StoreError(f"the store at {self.root} is read-only here; cannot {what}")
+        self._check_not_deleted()  # type: ignore[attr-defined]
+        return self._guard(what + " in")  # type: ignore[attr-defined]
+
+    def register_version(self, record: NewModelVersion) -> ModelVersionRow:
+        r = record
+        with self._registry_write("register a model version"):
+            conn = self._conn()  # type: ignore[attr-defined]
+            with transaction(conn):
+                conn.execute(_REGISTRY_SQL["add_model"], (r.name, r.created))
+                conn.execute(_REGISTRY_SQL["bump_version"], (r.name,))
+                version = conn.execute(_REGISTRY_SQL["last_version"], (r.name,)).fetchone()[0]
+                conn.execute(_REGISTRY_SQL["add_version"], (
+                    r.name, version, r.run_id, r.artifact, r.sha256, r.size, r.framework, r.meta, r.tags,
+                    r.description, r.created, r.user, r.host))
+                row = conn.execute(_REGISTRY_SQL["version"], (r.name, version)).fetchone()
+        return ModelVersionRow(*row)
+
+    def set_alias(self, move: SetAlias) -> AliasMoveRow | None:
+        m = move
+        with self._registry_write("move an alias"):
+            conn = self._conn()  # type: ignore[attr-defined]
+            with transaction(conn):
+                if conn.execute(_REGISTRY_SQL["version"], (m.name, m.version)).fetchone() is None:
+                    raise ModelNotFoundError(m.name, m.version, f"model {m.name!r} has no version {m.version}; "
+                                             f"list its versions with `autotrack models show {m.name}`")
+                row = conn.execute(_REGISTRY_SQL["alias"], (m.name, m.alias)).fetchone()
+                current = None if row is None else row[0]
+                if m.check_expected and current != m.expected:
+                    raise AliasConflictError(m.name, m.alias, m.expected, current)
+                if current == m.version:
+                    return None  # already there: not a move, nothing to record
+                conn.execute(_REGISTRY_SQL["put_alias"], (m.name, m.alias, m.version, m.time))
+                seq = conn.execute(_REGISTRY_SQL["add_move"], (
+                    m.name, m.alias, current, m.version, m.action, m.reason, m.user, m.host, m.time)).lastrowid
+                out = conn.execute(_REGISTRY_SQL["move"], (seq,)).fetchone()
+        return AliasMoveRow(*out)
+
+    def _registry_rows(self, key: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        conn = self._reader()  # type: ignore[attr-defined]
+        if conn is None:
+            return []
+        with self._guard("read the model registry of"):  # type: ignore[attr-defined]
+            return conn.execute(_REGISTRY_SQL[key], args).fetchall()
+
+    def model_names(self) -> list[str]:
+        return [name for (name,) in self._registry_rows("names", ())]
+
+    def model_versions(self, name: str) -> list[ModelVersionRow]:
+        return [ModelVersionRow(*row) for row in self._registry_rows("versions", (name,))]
+
+    def model_version(self, name: str, version: int) -> ModelVersionRow | None:
+        if not (0 < version < 2**63):
+            return None
+        rows = self._registry_rows("version", (name, version))
+        return ModelVersionRow(*rows[0]) if rows else None
+
+    def model_aliases(self, name: str) -> list[AliasRow]:
+        return [AliasRow(*row) for row in self._registry_rows("aliases", (name,))]
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMoveRow]:
+        if alias is None:
+            return [AliasMoveRow(*row) for row in self._registry_rows("history", (name,))]
+        return [AliasMoveRow(*row) for row in self._registry_rows("alias_history", (name, alias))]
+
+    def versions_of_runs(self, run_ids: Sequence[str]) -> list[ModelVersionRow]:
+        out: list[ModelVersionRow] = []
+        for run_id in dict.fromkeys(run_ids):
+            out += [ModelVersionRow(*row) for row in self._registry_rows("versions_of_run", (run_id,))]
+        return out
 
 _RUN_COLUMNS = (
     "r.id, r.name, e.name, r.status, r.start_time, r.end_time, r.parent_id, r.pid, r.host,"
@@ -212,7 +395,7 @@ def _forget_inherited_connections() -> None:
 os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
-class SQLiteBackend(Backend):
+class SQLiteBackend(_RegistrySQL, Backend):
     """A store folder. Thread-safe; each process and thread opens its own SQLite connection."""
 
     def __init__(self, root: str | os.PathLike[str], *, durable: bool = False) -> None:
@@ -405,9 +588,8 @@ class SQLiteBackend(Backend):
             if version > SCHEMA_VERSION:
                 raise StoreVersionError(str(self.root), version, SCHEMA_VERSION)
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[target - 1].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in _statements(_MIGRATIONS[target - 1]):
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {target}")
 
     def _guard(self, what: str) -> Any:
@@ -573,10 +755,14 @@ class SQLiteBackend(Backend):
                         conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))  # noqa: S608 - fixed names
                     conn.execute("UPDATE runs SET parent_id = NULL WHERE parent_id = ?", (run_id,))
                     conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+                    conn.execute(_REGISTRY_SQL["run_deleted"], (time.time(), run_id))
                 return {s: t for s, t in sorted(shas.items()) if not self._referenced(conn, s)}
 
     def _referenced(self, conn: sqlite3.Connection, sha256: str) -> bool:
-        return conn.execute("SELECT 1 FROM artifacts WHERE sha256 = ? AND stored = 1 LIMIT 1", (sha256,)).fetchone() is not None
+        """Whether an artifact or a registered model version needs the blob."""
+        if conn.execute("SELECT 1 FROM artifacts WHERE sha256 = ? AND stored = 1 LIMIT 1", (sha256,)).fetchone() is not None:
+            return True
+        return conn.execute(_REGISTRY_SQL["sha_referenced"], (sha256,)).fetchone() is not None
 
     def collect_garbage(self, candidates: Mapping[str, float] | None = None, grace: float = GC_GRACE_S) -> tuple[int, int]:
         with self._guard("collect garbage in"):
@@ -853,6 +1039,10 @@ class SQLiteBackend(Backend):
         for sha, in conn.execute("SELECT DISTINCT sha256 FROM artifacts WHERE stored = 1 AND sha256 IS NOT NULL"):
             if not self.blobs.verify(sha):
                 damaged.append(f"artifact blob {sha[:12]} missing or changed")
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= 3:
+            for sha, in conn.execute(_REGISTRY_SQL["all_shas"]):
+                if not self.blobs.verify(sha):
+                    damaged.append(f"model version blob {sha[:12]} missing or changed")
         return damaged
 
 
@@ -871,6 +1061,19 @@ class _Guard:
                 hint = " The database file is damaged; `autotrack doctor --verify` tells what is readable."
             raise StoreError(f"cannot {self.what} the store at {self.backend.root}: {exc}.{hint}") from exc
         return False
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script (a trigger's body holds ``;`` of its own)."""
+    statement = ""
+    for part in script.split(";"):
+        statement += part + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                yield statement
+            statement = ""
+    if statement.strip(" \n;"):
+        yield statement
 
 
 def _batches(items: list[str], size: int = 500) -> Iterator[list[str]]:

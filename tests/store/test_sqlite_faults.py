@@ -3,6 +3,7 @@ deleted folders, read-only folders, forks in the middle of a transaction, poison
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
@@ -79,8 +80,12 @@ def test_a_database_damaged_mid_file_gives_a_clear_cli_error(tmp_path):
         """)], env=env, check=True, timeout=120)
     db = store / "autotrack.db"
     data = bytearray(db.read_bytes())
-    quarter = len(data) // 4
-    data[quarter:3 * quarter] = b"\xff" * (2 * quarter)  # the header page stays; the tables are garbage
+    # the schema pages stay (the store opens); every page of the runs table is garbage
+    size = int.from_bytes(data[16:18], "big")
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        pages = [p for (p,) in conn.execute("SELECT pageno FROM dbstat WHERE name = 'runs'")]
+    for p in pages:
+        data[(p - 1) * size:p * size] = b"\xff" * size
     db.write_bytes(bytes(data))
     result = subprocess.run([sys.executable, "-m", "autotrack", "runs", "--store", str(store)], env=env,
                             capture_output=True, text=True, timeout=120)
