@@ -169,7 +169,7 @@ def register_model(name: str, run: Run | RunRecord | str | None = None, artifact
     art = _pick_artifact(record, artifact)
     sha, size = _keep_bytes(st, record, art)
     framework, meta = _describe(art, record)
-    tag_json = json.dumps(dict(tag_rows(tags)), ensure_ascii=False) if tags else None
+    tag_json = json.dumps(dict(tag_rows(tags)[0]), ensure_ascii=False) if tags else None
     row = st.register_version(NewModelVersion(
         name, record.id, art.name, sha, size, framework, json.dumps(meta, ensure_ascii=False, default=repr), tag_json,
         note_text(description) if description is not None else None, time.time(), _user(), HOST))

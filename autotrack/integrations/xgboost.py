@@ -106,12 +106,20 @@ class AutotrackCallback(TrainingCallback):
         run: an open :class:`autotrack.Run` to record into. ``None`` (default): a new run is
             started when training starts (a child of the active run, if any) and ended when it ends.
         log_model: store the trained booster as the artifact ``model.ubj`` (kind ``model``).
+        register_as: a model name: register ``model.ubj`` as its next version at the end of
+            training (``autotrack.register_model``; early stopping's best iteration is inside the
+            booster). The version is in ``callback.model_version``.
 
     The keys it records are listed in this module's docstring. It never changes training:
     ``after_iteration`` returns ``False`` and ``after_training`` returns the model it was given.
     """
 
-    def __init__(self, run: Run | None = None, *, log_model: bool = True) -> None:
+    def __init__(self, run: Run | None = None, *, log_model: bool = True, register_as: str | None = None) -> None:
+        if register_as is not None and (not isinstance(register_as, str) or not log_model):
+            raise InvalidArgumentError("register_as", register_as, "pass a model name (str) with log_model=True, "
+                                       "or None not to register")
+        self.register_as = register_as
+        self.model_version: autotrack.ModelVersion | None = None
         super().__init__()
         if run is not None and not isinstance(run, Run):
             raise InvalidArgumentError(
@@ -287,6 +295,8 @@ class AutotrackCallback(TrainingCallback):
             metadata = {"format": "ubj", "xgboost_version": xgboost.__version__,
                         "num_boosted_rounds": model.num_boosted_rounds(), **best}
             run.log_bytes(_stored_bytes(model, run.id), MODEL_NAME, "model", step=max(self._step, 0), metadata=metadata)
+            if self.register_as is not None:  # opt-in registration (model versioning)
+                self.model_version = autotrack.register_model(self.register_as, run=run, artifact=MODEL_NAME)
         _produced[model] = run.id
 
     def _abort(self, error: BaseException) -> None:
@@ -335,7 +345,7 @@ class AutotrackCallback(TrainingCallback):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         given = state["_given_run"]
-        state.update(_given_run=None, _run=None, _owns_run=False, _active=False, _call=_TrainingCall(), _history=None,
+        state.update(_given_run=None, _run=None, _owns_run=False, _active=False, model_version=None, _call=_TrainingCall(), _history=None,
                      _checkpoints={},
                      _parent_id=given.id if given is not None else self._parent_id)
         return state

@@ -58,16 +58,20 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
     eval_set : ``(X_val, y_val)``: the same metrics on it under ``val/``.
     max_child_runs : for a search CV, record at most this many candidates as child runs
         (None: all).
+    register_as : a model name: after each fit, register the stored model as the next version of
+        that model (``autotrack.register_model``); the version is in ``model_version_``.
 
     Attributes
     ----------
     estimator_ : the fitted clone.
     run_id_ : id of the run of the last fit (None when the fit was nested in a recorded fit).
+    model_version_ : the :class:`autotrack.ModelVersion` registered by the last fit (``register_as``).
     """
 
     def __init__(self, estimator: Any, *, run_name: str | None = None, experiment: str | None = None,
                  tags: Mapping[str, Any] | None = None, log_model: bool = True, log_metrics: bool = True,
-                 log_data: bool = True, eval_set: Any = None, max_child_runs: int | None = None) -> None:
+                 log_data: bool = True, eval_set: Any = None, max_child_runs: int | None = None,
+                 register_as: str | None = None) -> None:
         self.estimator = estimator
         self.run_name = run_name
         self.experiment = experiment
@@ -77,6 +81,7 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         self.log_data = log_data
         self.eval_set = eval_set
         self.max_child_runs = max_child_runs
+        self.register_as = register_as
 
     # -- fitting ----------------------------------------------------------------------------
 
@@ -106,6 +111,9 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         settings = Settings(self.run_name, self.experiment, self.tags, self.log_model, self.log_metrics,
                             self.log_data, self.eval_set, self.max_child_runs)
         check_settings(settings)
+        if self.register_as is not None and (not isinstance(self.register_as, str) or not self.log_model):
+            raise autotrack.InvalidArgumentError("register_as", self.register_as, "pass a model name (str) with "
+                                                 "log_model=True, or None not to register")
         if not disabled() and not _grouping.groups_installed():
             _grouping.install_groups(searches=True)  # so that cross_validate(Tracked(...)) is one group
         self.estimator_ = clone(self.estimator)
@@ -115,6 +123,8 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         self.run_id_ = run.id if run is not None else None
         # tells test data from the training data in score()
         self._train_fingerprint = train_hash or (data_hash(X) if run is not None else None)
+        if self.register_as is not None and run is not None:  # opt-in registration (model versioning)
+            self.model_version_ = autotrack.register_model(self.register_as, run=run)
         return result
 
     # -- delegated methods ------------------------------------------------------------------
