@@ -118,7 +118,10 @@ def test_private_detail_available_if_descriptor_fn():
 
 
 def test_private_detail_visual_block():
-    from sklearn.utils._repr_html.estimator import _VisualBlock
+    try:
+        from sklearn.utils._repr_html.estimator import _VisualBlock
+    except ImportError:  # scikit-learn 1.6
+        from sklearn.utils._estimator_html_repr import _VisualBlock
 
     assert "LogisticRegression" in Tracked(LogisticRegression())._repr_html_() and _VisualBlock
 

@@ -66,7 +66,8 @@ that fails clearly when a release changes it):
 * the ``func`` closure cell of the ``validate_params`` wrapper of the model-selection functions:
   patched there so that names users imported before autolog are reached too (without it, the
   module attributes are patched);
-* ``sklearn.utils._repr_html.estimator._VisualBlock``: ``Tracked``'s HTML repr.
+* ``sklearn.utils._repr_html.estimator._VisualBlock`` (``sklearn.utils._estimator_html_repr`` on 1.6):
+  ``Tracked``'s HTML repr.
 """
 
 from __future__ import annotations

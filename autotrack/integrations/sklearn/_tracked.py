@@ -216,7 +216,10 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         return tags
 
     def _sk_visual_block_(self) -> Any:
-        from sklearn.utils._repr_html.estimator import _VisualBlock
+        try:  # scikit-learn 1.7+
+            from sklearn.utils._repr_html.estimator import _VisualBlock
+        except ImportError:  # 1.6, the declared floor
+            from sklearn.utils._estimator_html_repr import _VisualBlock
 
         inner = self.estimator_ if hasattr(self, "estimator_") else self.estimator
         return _VisualBlock("serial", [inner], names=[f"estimator: {type(inner).__name__}"],
