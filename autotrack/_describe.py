@@ -29,6 +29,14 @@ def strip_addresses(text: str) -> str:
     return _ADDRESS.sub("", text)
 
 
+def _attr(value: Any, name: str) -> Any:
+    """``getattr(value, name, None)`` that survives a ``__getattr__`` raising anything."""
+    try:
+        return getattr(value, name, None)
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def _qualname(value: Any) -> str:
     cls = type(value)
     module = cls.__module__
@@ -50,9 +58,8 @@ def _short(value: Any, depth: int) -> str:
 
 
 def _scipy_frozen(value: Any) -> str | None:
-    dist = getattr(value, "dist", None)
-    name = getattr(dist, "name", None)
-    if not isinstance(name, str) or not hasattr(value, "args") or not hasattr(value, "kwds"):
+    name = _attr(_attr(value, "dist"), "name")
+    if not isinstance(name, str) or _attr(value, "args") is None or _attr(value, "kwds") is None:
         return None
     if not type(value).__module__.startswith("scipy."):
         return None
@@ -62,8 +69,8 @@ def _scipy_frozen(value: Any) -> str | None:
 
 
 def _array(value: Any) -> str | None:
-    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
-    if shape is None or dtype is None or not callable(getattr(value, "tobytes", None)):
+    shape, dtype = _attr(value, "shape"), _attr(value, "dtype")
+    if shape is None or dtype is None or not callable(_attr(value, "tobytes")):
         return None
     try:
         from ._capture.fingerprint import fingerprint
@@ -88,20 +95,49 @@ def _attributes(value: Any, depth: int) -> str:
 
 
 def stable_repr(value: Any, _depth: int = 0) -> str:
-    """The same text for the same value in every process (see the module docstring)."""
-    described = _scipy_frozen(value) or _array(value)
-    if described is not None:
-        return described[:MAX_CHARS]
+    """The same text for the same value in every process (see the module docstring).
+
+    Never raises: a ``__repr__`` that raises, returns a non-str or recurses too deep gives a bounded
+    description instead (``<unrepresentable T: ErrorType>`` or a depth-limited repr).
+    """
     try:
+        described = _scipy_frozen(value) or _array(value)
+        if described is not None:
+            return described[:MAX_CHARS]
         text = repr(value)
-    except Exception as exc:  # noqa: BLE001 - any object may have a broken __repr__
-        return f"<unrepresentable {type(value).__qualname__}: {type(exc).__name__}>"
-    if _ADDRESS.search(text) is None:
-        return text
-    name = getattr(value, "__qualname__", None)
-    if callable(value) and isinstance(name, str):  # functions, methods, classes: their import path
-        return f"<{type(value).__name__} {getattr(value, '__module__', None) or '?'}.{name}>"
-    return _attributes(value, _depth + 1)[:MAX_CHARS]
+        if type(text) is not str:
+            raise TypeError("__repr__ returned a non-str")
+        if _ADDRESS.search(text) is None:
+            return text
+        name = _attr(value, "__qualname__")
+        if callable(value) and isinstance(name, str):  # functions, methods, classes: their import path
+            return f"<{type(value).__name__} {_attr(value, '__module__') or '?'}.{name}>"
+        return _attributes(value, _depth + 1)[:MAX_CHARS]
+    except RecursionError:
+        return short_repr(value)
+    except Exception as exc:  # noqa: BLE001 - any object may have a broken __repr__ or attributes
+        return f"<unrepresentable {type_name(value)}: {type(exc).__name__}>"
+
+
+def short_repr(value: Any) -> str:
+    """A repr bounded in depth and length that never recurses into deep nesting or raises."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother, r.maxlist, r.maxdict = 3, 200, 200, 20, 20
+    try:
+        text = r.repr(value)
+        return text if type(text) is str else f"<unrepresentable {type_name(value)}>"
+    except Exception:  # noqa: BLE001
+        return f"<unrepresentable {type_name(value)}>"
+
+
+def type_name(value: Any) -> str:
+    """``type(value).__qualname__``, or ``object`` for a type whose name cannot be read."""
+    try:
+        return str(type(value).__qualname__)
+    except Exception:  # noqa: BLE001
+        return "object"
 
 
 def stable_description(value: Any) -> str:

@@ -163,7 +163,6 @@ class Run:
         self._redactions: list[dict[str, Any]] = []
         self._last_step: dict[str, int] = dict(last_steps or {})
         self._on_end: list[Callable[[Run, str], None]] = []
-        self._on_flush: list[Callable[[], None]] = []
         #: The current training step, set by integrations so that system metrics line up.
         self.step: int | None = None
         self._recorder = recorder_for(store)
@@ -384,22 +383,9 @@ class Run:
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Block until everything logged so far is stored (integrations' device-side buffers too)."""
-        self._flush_buffers()
         _run_flush_hooks(self)
         recorder = self._recorder_here()
         return recorder.flush(timeout)
-
-    def add_flush_hook(self, hook: Callable[[], None]) -> None:
-        """Call ``hook()`` on every flush of this run, before its queue is written (integrations
-        hand over values still held on the device here)."""
-        self._on_flush.append(hook)
-
-    def _flush_buffers(self) -> None:
-        for hook in list(self._on_flush):
-            try:
-                hook()
-            except Exception as exc:  # noqa: BLE001 - a failing hook must not lose the flush
-                report_failure("a run flush hook", exc)
 
     def end(self, status: Status = "finished", *, error: BaseException | None = None) -> None:
         """End the run with ``status`` and write everything still queued. Ending twice is a no-op."""
@@ -738,8 +724,6 @@ def end_run(status: Status = "finished") -> None:
 
 def flush(timeout: float | None = 30.0) -> bool:
     """Write everything queued in this process to the store (integrations' device buffers too)."""
-    for run in _owned_open_runs():
-        run._flush_buffers()
     _run_flush_hooks(None)
     return all([rec.flush(timeout) for rec in all_recorders()])
 

@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ._describe import _attr as _getattr
+from ._describe import short_repr, stable_repr
 from ._errors import InvalidArgumentError, UnsafeArtifactNameError
 
 MAX_KEY_LENGTH = 500
@@ -181,14 +183,6 @@ def _safe_str(value: Any) -> str:
         return _safe_repr(value)
 
 
-def _getattr(value: Any, name: str) -> Any:
-    """``getattr(value, name, None)`` that survives a ``__getattr__`` raising anything."""
-    try:
-        return getattr(value, name, None)
-    except Exception:  # noqa: BLE001
-        return None
-
-
 def jsonable(value: Any, _depth: int = 0) -> Any:
     """Turn ``value`` into something ``json.dumps`` accepts, keeping JSON types as they are.
 
@@ -226,31 +220,18 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
                 return jsonable(item(), _depth + 1)
         except Exception:  # noqa: BLE001 - an odd object's item() must not break logging
             pass
-    from ._describe import stable_repr  # no memory addresses: the same value reads the same in every run
+    return _safe_repr(value)  # no memory addresses: the same value reads the same in every run
 
-    try:
-        return safe_text(stable_repr(value))
-    except Exception:  # noqa: BLE001 - an object whose attributes raise is still described
-        return _safe_repr(value)
+
+def _safe_repr(value: Any) -> str:
+    """One describer for every value without a JSON form: :func:`autotrack._describe.stable_repr`
+    (no memory addresses, never raises), made safe to store."""
+    return safe_text(stable_repr(value))
 
 
 def _short_repr(value: Any) -> str:
-    """A bounded repr (depth, length) that never recurses into deep nesting or raises."""
-    import reprlib
-
-    r = reprlib.Repr()
-    r.maxlevel, r.maxstring, r.maxother, r.maxlist, r.maxdict = 3, 200, 200, 20, 20
-    try:
-        return safe_text(r.repr(value))
-    except Exception:  # noqa: BLE001
-        return f"<unrepresentable {_type_name(value)}>"
-
-
-def _type_name(value: Any) -> str:
-    try:
-        return safe_text(str(type(value).__qualname__))
-    except Exception:  # noqa: BLE001
-        return "object"
+    """A depth- and length-bounded description, for values nested too deep to walk."""
+    return safe_text(short_repr(value))
 
 
 def type_base(value: Any) -> Any:
@@ -280,19 +261,6 @@ def encode_param(value: Any) -> tuple[str, int | None]:
     if len(text) > MAX_PARAM_CHARS:
         return json.dumps(text[:MAX_PARAM_CHARS]), len(text)
     return text, None
-
-
-def _safe_repr(value: Any) -> str:
-    """``repr(value)``, or ``<unrepresentable T: ErrorType>`` when it raises or recurses too deep."""
-    try:
-        text = repr(value)
-        if type(text) is not str:
-            raise TypeError("__repr__ returned a non-str")
-        return safe_text(text)
-    except RecursionError:
-        return _short_repr(value)
-    except Exception as exc:  # noqa: BLE001
-        return f"<unrepresentable {_type_name(value)}: {type(exc).__name__}>"
 
 
 def decode_param(text: str) -> Any:
