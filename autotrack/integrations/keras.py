@@ -45,7 +45,7 @@ except ImportError as _exc:  # pragma: no cover - exercised only without keras
 
 import autotrack
 from autotrack import InvalidArgumentError, Run
-from autotrack.integrations.base import guarded, log_data, patch, recording, unpatch
+from autotrack.integrations.base import RunSlot, guarded, log_data, patch, recording, unpatch
 
 __all__ = ["AutotrackCallback", "autolog"]
 
@@ -85,10 +85,9 @@ class AutotrackCallback(keras.callbacks.Callback):
             raise InvalidArgumentError("flush_every", flush_every, "pass a positive number of batches, e.g. 100")
         self.log_model = log_model
         self.flush_every = flush_every
-        self._given_run = run
+        self._slot = RunSlot(INTEGRATION, run)  # a given run is never ended here
         self._parent_id: str | None = None
         self._run: Run | None = run
-        self._owns_run = False
         self._active = False
         self._buffer: Any = None  # autotrack.integrations.torch.ScalarBuffer, or None off torch
         self._step = -1  # the global batch last recorded
@@ -156,16 +155,14 @@ class AutotrackCallback(keras.callbacks.Callback):
         self._log_data(fit)
 
     def _open_run(self) -> Run:
-        given = self._given_run
-        self._owns_run = given is None
-        if given is None:
-            self._step = -1
-            return autotrack.start_run(parent=self._parent_id, tags={"autotrack.integration": INTEGRATION})
-        if given.ended:
+        slot = self._slot
+        if slot.run is not None and not slot.created and slot.run.ended:
             raise InvalidArgumentError(
-                "run", given, "this run has ended; pass an open run, or None to let the callback start one"
+                "run", slot.run, "this run has ended; pass an open run, or None to let the callback start one"
             )
-        return given
+        if slot.run is None or slot.run.ended:  # each fit without a given run is a run of its own
+            self._step = -1
+        return slot.get(parent=self._parent_id)
 
     def _wrap_compute_loss(self, model: Any) -> None:
         """The loss of each batch, as a tensor: wrap this model's ``compute_loss`` for the fit."""
@@ -252,14 +249,14 @@ class AutotrackCallback(keras.callbacks.Callback):
         self._exit_framework_recording()
         if self.model is not None:
             self._unwrap_compute_loss(self.model)
-        if self._owns_run and self._run is not None and not self._run.ended:
-            if self._buffer is not None and status == "finished":
-                self._buffer.flush()
-            self._run.end(status, error=error)  # type: ignore[arg-type]
+        if self._slot.created and self._buffer is not None and status == "finished":
+            self._buffer.flush()
+        self._slot.end(status, error)
 
     def _abort(self, error: BaseException) -> None:
         """Training raised (called by autolog): end the run this callback started as failed/killed."""
-        if self._active or (self._owns_run and self._run is not None and not self._run.ended):
+        run = self._slot.run
+        if self._active or (self._slot.created and run is not None and not run.ended):
             self._close("killed" if isinstance(error, KeyboardInterrupt) else "failed", error)
 
     @guarded("keras callback: data fingerprints")
@@ -294,8 +291,8 @@ class AutotrackCallback(keras.callbacks.Callback):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        given = state["_given_run"]
-        state.update(_given_run=None, _run=None, _owns_run=False, _active=False, _buffer=None, _batch_loss=None,
+        given = None if self._slot.created else self._slot.run
+        state.update(_slot=RunSlot(INTEGRATION), _run=None, _active=False, _buffer=None, _batch_loss=None,
                      _lr=None, _framework_ctx=None, _model=None,
                      _parent_id=given.id if given is not None else self._parent_id)
         return state
