@@ -158,11 +158,19 @@ def runs_command(store_path: str, experiment: Sequence[str], status: Sequence[st
 
 
 def _varying_columns(frame: pd.DataFrame, prefix: str, limit: int) -> list[str]:
-    """The columns most worth a glance: those that differ between runs, the ones most runs have
-    first (metrics under system/ last)."""
+    """The columns most worth a glance: those that differ between runs; metrics in the readers'
+    order (losses, validation and test metrics first; machine and per-layer metrics only when a
+    run has nothing else), then the ones most runs have first."""
+    from ._sections import metric_order
+
     cols = [c for c in frame.columns if c.startswith(prefix)]
     varying = [c for c in cols if frame[c].astype(str).nunique(dropna=False) > 1] or cols
-    varying.sort(key=lambda c: (c.startswith("metrics.system/"), -int(frame[c].notna().sum())))
+    if prefix == "metrics.":
+        varying.sort(key=lambda c: (metric_order(c[len(prefix):])[0], -int(frame[c].notna().sum())))
+        foreground = [c for c in varying if metric_order(c[len(prefix):])[0] < 4]
+        varying = foreground or varying  # machine and per-layer metrics only when there is nothing else
+    else:
+        varying.sort(key=lambda c: -int(frame[c].notna().sum()))
     return varying[:limit]
 
 
@@ -265,7 +273,9 @@ def _print_run(rec: RunRecord) -> None:
         table = Table(title="metrics", title_justify="left", box=None, header_style="bold")
         for col in ("key", "last", "min", "max", "points", "last step"):
             table.add_column(col, justify="left" if col == "key" else "right", overflow="fold")
-        for key, s in stats.items():
+        from ._sections import metric_order
+
+        for key, s in sorted(stats.items(), key=lambda item: metric_order(item[0])):
             table.add_row(_e(key), _fmt(s["last"]), _fmt(s["min"]), _fmt(s["max"]), str(s["count"]), _fmt(s["last_step"]))
         console.print(table)
     if rec.tags:

@@ -51,7 +51,6 @@ MACHINE_SPECIFIC_ENV = ("VIRTUAL_ENV", "CONDA_DEFAULT_ENV", "CONDA_PREFIX", "KUB
                         "CUDA_PATH")
 #: metrics shown last (or not at all) among a run's final metrics: they describe the machine or the
 #: internals of training, not its result
-_BACKGROUND_PREFIXES = ("system/", "grad_norm/")
 _IMPORTS_AUTOTRACK = re.compile(r"^\s*(import\s+autotrack\b|from\s+autotrack(\.|\s))", re.M)
 
 
@@ -98,24 +97,10 @@ def _command(source: dict[str, Any], entry_rel: str | None) -> list[str] | None:
     return None
 
 
-def metric_order(key: str) -> tuple[int, str]:
-    """Where ``key`` goes among a run's final metrics: the training loss, validation and test
-    metrics first, then the user's other keys, then the rest of ``train/``; machine metrics last."""
-    if key.startswith(_BACKGROUND_PREFIXES):
-        return (4, key)
-    if key == "train/loss":
-        return (0, key)
-    if key.startswith(("val/", "valid/", "validation/", "test/", "eval/")):
-        return (1, key)
-    if key.startswith("train/"):
-        return (3, key)
-    return (2, key)
-
-
 def final_metrics(record: RunRecord, limit: int = 12) -> tuple[list[tuple[str, float]], int]:
     """(up to ``limit`` final metric values in :func:`metric_order`, machine metrics left out; how
     many more there are)."""
-    keys = sorted((k for k in record.summary if not k.startswith(_BACKGROUND_PREFIXES)), key=metric_order)
+    keys = sorted((k for k in record.summary if not k.startswith(S.BACKGROUND_PREFIXES)), key=S.metric_order)
     shown = [(k, record.summary[k]) for k in keys[:limit]]
     return shown, max(0, len(keys) - limit)
 

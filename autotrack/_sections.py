@@ -388,3 +388,24 @@ def machine_summary(hardware: Mapping[str, Any], environment: Mapping[str, Any])
     if not hw.get("torch"):
         out["accelerator (torch)"] = "torch not loaded" if hw else NOT_RECORDED
     return out
+
+
+# -- the order readers list a run's metrics in --------------------------------------------------
+
+#: Metrics recorded in the background (machine sampling, per-layer gradient norms): listed last.
+BACKGROUND_PREFIXES = ("system/", "grad_norm/")
+
+
+def metric_order(key: str) -> tuple[int, str]:
+    """Where ``key`` goes in any list of a run's metrics: the training loss, validation and test
+    metrics first, then the user's other keys, then the rest of ``train/``; background metrics
+    (machine sampling, per-layer gradient norms) last."""
+    if key.startswith(BACKGROUND_PREFIXES):
+        return (4, key)
+    if key == "train/loss":
+        return (0, key)
+    if key.startswith(("val/", "valid/", "validation/", "test/", "eval/")):
+        return (1, key)
+    if key.startswith("train/"):
+        return (3, key)
+    return (2, key)

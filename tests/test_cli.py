@@ -83,3 +83,24 @@ def test_unknown_run_is_a_clear_error(store, two_runs):
 @pytest.mark.parametrize(("key", "low"), [("val/loss", True), ("train/rmse", True), ("val/acc", False), ("f1", False)])
 def test_lower_is_better(key, low):
     assert lower_is_better(key) is low
+
+
+def test_losses_and_eval_metrics_come_before_background_metrics(store, monkeypatch):
+    """With more metric keys than columns, the table shows the loss and validation metrics, not the
+    machine samples or per-layer gradient norms that sort first alphabetically; `show` lists them
+    in the same order."""
+    monkeypatch.setenv("COLUMNS", "250")
+    background = [f"grad_norm/layer{i}.weight" for i in range(6)] + ["system/cpu_percent", "system/ram_used_bytes"]
+    for seed in (1, 2):
+        with autotrack.start_run(params={"seed": seed}) as run:
+            for key in background:
+                run.log_metric(key, seed * 10.0, step=0)
+            run.log_metric("train/loss", seed * 0.125, step=0)
+            run.log_metric("val/acc", seed * 0.25, step=0)
+    table = invoke(store, "runs").output
+    header = table.splitlines()[0]
+    assert "train/loss" in header and "val/acc" in header, table
+    assert "grad_norm" not in header and "system/" not in header, table
+    shown = invoke(store, "show", run.id).output
+    positions = [shown.index(key) for key in ("train/loss", "val/acc", "grad_norm/layer0.weight", "system/cpu_percent")]
+    assert positions == sorted(positions), shown
