@@ -499,3 +499,60 @@ def test_downsample_keeps_extremes_and_order(n: int) -> None:
     assert np.all(np.diff(s) > 0)
     assert np.nanmax(v) == np.nanmax(values) and np.nanmin(v) == np.nanmin(values)
     assert np.array_equal(v, values[s // 3], equal_nan=True)  # real points, not averages
+
+
+def test_models_pages_show_versions_aliases_and_the_whole_history(browser: Any, tmp_path: Path) -> None:
+    """Three versions registered by Tracked(register_as=) from real fits, alias moves and a rollback:
+    the models page and the model page show what the registry API says, and link each version to
+    its run."""
+    sklearn_lm = pytest.importorskip("sklearn.linear_model")
+    from sklearn.datasets import load_iris
+
+    from autotrack import _run
+    from autotrack.integrations.sklearn import Tracked
+
+    previous = _run._store_override
+    store = autotrack.set_store(tmp_path / "store")
+    server = make_server("127.0.0.1", 0, store=store)
+    start_in_thread(server)
+    url = f"http://127.0.0.1:{server.port}/"
+    try:
+        X, y = load_iris(return_X_y=True)
+        for C in (0.1, 1.0, 3.0):
+            Tracked(sklearn_lm.LogisticRegression(C=C, max_iter=300), register_as="iris-clf").fit(X, y)
+        autotrack.set_alias("iris-clf", "champion", 1, reason="first")
+        autotrack.set_alias("iris-clf", "champion", 3, reason="better")
+        autotrack.set_alias("iris-clf", "staging", 2)
+        autotrack.rollback("iris-clf", "champion", reason="v3 regressed")
+        model = autotrack.get_model("iris-clf")
+
+        page, errors = _page(browser)
+        _open(page, url + "#/models", "models")
+        _no_panel_errors(page)
+        row = page.locator('#models-table tr[data-name="iris-clf"]').inner_text()
+        assert "@champion → v1" in row and "@staging → v2" in row and "v3" in row
+        page.click('#models-table a[href="#/models/iris-clf"]')
+        page.wait_for_selector("body[data-ready=model]", timeout=20_000)
+        _no_panel_errors(page)
+        versions = page.locator("#versions-table tbody tr").evaluate_all("rs => rs.map(r => r.dataset.version)")
+        assert versions == [str(v.version) for v in reversed(model.versions)]
+        for v in model.versions:
+            cells = page.locator(f'#versions-table tr[data-version="{v.version}"]')
+            assert cells.locator(f'a[href="#/run/{v.run_id}"]').count() == 1
+            assert v.sha256[:12] in cells.inner_text()
+        history = page.locator("#history-table tbody tr").all_inner_texts()
+        expected = list(reversed(model.history))
+        assert len(history) == len(expected) == 4
+        for text, move in zip(history, expected):
+            assert f"@{move.alias}" in text and f"v{move.to_version}" in text and move.action in text
+            assert (move.reason or "") in text
+        _screenshot(page, tmp_path, "model-page.png", full_page=True)
+        _open(page, url + "#/models/no-such-model", "error")
+        assert "no-such-model" in page.inner_text("main")
+        errors = [e for e in errors if "404" not in e]  # the missing model's API answer
+        assert errors == [], errors
+        page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        _run._store_override = previous

@@ -298,3 +298,50 @@ def bulk(store: Backend, body: Any) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - one run's failure is reported, the others go on
             errors[run_id] = f"{type(exc).__name__}: {exc}"
     return {"ok": not errors, "done": done, "errors": errors}
+
+
+# -- the model registry ---------------------------------------------------------------------------
+
+
+def _version_row(version: Any) -> dict[str, Any]:
+    return {"version": version.version, "run_id": version.run_id, "run_deleted": version.run_deleted,
+            "artifact": version.artifact, "sha256": version.sha256, "size": version.size,
+            "framework": version.framework, "format": version.format, "created": version.created,
+            "tags": dict(version.tags), "description": version.description, "user": version.user,
+            "host": version.host, "aliases": list(version.aliases)}
+
+
+def models_list(store: Backend) -> dict[str, Any]:
+    """Every registered model: its latest version, its aliases and how many versions it has."""
+    from .._registry import list_models
+
+    out = []
+    for model in list_models(store=store):
+        latest = model.latest
+        out.append({"name": model.name, "versions": len(model.versions), "latest": _version_row(latest),
+                    "aliases": dict(model.aliases),
+                    "last_move": model.history[-1].time if model.history else None})
+    return {"models": out}
+
+
+def model_detail(store: Backend, name: str) -> dict[str, Any]:
+    """One registered model: every version (newest first, each with its run's name and status),
+    its aliases, and the whole alias history."""
+    from .._query import runs as query_runs
+    from .._registry import get_model
+
+    model = get_model(name, store=store)
+    ids = sorted({v.run_id for v in model.versions if not v.run_deleted})
+    names: dict[str, tuple[Any, Any]] = {}
+    for start in range(0, len(ids), 100):  # the query language bounds a where's size
+        chunk = ids[start:start + 100]
+        frame = query_runs(where="id in (" + ", ".join(_quote(i) for i in chunk) + ")", store=store)
+        names.update({r["id"]: (r["name"], r["status"]) for r in frame[["id", "name", "status"]].to_dict("records")})
+    versions = []
+    for v in reversed(model.versions):
+        row = _version_row(v)
+        row["run_name"], row["run_status"] = names.get(v.run_id, (None, None))
+        versions.append(row)
+    history = [{"seq": m.seq, "alias": m.alias, "from": m.from_version, "to": m.to_version, "action": m.action,
+                "reason": m.reason, "user": m.user, "host": m.host, "time": m.time} for m in reversed(model.history)]
+    return {"name": model.name, "aliases": dict(model.aliases), "versions": versions, "history": history}

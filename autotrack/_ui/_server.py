@@ -36,7 +36,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..store import Backend as Store
 from . import _data
@@ -240,9 +240,9 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
-            from .._errors import InvalidArgumentError, RunNotFoundError
+            from .._errors import InvalidArgumentError, ModelNotFoundError, RunNotFoundError
 
-            if isinstance(exc, RunNotFoundError):
+            if isinstance(exc, (RunNotFoundError, ModelNotFoundError)):
                 self._json({"error": str(exc)}, 404)
             elif isinstance(exc, InvalidArgumentError):
                 self._json({"error": str(exc)}, 400)
@@ -317,6 +317,10 @@ class Handler(BaseHTTPRequestHandler):
             self._json(out)
         elif len(parts) == 2 and parts[0] == "artifacts":
             self._artifact(parts[1])
+        elif parts == ["models"]:
+            self._json(_data.models_list(self.server.store))
+        elif len(parts) == 2 and parts[0] == "models":
+            self._json(_data.model_detail(self.server.store, unquote(parts[1])))
         else:
             raise ApiError(404, "not found")
 

@@ -1,5 +1,6 @@
 /* autotrack ui: runs table, run page, compare page.
-   Routes: #/?q=WHERE&order=COL&dir=asc|desc&cols=..&sel=..&page=N , #/run/ID , #/compare/ID,ID,...?keys=..
+   Routes: #/?q=WHERE&order=COL&dir=asc|desc&cols=..&sel=..&page=N , #/run/ID , #/compare/ID,ID,...?keys=.. ,
+   #/models , #/models/NAME
    Every panel draws inside AT.guard: one failing panel shows its own error, the rest of the page works. */
 (function () {
   "use strict";
@@ -739,6 +740,71 @@
     }).catch(showError);
   }
 
+  /* -- the model registry: #/models and #/models/NAME ------------------------------------------ */
+  function bytes(n) { return n == null ? "" : n < 1024 ? n + " B" : n < 1048576 ? (n / 1024).toFixed(1) + " KB" : (n / 1048576).toFixed(1) + " MB"; }
+  function aliasBadges(aliases) {
+    return (aliases || []).map(function (a) { return '<span class="badge alias">@' + esc(a) + "</span>"; }).join(" ");
+  }
+  function modelHref(name) { return "#/models/" + encodeURIComponent(name); }
+
+  function modelsPage() {
+    main.setAttribute("data-view", "models");
+    main.innerHTML = '<div class="view"><h2>Registered models</h2><div id="models-list">loading…</div></div>';
+    return api("/api/models").then(function (data) {
+      panel("models-list", "models", function () {
+        var div = document.getElementById("models-list");
+        if (!data.models.length) {
+          div.innerHTML = '<p class="muted">No registered models. Register one with <code>autotrack.register_model(name, run=..., artifact=...)</code>, ' +
+            "<code>Tracked(est, register_as=...)</code> or a callback's <code>register_as</code>.</p>";
+          return;
+        }
+        div.innerHTML = '<table id="models-table"><thead><tr><th>name</th><th class="num">versions</th><th>latest</th><th>aliases</th><th>framework</th><th>registered</th></tr></thead><tbody>' +
+          data.models.map(function (m) {
+            var aliases = Object.keys(m.aliases).sort().map(function (a) { return '<span class="badge alias">@' + esc(a) + " → v" + esc(m.aliases[a]) + "</span>"; }).join(" ");
+            return '<tr data-name="' + esc(m.name) + '"><td><a href="' + modelHref(m.name) + '">' + esc(m.name) + '</a></td><td class="num">' + esc(m.versions) +
+              "</td><td>v" + esc(m.latest.version) + "</td><td>" + aliases + "</td><td>" + esc(m.latest.framework) + "</td><td>" + esc(when(m.latest.created)) + "</td></tr>";
+          }).join("") + "</tbody></table>";
+      });
+      ready("models");
+    }).catch(showError);
+  }
+
+  function modelPage(name) {
+    main.setAttribute("data-view", "model");
+    main.innerHTML = '<div class="view">loading…</div>';
+    return api("/api/models/" + encodeURIComponent(name)).then(function (m) {
+      var aliases = Object.keys(m.aliases).sort();
+      main.innerHTML = '<div class="view"><p><a href="#/models">models</a> /</p><h1>' + esc(m.name) + "</h1>" +
+        '<p id="model-aliases">' + (aliases.length ? aliases.map(function (a) { return '<span class="badge alias">@' + esc(a) + " → v" + esc(m.aliases[a]) + "</span>"; }).join(" ")
+          : '<span class="muted">no aliases</span>') + "</p>" +
+        '<h2>Versions <span class="muted">' + m.versions.length + "</span></h2><div id=\"model-versions\"></div>" +
+        '<h2>Alias history <span class="muted">append-only</span></h2><div id="model-history"></div>' +
+        '<p class="muted help">Move an alias with <code>autotrack models alias ' + esc(m.name) + " ALIAS VERSION --reason ...</code>; go back with <code>autotrack models rollback " +
+        esc(m.name) + " ALIAS</code>; compare two versions with <code>autotrack models diff " + esc(m.name) + " A B</code>.</p></div>";
+      panel("model-versions", "versions", function () {
+        document.getElementById("model-versions").innerHTML = '<table id="versions-table"><thead><tr><th>version</th><th>aliases</th><th>run</th><th>artifact</th><th>framework</th>' +
+          '<th class="num">size</th><th>sha256</th><th>registered</th><th>by</th><th>description</th></tr></thead><tbody>' +
+          m.versions.map(function (v) {
+            var run = v.run_deleted ? '<span class="muted">deleted run ' + esc(v.run_id.slice(0, 8)) + "</span>"
+              : '<a href="#/run/' + esc(v.run_id) + '">' + esc(v.run_name || v.run_id.slice(0, 8)) + "</a> " + (v.run_status ? status(v.run_status) : "");
+            return '<tr data-version="' + esc(v.version) + '"><td>v' + esc(v.version) + "</td><td>" + aliasBadges(v.aliases) + "</td><td>" + run + "</td><td>" + esc(v.artifact) +
+              "</td><td>" + esc(v.framework) + (v.format ? ' <span class="muted">' + esc(v.format) + "</span>" : "") + '</td><td class="num">' + esc(bytes(v.size)) +
+              '</td><td><code>' + esc(v.sha256.slice(0, 12)) + "</code></td><td>" + esc(when(v.created)) + "</td><td>" + esc(v.user + "@" + v.host) + "</td><td>" + esc(v.description || "") + "</td></tr>";
+          }).join("") + "</tbody></table>";
+      });
+      panel("model-history", "alias history", function () {
+        var div = document.getElementById("model-history");
+        if (!m.history.length) { div.innerHTML = '<p class="muted">No alias has been set yet.</p>'; return; }
+        div.innerHTML = '<table id="history-table"><thead><tr><th>when</th><th>alias</th><th>move</th><th>action</th><th>by</th><th>reason</th></tr></thead><tbody>' +
+          m.history.map(function (h) {
+            return '<tr data-seq="' + esc(h.seq) + '"><td>' + esc(when(h.time)) + "</td><td>@" + esc(h.alias) + "</td><td>" + (h.from == null ? "—" : "v" + esc(h.from)) + " → v" + esc(h.to) +
+              "</td><td>" + esc(h.action) + "</td><td>" + esc(h.user + "@" + h.host) + "</td><td>" + esc(h.reason || "") + "</td></tr>";
+          }).join("") + "</tbody></table>";
+      });
+      ready("model");
+    }).catch(showError);
+  }
+
   function showError(err) {
     main.innerHTML = '<p class="panel-error">' + esc(err && err.message ? err.message : err) + '</p><p><a href="#/">back to runs</a></p>';
     ready("error");
@@ -754,6 +820,8 @@
     var h = location.hash.replace(/^#\/?/, ""), q = h.indexOf("?"), path = q >= 0 ? h.slice(0, q) : h;
     var m;
     if ((m = path.match(/^run\/([A-Za-z0-9_-]+)$/))) runPage(m[1]);
+    else if (path === "models") modelsPage();
+    else if ((m = path.match(/^models\/(.+)$/))) modelPage(decodeURIComponent(m[1]));
     else if ((m = path.match(/^compare\/([A-Za-z0-9_,-]+)$/))) {
       var keys = hashQuery().has("keys") ? splitList(hashQuery().get("keys")) : null;
       comparePage(m[1].split(",").filter(Boolean), keys);
