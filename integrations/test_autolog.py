@@ -180,3 +180,36 @@ def test_one_run_per_model_trained_one_after_another(store):
     assert second.metric("train/loss")["value"].tolist() == losses[1]
     assert first.info("model")["total_params"] == 3 * 4 + 4 + 4 + 1
     assert second.info("model")["total_params"] == 3 * 8 + 8 + 8 + 1
+
+
+def test_plain_pytorch_runs_are_comparable_by_their_optimizer_and_model(store):
+    """A plain-PyTorch run started by autolog gets the optimizer's constructor hyperparameters and
+    the model's class and size as params (the runs table and `diff` compare runs by them); a run
+    the user started keeps only the params the user gave it."""
+    autotrack.autolog(system_metrics=False)
+    try:
+        model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.8, 0.95), weight_decay=0.05)
+        for _ in range(3):
+            opt.zero_grad()
+            model(torch.ones(4, 3)).square().mean().backward()
+            opt.step()
+        from autotrack.integrations.torch import current_run
+
+        run = current_run()
+        run.end()
+        with autotrack.start_run(params={"mine": 1}) as mine:
+            opt2 = torch.optim.SGD(model.parameters(), lr=0.5)
+            opt2.zero_grad()
+            model(torch.ones(4, 3)).square().mean().backward()
+            opt2.step()
+    finally:
+        autotrack.autolog(disable=True)
+    params = autotrack.get_run(run.id).params
+    assert params["optimizer"] == "AdamW" and params["model"] == "Sequential"
+    assert params["model.parameters"] == sum(p.numel() for p in model.parameters()) == 3 * 5 + 5 + 5 * 2 + 2
+    for name, value in opt.defaults.items():
+        if isinstance(value, (bool, int, float)):
+            assert params[f"optimizer.{name}"] == value, name
+    assert params["optimizer.betas"] == [0.8, 0.95]
+    assert autotrack.get_run(mine.id).params == {"mine": 1}

@@ -37,7 +37,7 @@ import autotrack
 from autotrack.integrations.base import RunSlot, being_recorded, guarded, patch, suspended, unpatch
 from autotrack.integrations.torch.buffers import GradNormTracker, ScalarBuffer
 from autotrack.integrations.torch.checkpoints import CheckpointRecorder
-from autotrack.integrations.torch.describe import lr_keys, model_info, optimizer_info
+from autotrack.integrations.torch.describe import lr_keys, model_info, optimizer_info, training_params
 
 INTEGRATION = "pytorch"
 
@@ -91,6 +91,8 @@ class _Session:
         model = self.models[0] if len(self.models) == 1 else None
         schedulers = [s for s in list(_schedulers) if any(s.optimizer is o for o in self.optimizers)]
         self.run.set_info("optimizer", optimizer_info(self.optimizers, model, schedulers, scaler=_last_scaler()))
+        if self.owned:  # a run the user started keeps the params the user gave it
+            self.run.log_params(training_params(self.optimizers, self.models))
 
     def covers(self, optimizer: torch.optim.Optimizer) -> bool:
         return any(id(p) in self.param_ids for g in optimizer.param_groups for p in g["params"])

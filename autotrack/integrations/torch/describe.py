@@ -130,6 +130,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def training_params(optimizers: Sequence[torch.optim.Optimizer], models: Sequence[nn.Module]) -> dict[str, Any]:
+    """The params a plain-PyTorch run is compared by: each optimizer's class and the
+    hyperparameters it was built with (``optimizer.lr``, ``optimizer.weight_decay``; a second
+    optimizer is ``optimizer_1.*``), and each model's class and parameter count (``model``,
+    ``model.parameters``). Per-group values and everything else stay in the ``optimizer`` and
+    ``model`` sections."""
+    out: dict[str, Any] = {}
+    for i, opt in enumerate(optimizers):
+        opt = getattr(opt, "optimizer", opt)
+        key = "optimizer" if i == 0 else f"optimizer_{i}"
+        out[key] = type(opt).__name__
+        for name, value in sorted(_plain(dict(opt.defaults)).items()):
+            if value is None or isinstance(value, (bool, int, float, str)) or (
+                    isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)):
+                out[f"{key}.{name}"] = value
+    for i, model in enumerate(models):
+        key = "model" if i == 0 else f"model_{i}"
+        out[key] = type(model).__name__
+        out[f"{key}.parameters"] = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    return out
+
+
 def parameter_names(model: nn.Module | None) -> dict[int, str]:
     return {} if model is None else {id(p): name for name, p in model.named_parameters(remove_duplicate=False)}
 
