@@ -240,10 +240,13 @@ def local_modules(script: Path, stored: set[str] | None = None) -> tuple[list[Lo
     found: dict[Path, None] = {}
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
-        if not isinstance(file, str) or not file.endswith(".py"):
+        # a relative __file__ is no file on disk: torch's `torch._classes` and `torch._ops` say "_classes.py"
+        if not isinstance(file, str) or not file.endswith(".py") or not os.path.isabs(file):
             continue
         try:
             path = Path(file).resolve()
+            if not path.is_file():
+                continue
         except OSError:
             continue
         if path == script.resolve() or not path.is_relative_to(root) or path.is_relative_to(own):
