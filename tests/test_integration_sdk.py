@@ -178,3 +178,32 @@ def test_third_party_integration_through_the_entry_point(tmp_path, monkeypatch):
         unregister_integration("fw2")
         for name in ("fw2", "autotrack_fw2", "autotrack_fw2.autologging"):
             sys.modules.pop(name, None)
+
+
+def test_run_slot_per_training_call(store):
+    """RunSlot.open: a given run is used for every call and never ended (an ended one is a clear
+    error); without one, each call gets a run of its own, ended by the slot; a pickled slot holds
+    no live run."""
+    import pickle
+
+    from autotrack.integrations.base import RunSlot
+
+    slot = RunSlot("demo")
+    first = slot.open()
+    assert slot.created and slot.given is None and first.tags["autotrack.integration"] == "demo"
+    assert slot.open() is first  # still open: the same call
+    slot.end("finished")
+    second = slot.open()
+    assert second.id != first.id and first.ended
+    copy = pickle.loads(pickle.dumps(slot))
+    assert copy.run is None and not copy.created and copy.integration == "demo"
+    slot.end("failed")
+    assert autotrack.get_run(second.id).status == "failed"
+
+    with autotrack.start_run() as mine:
+        given = RunSlot("demo", mine)
+        assert given.open() is mine and given.given is mine
+        given.end("finished")
+        assert not mine.ended
+    with pytest.raises(autotrack.InvalidArgumentError, match="has ended"):
+        given.open()

@@ -177,6 +177,24 @@ class RunSlot:
             self.created = True
         return self.run
 
+    def open(self, *, parent: Run | str | None = None) -> Run:
+        """At the start of a training call: the given run (an ended one is a clear error), else a
+        run of its own for this call (the one the previous call started has ended by now)."""
+        if self.run is not None and not self.created and self.run.ended:
+            raise InvalidArgumentError("run", self.run,
+                                       "this run has ended; pass an open run, or None to let the callback start one")
+        return self.get(parent=parent)
+
+    @property
+    def given(self) -> Run | None:
+        """The run the user passed in, if any (never ended here)."""
+        return None if self.created else self.run
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled or copied slot (sklearn clones, worker processes) holds no live run: it starts
+        its own on first use."""
+        return {**self.__dict__, "run": None, "created": False}
+
     def end(self, status: str = "finished", error: BaseException | None = None) -> None:
         """End the run if this slot created it; else only flush what was logged to it."""
         run = self.run

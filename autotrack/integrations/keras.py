@@ -156,13 +156,9 @@ class AutotrackCallback(keras.callbacks.Callback):
 
     def _open_run(self) -> Run:
         slot = self._slot
-        if slot.run is not None and not slot.created and slot.run.ended:
-            raise InvalidArgumentError(
-                "run", slot.run, "this run has ended; pass an open run, or None to let the callback start one"
-            )
-        if slot.run is None or slot.run.ended:  # each fit without a given run is a run of its own
+        if slot.given is None and (slot.run is None or slot.run.ended):  # each fit is a run of its own
             self._step = -1
-        return slot.get(parent=self._parent_id)
+        return slot.open(parent=self._parent_id)
 
     def _wrap_compute_loss(self, model: Any) -> None:
         """The loss of each batch, as a tensor: wrap this model's ``compute_loss`` for the fit."""
@@ -291,7 +287,7 @@ class AutotrackCallback(keras.callbacks.Callback):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        given = None if self._slot.created else self._slot.run
+        given = self._slot.given
         state.update(_slot=RunSlot(INTEGRATION), _run=None, _active=False, _buffer=None, _batch_loss=None,
                      _lr=None, _framework_ctx=None, _model=None,
                      _parent_id=given.id if given is not None else self._parent_id)

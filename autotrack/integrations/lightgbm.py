@@ -48,7 +48,7 @@ except ImportError as _exc:  # pragma: no cover - exercised only without lightgb
 
 import autotrack
 from autotrack import InvalidArgumentError, Run
-from autotrack.integrations.base import guarded, log_data, patch, unpatch
+from autotrack.integrations.base import RunSlot, guarded, log_data, patch, unpatch
 
 if TYPE_CHECKING:
     from typing_extensions import override
@@ -94,10 +94,9 @@ class AutotrackCallback:
         self.log_model = log_model
         self.order = ORDER  # an instance attribute: LightGBM overwrites a missing one
         self.before_iteration = False
-        self._given_run = run
+        self._slot = RunSlot(INTEGRATION, run)  # a given run is never ended here
         self._parent_id: str | None = None  # the given run's id, in a pickled or copied callback
         self._run: Run | None = run
-        self._owns_run = False
         self._active = False
         self._finished = False
         self._deferred = False  # autolog ends the training itself, with the returned model
@@ -128,7 +127,7 @@ class AutotrackCallback:
     def _start(self, env: CallbackEnv) -> None:
         self._active = self._finished = False
         call = self._call = _TrainingCall.find()
-        self._run = self._open_run()
+        self._run = self._slot.open(parent=self._parent_id)
         self._active = True
         self._step = env.begin_iteration - 1
         self._last_time = call.started or time.perf_counter()
@@ -139,17 +138,6 @@ class AutotrackCallback:
         self._log_data(call)
         if not self._deferred:
             call.watch_early_stopping(self)
-
-    def _open_run(self) -> Run:
-        given = self._given_run
-        self._owns_run = given is None
-        if given is None:
-            return autotrack.start_run(parent=self._parent_id, tags={"autotrack.integration": INTEGRATION})
-        if given.ended:
-            raise InvalidArgumentError(
-                "run", given, "this run has ended; pass an open run, or None to let the callback start one"
-            )
-        return given
 
     @guarded("lightgbm callback: iteration metrics")
     def _log_iteration(self, env: CallbackEnv) -> None:
@@ -175,8 +163,8 @@ class AutotrackCallback:
             self._log_outcome(model, best_iteration, results)
         finally:
             self._active, self._finished, self._model, self._call = False, True, None, None
-            if self._owns_run and self._run is not None:
-                self._run.end("finished")
+            if self._slot.created:
+                self._slot.end("finished")
 
     def _log_outcome(self, model: Model | None, best_iteration: int | None, results: Any) -> None:
         run = self._run
@@ -213,8 +201,8 @@ class AutotrackCallback:
     def _abort(self, error: BaseException) -> None:
         """Training raised (called by autolog): end the run this callback started as failed/killed."""
         self._active = False
-        if self._owns_run and self._run is not None and not self._run.ended:
-            self._run.end("killed" if isinstance(error, KeyboardInterrupt) else "failed", error=error)
+        if self._slot.created:
+            self._slot.end("killed" if isinstance(error, KeyboardInterrupt) else "failed", error)
 
     def _config_section(self, env: CallbackEnv, call: _TrainingCall) -> dict[str, Any]:
         section: dict[str, Any] = {
@@ -243,8 +231,8 @@ class AutotrackCallback:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        given = state["_given_run"]
-        state.update(_given_run=None, _run=None, _owns_run=False, _active=False, _call=None, _prepared=None, _model=None,
+        given = self._slot.given
+        state.update(_slot=RunSlot(INTEGRATION), _run=None, _active=False, _call=None, _prepared=None, _model=None,
                      _parent_id=given.id if given is not None else self._parent_id)
         return state
 
