@@ -190,7 +190,9 @@ def test_run_slot_per_training_call(store):
 
     slot = RunSlot("demo")
     first = slot.open()
-    assert slot.created and slot.given is None and first.tags["autotrack.integration"] == "demo"
+    assert slot.created and slot.given is None
+    first.flush()
+    assert autotrack.get_run(first.id).tags["autotrack.integration"] == "demo"
     assert slot.open() is first  # still open: the same call
     slot.end("finished")
     second = slot.open()
