@@ -556,3 +556,58 @@ def test_models_pages_show_versions_aliases_and_the_whole_history(browser: Any, 
         server.shutdown()
         server.server_close()
         _run._store_override = previous
+
+
+def test_compare_groups_runs_by_a_param_with_mean_and_band(browser: Any, tmp_path: Path) -> None:
+    """Group by a param on the compare page: one mean line per value with its min-max band, equal
+    to the mean/min/max computed here from what the runs logged; hiding a run recomputes its group;
+    one chart's own log scale leaves the others linear."""
+    from autotrack import _run
+
+    previous = _run._store_override
+    store = autotrack.set_store(tmp_path / "store")
+    server = make_server("127.0.0.1", 0, store=store)
+    start_in_thread(server)
+    url = f"http://127.0.0.1:{server.port}/"
+    logged: dict[float, list[list[float]]] = {0.1: [], 0.01: []}
+    ids: list[str] = []
+    try:
+        for lr in (0.1, 0.01):
+            for seed in range(3):
+                curve = [(1.0 + seed * 0.25) / (1 + lr * 10 * step) for step in range(12)]
+                with autotrack.start_run(params={"lr": lr, "seed": seed}) as run:
+                    for step, value in enumerate(curve):
+                        run.log_metric("train/loss", value, step=step)
+                        run.log_metric("val/acc", 1 - value / 2, step=step)
+                logged[lr].append(curve)
+                ids.append(run.id)
+        page, errors = _page(browser)
+        _open(page, url + "#/compare/" + ",".join(ids), "compare")
+        page.select_option("#cmp-metrics .at-group", "lr")
+        _wait_for(page, "document.querySelector('#cmp-metrics .at-chart[data-key=\"train/loss\"]')._at.groups === 2")
+        data = page.evaluate("document.querySelector('#cmp-metrics .at-chart[data-key=\"train/loss\"]')._at.plot.data")
+        assert data[0] == list(range(12))
+        for g, lr in enumerate((0.1, 0.01)):  # the groups in first-seen order: mean, max, min each
+            columns = list(zip(*logged[lr]))
+            mean, top, low = data[1 + 3 * g], data[2 + 3 * g], data[3 + 3 * g]
+            assert mean == pytest.approx([sum(c) / len(c) for c in columns])
+            assert top == pytest.approx([max(c) for c in columns]) and low == pytest.approx([min(c) for c in columns])
+        assert "lr=0.1" in page.inner_text("#cmp-metrics .legend")
+        _screenshot(page, tmp_path, "compare-grouped.png", full_page=True)
+        # hide the first run of lr=0.1: its group is the mean of the other two
+        page.click(f'#cmp-metrics .legend-item[data-id="{ids[0]}"]')
+        _wait_for(page, "document.querySelector('#cmp-metrics .at-chart[data-key=\"train/loss\"]')._at.groups === 2")
+        data = page.evaluate("document.querySelector('#cmp-metrics .at-chart[data-key=\"train/loss\"]')._at.plot.data")
+        columns = list(zip(*logged[0.1][1:]))
+        assert data[1] == pytest.approx([sum(c) / len(c) for c in columns])
+        # one chart's own log scale
+        page.check('#cmp-metrics .at-chart[data-key="train/loss"] .at-chart-log')
+        distr = page.evaluate("""[...document.querySelectorAll('#cmp-metrics .at-chart')].map(d =>
+            [d.dataset.key, d._at.plot ? d._at.plot.scales.y.distr : null])""")
+        assert dict(distr)["train/loss"] == 3 and dict(distr)["val/acc"] == 1, distr
+        assert errors == [], errors
+        page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        _run._store_override = previous

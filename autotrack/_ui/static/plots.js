@@ -90,13 +90,79 @@
     return [ox, oy];
   }
 
+  /* Runs grouped by the value of param `param` (runs without it form the group "(none)"), in
+     first-seen order: [{label, value, runs: [...]}] */
+  AT.groupRuns = function (runs, param) {
+    var groups = [], byValue = {};
+    runs.forEach(function (r) {
+      var has = r.params && Object.prototype.hasOwnProperty.call(r.params, param);
+      var v = has ? JSON.stringify(r.params[param]) : "(none)";
+      if (!byValue[v]) { byValue[v] = {label: param + "=" + (has ? AT.fmt(r.params[param]) : "(none)"), value: v, runs: []}; groups.push(byValue[v]); }
+      byValue[v].runs.push(r);
+    });
+    return groups;
+  };
+
+  /* Mean, min and max of a group's (smoothed) curves at each x. Steps align exactly; on a time
+     axis the x range is cut into `bins` equal bins (runs never log at the same instant). */
+  AT.groupStats = function (curves, mode, bins) {
+    var table = {}, lo = Infinity, hi = -Infinity;
+    if (mode !== "step") curves.forEach(function (c) { c[0].forEach(function (x) { if (x < lo) lo = x; if (x > hi) hi = x; }); });
+    var width = mode !== "step" && hi > lo ? (hi - lo) / (bins || 400) : 0;
+    curves.forEach(function (c) {
+      var seen = {};
+      for (var i = 0; i < c[0].length; i++) {
+        var y = c[1][i];
+        if (y === null || y === undefined || !isFinite(y)) continue;
+        var x = width ? lo + (Math.floor((c[0][i] - lo) / width) + 0.5) * width : c[0][i];
+        var cell = table[x] || (table[x] = {sum: 0, n: 0, min: Infinity, max: -Infinity, runs: 0});
+        if (seen[x]) { cell.sum += y - seen[x].y; seen[x].y = y; } else { seen[x] = {y: y}; cell.sum += y; cell.n++; }
+        if (y < cell.min) cell.min = y;
+        if (y > cell.max) cell.max = y;
+      }
+    });
+    var xs = Object.keys(table).map(Number).sort(function (a, b) { return a - b; });
+    return {x: xs, mean: xs.map(function (x) { return table[x].sum / table[x].n; }),
+            min: xs.map(function (x) { return table[x].min; }), max: xs.map(function (x) { return table[x].max; }),
+            n: xs.map(function (x) { return table[x].n; })};
+  };
+
+  function alpha(color, a) {
+    var m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(color);
+    return m ? "rgba(" + parseInt(m[1], 16) + "," + parseInt(m[2], 16) + "," + parseInt(m[3], 16) + "," + a + ")" : color;
+  }
+
   /* One chart: `key` of every run that has it. runs: [{id, name, start_time, metrics: {key: {steps, values, times}}}]
-     opts: {xMode, log, smooth, hidden: {runId: true}, colorOf(runId) -> index, width, height} */
+     opts: {xMode, log, smooth, hidden: {runId: true}, colorOf(runId) -> index, width, height,
+            groupBy: a param (one mean line per value with its min-max band instead of one line per run)} */
   AT.lineChart = function (div, runs, key, opts) {
     opts = opts || {};
     var th = AT.theme(), mode = opts.xMode || "step";
-    var tables = [], series = [{}], ids = [], colors = [], points = 0;
-    runs.forEach(function (run, i) {
+    var tables = [], series = [{}], ids = [], colors = [], points = 0, bands = [];
+    if (opts.groupBy) {
+      AT.groupRuns(runs.filter(function (r) { return !(opts.hidden || {})[r.id]; }), opts.groupBy).forEach(function (g, gi) {
+        var curves = [];
+        g.runs.forEach(function (run) {
+          var m = run.metrics && run.metrics[key];
+          if (!m || !m.values || !m.values.length) return;
+          var xy = cleanXY(xsFor(run, m, mode), m.values, mode !== "step");
+          curves.push([xy[0], AT.ema(xy[1], opts.smooth || 0)]);
+        });
+        if (!curves.length) return;
+        var st = AT.groupStats(curves, mode);
+        function pos(a) { return opts.log ? a.map(function (v) { return v > 0 ? v : null; }) : a; }
+        var color = AT.color(gi), base = series.length;
+        tables.push([st.x, pos(st.mean)], [st.x, pos(st.max)], [st.x, pos(st.min)]);
+        points += st.x.length;
+        var label = g.label + " (" + curves.length + " run" + (curves.length === 1 ? "" : "s") + ")";
+        series.push({label: label + " mean", stroke: color, width: 2, spanGaps: true, points: {show: st.x.length === 1, size: 5}},
+                    {label: label + " max", stroke: alpha(color, 0.35), width: 0.5, spanGaps: true, points: {show: false}},
+                    {label: label + " min", stroke: alpha(color, 0.35), width: 0.5, spanGaps: true, points: {show: false}});
+        bands.push({series: [base + 1, base + 2], fill: alpha(color, 0.15)});
+        ids.push("group:" + g.value, "group-max:" + g.value, "group-min:" + g.value);
+        colors.push(color, alpha(color, 0.5), alpha(color, 0.5));
+      });
+    } else runs.forEach(function (run, i) {
       var m = run.metrics && run.metrics[key];
       if (!m || !m.values || !m.values.length) return;
       var xy = cleanXY(xsFor(run, m, mode), m.values, mode !== "step");
@@ -133,6 +199,7 @@
       focus: {alpha: 0.35},
       scales: {x: {time: mode === "wall"}, y: opts.log ? {distr: 3, log: 10} : {}},
       series: series,
+      bands: bands,
       axes: [
         {stroke: th.muted, font: axisFont, grid: {stroke: th.grid, width: 1}, ticks: {stroke: th.grid, width: 1},
          label: mode === "step" ? "step" : mode === "rel" ? "seconds since start" : null, labelSize: mode === "wall" ? 0 : 16,
@@ -172,7 +239,7 @@
       tip.style.top = Math.max(0, u.cursor.top - 10) + "px";
     }
     plot.over.addEventListener("mouseleave", function () { tip.style.display = "none"; });
-    div._at = {plot: plot, series: ids, points: points, key: key,
+    div._at = {plot: plot, series: ids, points: points, key: key, groups: bands.length,
                setShow: function (id, show) { var j = ids.indexOf(id); if (j >= 0) plot.setSeries(j + 1, {show: show}); }};
     return div._at;
   };
@@ -182,14 +249,18 @@
   AT.metricPanel = function (container, runs, keys, opts) {
     opts = opts || {};
     container.innerHTML = "";
-    var state = {xMode: opts.xMode || "step", smooth: opts.smooth || 0, log: !!opts.log, hidden: {}};
+    var state = {xMode: opts.xMode || "step", smooth: opts.smooth || 0, log: !!opts.log, hidden: {}, groupBy: null,
+                 perChart: {}};  /* perChart[key] = {log, smooth}: one chart's own settings over the panel's */
+    var groupable = runs.length >= 3 ? AT.varyingParams(runs) : [];
     var controls = document.createElement("div");
     controls.className = "controls";
     controls.innerHTML = '<label>x-axis <select class="at-x"><option value="step">step</option><option value="rel">relative time</option>' +
       '<option value="wall">wall time</option></select></label> ' +
       '<label><input type="checkbox" class="at-log"> log scale</label> ' +
       '<label>smoothing <input type="range" class="at-smooth" min="0" max="0.99" step="0.01" value="' + state.smooth + '"> ' +
-      '<span class="at-smooth-v">' + state.smooth + "</span></label>";
+      '<span class="at-smooth-v">' + state.smooth + "</span></label>" +
+      (groupable.length ? ' <label title="one mean line per value, with the min-max band of its runs">group by <select class="at-group"><option value="">(none: one line per run)</option>' +
+        groupable.map(function (k) { return '<option value="' + AT.esc(k) + '">' + AT.esc(k) + "</option>"; }).join("") + "</select></label>" : "");
     container.appendChild(controls);
     var legend = document.createElement("div");
     legend.className = "legend";
@@ -205,7 +276,11 @@
     function drawLegend() {
       var shown = runs.filter(function (r) { return keys.some(function (k) { return r.metrics && r.metrics[k]; }); });
       legend.style.display = runs.length > 1 ? "" : "none";
-      legend.innerHTML = shown.map(function (r) {
+      var groups = state.groupBy ? AT.groupRuns(shown.filter(function (r) { return !state.hidden[r.id]; }), state.groupBy) : [];
+      legend.innerHTML = (groups.length ? '<div class="legend-groups">' + groups.map(function (g, gi) {
+        return '<span class="legend-group"><span class="sw" style="background:' + AT.color(gi) + '"></span>' + AT.esc(g.label) +
+          ' <span class="muted">' + g.runs.length + " run" + (g.runs.length === 1 ? "" : "s") + ", mean and min–max</span></span>";
+      }).join("") + "</div>" : "") + shown.map(function (r) {
         var ci = colorOf(r.id), dash = AT.dash(ci);
         return '<button type="button" class="legend-item' + (state.hidden[r.id] ? " off" : "") + '" data-id="' + AT.esc(r.id) + '" title="click: hide/show; double-click: only this run">' +
           '<span class="sw' + (dash ? " dashed" : "") + '" style="background:' + AT.color(ci) + '"></span>' + AT.esc(AT.runLabel(r)) + "</button>";
@@ -221,15 +296,40 @@
         d.className = "plot at-chart";
         grid.appendChild(d);
         if (d._at && d._at.plot) d._at.plot.destroy();
-        charts[key] = AT.guard(d, "chart " + key, function () {
-          return AT.lineChart(d, runs, key, {xMode: state.xMode, log: state.log, smooth: state.smooth, hidden: state.hidden, colorOf: colorOf});
-        });
+        drawChart(key, d);
       });
       drawLegend();
       return new Promise(function (resolve) { requestAnimationFrame(function () { resolve(); }); });
     }
+    function drawChart(key, d) {
+      var own = state.perChart[key] || {};
+      var log = own.log !== undefined ? own.log : state.log, smooth = own.smooth !== undefined ? own.smooth : state.smooth;
+      charts[key] = AT.guard(d, "chart " + key, function () {
+        var c = AT.lineChart(d, runs, key, {xMode: state.xMode, log: log, smooth: smooth, hidden: state.hidden, colorOf: colorOf,
+                                            groupBy: state.groupBy});
+        var bar = document.createElement("div");  /* this chart's own log scale and smoothing */
+        bar.className = "chart-controls";
+        bar.innerHTML = '<label><input type="checkbox" class="at-chart-log"' + (log ? " checked" : "") + "> log</label> " +
+          '<label>smooth <input type="range" class="at-chart-smooth" min="0" max="0.99" step="0.01" value="' + smooth + '"></label>';
+        d.insertBefore(bar, d.children[1] || null);
+        bar.querySelector(".at-chart-log").addEventListener("change", function (e) {
+          state.perChart[key] = Object.assign({}, state.perChart[key], {log: e.target.checked}); redraw(key);
+        });
+        bar.querySelector(".at-chart-smooth").addEventListener("change", function (e) {
+          state.perChart[key] = Object.assign({}, state.perChart[key], {smooth: parseFloat(e.target.value)}); redraw(key);
+        });
+        return c;
+      });
+    }
+    function redraw(key) {
+      var d = grid.querySelector('.at-chart[data-key="' + (root.CSS && CSS.escape ? CSS.escape(key) : key) + '"]');
+      if (!d) return;
+      if (d._at && d._at.plot) d._at.plot.destroy();
+      drawChart(key, d);
+    }
     function setShow(id, show) {
       if (show) delete state.hidden[id]; else state.hidden[id] = true;
+      if (state.groupBy) { draw(); return; }  /* group means are recomputed without the hidden runs */
       Object.keys(charts).forEach(function (k) { if (charts[k] && charts[k].setShow) charts[k].setShow(id, show); });
       drawLegend();
     }
@@ -243,8 +343,12 @@
       runs.forEach(function (r) { setShow(r.id, r.id === id); });
     });
     controls.querySelector(".at-x").addEventListener("change", function (e) { state.xMode = e.target.value; draw(); });
-    controls.querySelector(".at-log").addEventListener("change", function (e) { state.log = e.target.checked; draw(); });
+    /* the panel's log scale and smoothing set every chart again (one chart's own settings are dropped) */
+    controls.querySelector(".at-log").addEventListener("change", function (e) { state.log = e.target.checked; state.perChart = {}; draw(); });
+    var groupSelect = controls.querySelector(".at-group");
+    if (groupSelect) groupSelect.addEventListener("change", function (e) { state.groupBy = e.target.value || null; draw(); });
     controls.querySelector(".at-smooth").addEventListener("input", function (e) {
+      state.perChart = {};
       state.smooth = parseFloat(e.target.value);
       controls.querySelector(".at-smooth-v").textContent = e.target.value;
       draw();
