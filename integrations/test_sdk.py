@@ -137,7 +137,6 @@ def test_the_model_is_found_through_registration_hooks_not_frames(autologged):
     assert info["class"].endswith("Wrapper") and info["total_params"] == 3 * 7 + 7 + 7 + 1
 
 
-@pytest.mark.xfail(strict=False, reason="needs the core's context-local active-run stack (storage seam branch)")
 def test_parallel_trainings_in_threads_get_their_own_runs(autologged):
     results: dict[int, tuple[object, list[float]]] = {}
     barrier = threading.Barrier(2)
