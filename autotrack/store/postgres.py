@@ -10,6 +10,10 @@ Writes: one connection per (process, thread), opened lazily and never used acros
 is one transaction: the per-key stats are upserted with one pipelined ``executemany`` that also
 hands out each chunk's sequence number, then every chunk goes in with one binary ``COPY``.
 
+The model registry (schema 2) has the SQLite store's tables: versions numbered by a row-locked
+per-name counter, alias moves in one transaction with their history entry, and a trigger that
+refuses any UPDATE, DELETE or TRUNCATE of the alias history.
+
 Schema migrations run under ``pg_advisory_xact_lock``, so many processes starting at once migrate
 once; a process that finds the schema current takes no lock.
 
