@@ -516,11 +516,15 @@ def _no_alias(name: str, alias: str, aliases: Mapping[str, int]) -> str:
             f"autotrack.set_alias({name!r}, {alias!r}, VERSION)")
 
 
-def _check_name(name: Any) -> str:
+def check_model_name(name: Any, argument: str = "name") -> str:
+    """``name`` if it is a valid model name, else an ``InvalidArgumentError`` naming ``argument``."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidArgumentError("name", name, "model names are 1-200 letters, digits, '_', '.' or '-', starting "
+        raise InvalidArgumentError(argument, name, "model names are 1-200 letters, digits, '_', '.' or '-', starting "
                                    "with a letter or digit (no '/' or '@': those select a version or an alias)")
     return name
+
+
+_check_name = check_model_name
 
 
 def _check_alias(alias: Any) -> str:

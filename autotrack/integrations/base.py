@@ -78,6 +78,7 @@ from autotrack._capture.fingerprint import (
 from autotrack._capture.fingerprint import sequence as fingerprint_sequence
 from autotrack._capture.seeds import patch_seeder, record_seed, seed_recorder
 from autotrack._errors import InvalidArgumentError, MissingDependencyError
+from autotrack._registry import check_model_name
 from autotrack._integrations import AUTOLOG_OPTIONS, Integration, integrations, register_integration, unregister_integration
 from autotrack._patching import (
     being_recorded,
@@ -109,6 +110,7 @@ __all__ = [
     "attach_run",
     "autolog_options",
     "being_recorded",
+    "check_model_name",
     "disabled",
     "fingerprint",
     "fingerprint_sequence",
