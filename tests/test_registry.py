@@ -1,5 +1,7 @@
 """The model registry without any ML framework: numbering, aliases, the append-only history,
-rollback, lineage, the delete guard, the CLI. Framework round trips are in integrations/test_registry_frameworks.py; the same cases on every backend in tests/store/test_registry_contract.py."""
+rollback, lineage, the delete guard, the CLI, the loader registry. Framework round trips are in
+integrations/test_registry_frameworks.py; the store contract cases on every backend in
+tests/store/test_registry_contract.py."""
 
 from __future__ import annotations
 
