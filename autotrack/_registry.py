@@ -11,10 +11,10 @@ numbers); a version keeps the model's bytes in the store's blob folder, so delet
 run's files later does not change what a version loads. Every alias move is appended to a history
 that no API edits: who moved it (OS user and host), when, from which version to which, and why.
 
-Loading never unpickles unless told to: scikit-learn models go through skops with its check of
-untrusted types, PyTorch weights through ``torch.load(weights_only=True)`` into a module the caller
-builds, XGBoost boosters through UBJSON. Nothing here runs SQL: the store does
-(:class:`autotrack.store.Backend`).
+Loading goes through the loader an integration registered for the version's framework
+(:func:`register_model_loader`, offered to integrations by ``autotrack.integrations.base``): the
+core knows no framework and imports none. The built-in loaders never unpickle unless told to (see
+:func:`load_model`). Nothing here runs SQL: the store does (:class:`autotrack.store.Backend`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from __future__ import annotations
 import difflib
 import getpass
 import hashlib
-import io
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from ._query import Artifact, RunRecord
 
 __all__ = [
-    "AliasMove", "ModelVersion", "RegisteredModel", "get_model", "list_models", "load_model", "register_model",
-    "rollback", "set_alias",
+    "AliasMove", "ModelLoader", "ModelVersion", "RegisteredModel", "get_model", "list_models", "load_model",
+    "register_model", "register_model_loader", "rollback", "set_alias",
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
@@ -231,31 +231,103 @@ def _keep_bytes(st: Backend, record: RunRecord, art: Artifact) -> tuple[str, int
     return blob.sha256, blob.size
 
 
-_SUFFIX_FORMATS = {".skops": "skops", ".joblib": "joblib", ".pkl": "joblib", ".ubj": "ubj", ".json": "json",
-                   ".pt": "torch", ".pth": "torch", ".ckpt": "torch"}
-_FORMAT_FRAMEWORK = {"skops": "sklearn", "joblib": "sklearn", "ubj": "xgboost", "json": "xgboost", "torch": "pytorch"}
-
-
 def _describe(art: Artifact, record: RunRecord) -> tuple[str, dict[str, Any]]:
-    """Framework and loading facts of an artifact, from what its integration recorded."""
-    given = str(art.metadata.get("format") or "")
-    fmt = "torch" if given.startswith("torch") else given or _SUFFIX_FORMATS.get(os.path.splitext(art.name)[1].lower())
-    meta: dict[str, Any] = {"format": fmt, "kind": art.kind}
-    for key in ("class", "sklearn_version", "skops_version", "xgboost_version", "untrusted_types", "best_iteration",
-                "score", "monitor", "epoch", "global_step"):
-        if key in art.metadata:
-            meta[key] = art.metadata[key]
-    framework = _FORMAT_FRAMEWORK.get(fmt or "", "unknown")
-    if framework == "pytorch":
+    """Framework and loading facts of an artifact, from what its integration recorded and the file
+    suffixes and formats the registered loaders declare."""
+    by_suffix, by_format = _formats()
+    given = str(art.metadata.get("format") or "").strip()
+    suffix = os.path.splitext(art.name)[1].lower()
+    # "torch state_dict" names the format "torch"; without one the file's suffix says
+    fmt = given.split()[0] if given else by_suffix.get(suffix, (None, None))[0]
+    # what the integration recorded about the file (class, library versions, score, epoch ...)
+    meta: dict[str, Any] = {k: v for k, v in art.metadata.items() if k not in ("format", "kind", "path")}
+    meta.update(format=fmt, kind=art.kind)
+    if suffix in by_suffix and by_suffix[suffix][0] == fmt:
+        framework = by_suffix[suffix][1]  # e.g. a checkpoint suffix claimed by its framework
+    else:
+        framework = by_format.get(fmt or "", "unknown")
+    if "class" not in meta:
         try:
             model_class = record.info("model").get("class")
         except Exception:  # noqa: BLE001 - a damaged or absent section: the class stays unknown
             model_class = None
         if model_class:
-            meta["class"] = model_class
-        if art.name.endswith(".ckpt"):
-            framework, meta["layout"] = "lightning", "lightning checkpoint"
+            meta["class"] = model_class  # so the caller knows which module to build
     return framework, meta
+
+
+# -- the loaders integrations register --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelLoader:
+    """How versions of one framework load: ``loader(version, data, *, model, trusted,
+    allow_pickle)`` returns the model (a ``"package.module:function"`` string is imported only when
+    a version of that framework is loaded). ``formats`` are the format names (an artifact's
+    ``format`` metadata) it reads; ``suffixes`` maps a file suffix to the format such files have,
+    and claims those files for this framework."""
+
+    framework: str
+    loader: Any
+    formats: tuple[str, ...] = ()
+    suffixes: Mapping[str, str] = field(default_factory=dict)
+    #: the ``pip install 'autotrack-ml[EXTRA]'`` that brings what the loader imports
+    extra: str | None = None
+
+    def reads(self, fmt: str | None) -> bool:
+        return fmt is not None and (fmt in self.formats or fmt in self.suffixes.values())
+
+
+_loaders: dict[str, ModelLoader] = {}
+_loaders_lock = threading.Lock()
+
+
+def register_model_loader(framework: str, loader: Any, *, formats: tuple[str, ...] | list[str] = (),
+                          suffixes: Mapping[str, str] | None = None, extra: str | None = None) -> ModelLoader:
+    """Register (or replace) the loader of ``framework``'s registered versions. See :class:`ModelLoader`.
+    A loader must never run code from the file (no unpickling unless ``allow_pickle=True``)."""
+    if not isinstance(framework, str) or not framework.isidentifier():
+        raise InvalidArgumentError("framework", framework, "pass the framework's name, e.g. 'sklearn'")
+    if not (callable(loader) or (isinstance(loader, str) and ":" in loader)):
+        raise InvalidArgumentError("loader", loader, "pass a function or a 'package.module:function' string")
+    if isinstance(formats, str) or not all(isinstance(f, str) and f for f in formats):
+        raise InvalidArgumentError("formats", formats, "pass a tuple of format names, e.g. formats=('skops',)")
+    suffixes = dict(suffixes or {})
+    if not all(isinstance(k, str) and k.startswith(".") and isinstance(v, str) and v for k, v in suffixes.items()):
+        raise InvalidArgumentError("suffixes", suffixes, "pass a dict of file suffix -> format, e.g. {'.skops': 'skops'}")
+    entry = ModelLoader(framework, loader, tuple(formats), {k.lower(): v for k, v in suffixes.items()}, extra)
+    with _loaders_lock:
+        _loaders[framework] = entry
+    return entry
+
+
+def _registered_loaders() -> list[ModelLoader]:
+    from ._integrations import discover
+
+    discover()  # the built-in integrations and the entry points register their loaders
+    with _loaders_lock:
+        return list(_loaders.values())
+
+
+def _formats() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """suffix -> (format, framework) and format -> framework; the first registration of each wins."""
+    by_suffix: dict[str, tuple[str, str]] = {}
+    by_format: dict[str, str] = {}
+    for entry in _registered_loaders():
+        for suffix, fmt in entry.suffixes.items():
+            by_suffix.setdefault(suffix, (fmt, entry.framework))
+        for fmt in entry.formats:
+            by_format.setdefault(fmt, entry.framework)
+    return by_suffix, by_format
+
+
+def _loader_for(version: ModelVersion) -> ModelLoader | None:
+    loaders = {e.framework: e for e in _registered_loaders()}
+    entry = loaders.get(version.framework)
+    if entry is not None and entry.reads(version.format):
+        return entry
+    framework = _formats()[1].get(version.format or "")
+    return loaders.get(framework) if framework else None
 
 
 # -- aliases --------------------------------------------------------------------------------------
@@ -359,7 +431,8 @@ def resolve(ref: str | ModelVersion, store: StoreArg = None) -> ModelVersion:
 def load_model(ref: str | ModelVersion, *, model: Any = None, trusted: list[str] | None = None,
                allow_pickle: bool = False, store: StoreArg = None) -> Any:
     """Load a registered version (``"churn@champion"``, ``"churn/3"``, ``"churn"`` for the latest)
-    through its framework's safe loader. Nothing is unpickled unless ``allow_pickle=True``.
+    through the loader its framework's integration registered. The built-in ones never unpickle
+    unless ``allow_pickle=True``:
 
     * scikit-learn (skops): types outside skops' trusted defaults must be listed in ``trusted``
       (review them first), else an error lists them. A joblib file needs ``allow_pickle=True``.
@@ -373,112 +446,22 @@ def load_model(ref: str | ModelVersion, *, model: Any = None, trusted: list[str]
         raise InvalidArgumentError("allow_pickle", allow_pickle, "pass True or False")
     if trusted is not None and not (isinstance(trusted, (list, tuple)) and all(isinstance(t, str) for t in trusted)):
         raise InvalidArgumentError("trusted", trusted, "pass a list of type names, as an earlier error listed them")
+    entry = _loader_for(version)
+    if entry is None:
+        raise InvalidArgumentError("ref", version.ref, f"autotrack has no safe loader for its artifact "
+                                   f"{version.artifact!r} (format {version.format!r}, framework {version.framework!r}); "
+                                   f"read its bytes with autotrack.get_model({version.name!r})"
+                                   f".version({version.version}).read_bytes()")
+    from ._integrations import resolve as resolve_target
+
+    try:
+        loader = resolve_target(entry.loader)
+    except ImportError as exc:
+        raise MissingDependencyError(exc.name or entry.framework, entry.extra or entry.framework,
+                                     f"loading a {entry.framework} model") from None
     data = version.read_bytes()
-    fmt = version.format
-    if fmt == "skops":
-        return _load_skops(version, data, trusted)
-    if fmt == "joblib":
-        return _load_pickle(version, data, allow_pickle)
-    if fmt == "torch":
-        return _load_torch(version, data, model)
-    if fmt in ("ubj", "json"):
-        return _load_xgboost(version, data)
-    raise InvalidArgumentError("ref", version.ref, f"autotrack has no safe loader for its artifact {version.artifact!r} "
-                               f"(format {fmt!r}); read its bytes with autotrack.get_model({version.name!r})"
-                               f".version({version.version}).read_bytes()")
-
-
-# -- the safe loaders (each imports its library only when called) ---------------------------------
-
-
-def _load_skops(version: ModelVersion, data: bytes, trusted: list[str] | None) -> Any:
-    try:
-        import skops.io as sio
-    except ImportError:
-        raise MissingDependencyError("skops", "sklearn", "loading a scikit-learn model") from None
-    try:
-        untrusted = list(sio.get_untrusted_types(data=data))
-    except Exception as exc:  # noqa: BLE001 - not a skops file: say so, never fall back to pickle
-        raise StoreError(f"the model file of {version.ref} is not a valid skops file ({type(exc).__name__}: {exc}); "
-                         "it was not loaded") from None
-    missing = [t for t in untrusted if t not in set(trusted or ())]
-    if missing:
-        raise InvalidArgumentError(
-            "trusted", trusted, f"{version.ref} holds types skops does not trust by default: {missing}. Review "
-            f"them, then pass trusted={missing!r}")
-    return sio.loads(data, trusted=untrusted)
-
-
-def _load_pickle(version: ModelVersion, data: bytes, allow_pickle: bool) -> Any:
-    if not allow_pickle:
-        raise InvalidArgumentError(
-            "allow_pickle", allow_pickle, f"{version.ref} is a pickle ({version.artifact}), which runs arbitrary code "
-            "when loaded; pass allow_pickle=True only if you trust whoever wrote this store")
-    import joblib
-
-    return joblib.load(io.BytesIO(data))
-
-
-def _load_torch(version: ModelVersion, data: bytes, model: Any) -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise MissingDependencyError("torch", "lightning", "loading a PyTorch model") from None
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - refused by weights_only, or not a torch file at all
-        raise StoreError(
-            f"the model file of {version.ref} is not a weights-only PyTorch file ({type(exc).__name__}: "
-            f"{str(exc)[:300]}); autotrack never unpickles it. Save weights with torch.save(model.state_dict(), ...) "
-            "and register that") from None
-    hparams: dict[str, Any] = {}
-    state = obj
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):  # a Lightning checkpoint
-        state = obj["state_dict"]
-        hparams = dict(obj.get("hyper_parameters") or {})
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise StoreError(f"the model file of {version.ref} holds no state_dict (a mapping of names to tensors)")
-    recorded = version.meta.get("class")
-    short = str(recorded).rsplit(".", 1)[-1] if recorded else "YourModule"
-    if model is None:
-        built = f" (the class builds with the recorded hyper-parameters {hparams})" if hparams else ""
-        raise InvalidArgumentError(
-            "model", None, f"{version.ref} holds the weights of a {recorded or 'PyTorch module'}; autotrack never "
-            f"rebuilds code from the store. Pass the module to load them into: autotrack.load_model({version.ref!r}, "
-            f"model={short}(...)), or its class, model={short}{built}")
-    if isinstance(model, type):
-        if not issubclass(model, torch.nn.Module):
-            raise InvalidArgumentError("model", model, "pass a torch.nn.Module instance or subclass")
-        _check_class(version, model)
-        model = model(**hparams)
-    elif isinstance(model, torch.nn.Module):
-        _check_class(version, type(model))
-    else:
-        raise InvalidArgumentError("model", model, "pass a torch.nn.Module instance or subclass to load the weights into")
-    model.load_state_dict(state)
-    return model.eval()
-
-
-def _check_class(version: ModelVersion, cls: type) -> None:
-    recorded = version.meta.get("class")
-    if recorded and str(recorded).rsplit(".", 1)[-1] != cls.__qualname__.rsplit(".", 1)[-1]:
-        raise InvalidArgumentError("model", cls.__qualname__, f"{version.ref} holds the weights of {recorded}; pass "
-                                   "that class (or an instance of it)")
-
-
-def _load_xgboost(version: ModelVersion, data: bytes) -> Any:
-    try:
-        import xgboost
-    except ImportError:
-        raise MissingDependencyError("xgboost", "xgboost", "loading an XGBoost model") from None
-    if data[:1] != b"{":  # UBJSON and JSON models both open an object; anything else is not a model
-        raise StoreError(f"the model file of {version.ref} is not an XGBoost UBJSON/JSON model; it was not loaded")
-    booster = xgboost.Booster()
-    try:
-        booster.load_model(bytearray(data))
-    except xgboost.core.XGBoostError as exc:
-        raise StoreError(f"the model file of {version.ref} could not be read by XGBoost: {str(exc)[:300]}") from None
-    return booster
+    return loader(version, data, model=model, trusted=list(trusted) if trusted is not None else None,
+                  allow_pickle=allow_pickle)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -516,11 +499,15 @@ def _no_alias(name: str, alias: str, aliases: Mapping[str, int]) -> str:
             f"autotrack.set_alias({name!r}, {alias!r}, VERSION)")
 
 
-def _check_name(name: Any) -> str:
+def check_model_name(name: Any, argument: str = "name") -> str:
+    """``name`` if it is a valid model name, else an ``InvalidArgumentError`` naming ``argument``."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidArgumentError("name", name, "model names are 1-200 letters, digits, '_', '.' or '-', starting "
+        raise InvalidArgumentError(argument, name, "model names are 1-200 letters, digits, '_', '.' or '-', starting "
                                    "with a letter or digit (no '/' or '@': those select a version or an alias)")
     return name
+
+
+_check_name = check_model_name
 
 
 def _check_alias(alias: Any) -> str:

@@ -92,12 +92,8 @@ def test_pytorch_state_dict_loads_into_the_module_the_caller_builds(store, tmp_p
             torch.testing.assert_close(loaded(x), net(x), rtol=0, atol=0)
 
 
-@pytest.mark.xfail(strict=True, reason="register_best_as is not yet re-applied on the lightning/ package layout")
-def test_lightning_register_best_as_registers_the_best_checkpoint(store, tmp_path):
+def _regressor_class():
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    from autotrack.integrations.lightning import AutotrackCallback
 
     class Regressor(L.LightningModule):
         def __init__(self, hidden: int = 4, lr: float = 0.05) -> None:
@@ -119,6 +115,16 @@ def test_lightning_register_best_as_registers_the_best_checkpoint(store, tmp_pat
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
+    return Regressor
+
+
+def test_lightning_register_best_as_registers_the_best_checkpoint(store, tmp_path):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from autotrack.integrations.lightning import AutotrackCallback
+
+    Regressor = _regressor_class()
     torch.manual_seed(0)
     x = torch.randn(32, 3)
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=8)
@@ -140,6 +146,34 @@ def test_lightning_register_best_as_registers_the_best_checkpoint(store, tmp_pat
     assert loaded.hparams.hidden == 5
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), truth(x), rtol=0, atol=0)
+    # the best by val_loss, not the last: Lightning's own record of the top-k scores says which
+    best_path = min(ckpt.best_k_models, key=lambda p: float(ckpt.best_k_models[p]))
+    assert os.path.basename(best_path) == v.artifact
+
+
+def test_lightning_register_best_as_without_a_monitor_registers_the_final_weights(store, tmp_path):
+    import lightning as L
+
+    from autotrack.integrations.lightning import AutotrackCallback
+
+    Regressor = _regressor_class()
+    torch.manual_seed(1)
+    x = torch.randn(16, 3)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=8)
+    with pytest.raises(autotrack.InvalidArgumentError, match="register_best_as"):
+        AutotrackCallback(register_best_as="a/b")
+    callback = AutotrackCallback(register_best_as="final")
+    module = Regressor(hidden=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = L.Trainer(max_epochs=2, callbacks=[callback], logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, default_root_dir=tmp_path)  # its default ModelCheckpoint monitors nothing
+        trainer.fit(module, data)
+    v = callback.model_version
+    assert (v.version, v.artifact, v.framework, v.run_id) == (1, "model.pt", "pytorch", callback.run.id)
+    loaded = autotrack.load_model("final", model=Regressor(hidden=3))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), module.eval()(x), rtol=0, atol=0)
 
 
 # -- XGBoost --------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The model registry without any ML framework: numbering, aliases, the append-only history,
-rollback, lineage, the delete guard, the CLI. Framework round trips are in integrations/test_registry.py."""
+rollback, lineage, the delete guard, the CLI, the loader registry. Framework round trips are in
+integrations/test_registry_frameworks.py; the store contract cases on every backend in
+tests/store/test_registry_contract.py."""
 
 from __future__ import annotations
 
@@ -241,3 +243,39 @@ def test_cli_models_list_show_alias_rollback_diff(store, tmp_path):
 
     out = runner.invoke(cli, ["models", "rollback", "churn", "nope", *at])
     assert out.exit_code == 1 and "no alias 'nope'" in out.output and "Traceback" not in out.output
+
+
+def test_loaders_come_from_the_integrations_and_a_third_party_one_plugs_in(store, tmp_path, monkeypatch):
+    """The core knows no framework: with no loader registered a .skops file is of an unknown
+    framework and nothing loads it; a loader registered through the SDK is used for its suffix."""
+    import ast
+
+    from autotrack.integrations.base import register_model_loader
+
+    source = ast.parse(inspect.getsource(_registry))
+    imported = {a.name.split(".")[0] for n in ast.walk(source) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(source) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not imported & {"sklearn", "skops", "joblib", "torch", "lightning", "xgboost", "pickle"}
+
+    monkeypatch.setattr(_registry, "_loaders", {})  # as if no integration had registered one
+    monkeypatch.setattr(_registry, "_registered_loaders", lambda: list(_registry._loaders.values()))
+    rid = _run_with_file(tmp_path, b"PK-not-really", "model.skops")
+    v = autotrack.register_model("bare", run=rid)
+    assert (v.framework, v.format) == ("unknown", None)
+    with pytest.raises(autotrack.InvalidArgumentError, match="no safe loader"):
+        autotrack.load_model("bare")
+
+    calls = []
+
+    def load_toy(version, data, *, model=None, trusted=None, allow_pickle=False):
+        calls.append((version.ref, model, trusted, allow_pickle))
+        return data.decode()[::-1]
+
+    register_model_loader("toy", load_toy, formats=("toy",), suffixes={".TOY": "toy"})
+    toy = autotrack.register_model("toy", run=_run_with_file(tmp_path, b"abc", "m.toy"))
+    assert (toy.framework, toy.format) == ("toy", "toy")
+    assert autotrack.load_model("toy", model="x", trusted=["t"]) == "cba"
+    assert calls == [("toy/1", "x", ["t"], False)]
+    with pytest.raises(autotrack.InvalidArgumentError) as info:
+        register_model_loader("toy", load_toy, suffixes={"toy": "toy"})
+    assert info.value.argument == "suffixes" and "'.skops'" in str(info.value)

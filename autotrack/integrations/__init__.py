@@ -6,7 +6,7 @@ imports no framework. Third-party integrations register the same way, through th
 group ``autotrack.integrations`` (see :mod:`autotrack.integrations.base`).
 """
 
-from autotrack.integrations.base import register_integration
+from autotrack.integrations.base import register_integration, register_model_loader
 
 register_integration(
     "pytorch", modules=("torch",), autolog="autotrack.integrations.torch:autolog",
@@ -28,3 +28,13 @@ register_integration("lightgbm", modules=("lightgbm",), autolog="autotrack.integ
 register_integration("keras", modules=("keras",), autolog="autotrack.integrations.keras:autolog")
 register_integration("transformers", modules=("transformers",),
                      autolog="autotrack.integrations.transformers:autolog")
+
+# How autotrack.load_model reads each framework's registered versions (imported only when one loads).
+_TORCH_LOADER = "autotrack.integrations.torch.loading:load_registered"
+register_model_loader("sklearn", "autotrack.integrations.sklearn._loading:load_registered", formats=("skops", "joblib"),
+                      suffixes={".skops": "skops", ".joblib": "joblib", ".pkl": "joblib"}, extra="sklearn")
+register_model_loader("pytorch", _TORCH_LOADER, formats=("torch",), suffixes={".pt": "torch", ".pth": "torch"},
+                      extra="torch")
+register_model_loader("lightning", _TORCH_LOADER, suffixes={".ckpt": "torch"}, extra="lightning")
+register_model_loader("xgboost", "autotrack.integrations.xgboost:load_registered", formats=("ubj", "json"),
+                      suffixes={".ubj": "ubj", ".json": "json"}, extra="xgboost")

@@ -29,6 +29,13 @@ Runs
     :func:`log_artifact_reference` (``copy=False``), :func:`record_missing_artifact`,
     ``run.update_artifact`` for artifact metadata.
 
+The model registry
+    :func:`register_model_loader` -- ``register_model_loader(framework, "pkg.mod:load", formats=(...),
+    suffixes={".ext": format})``: how ``autotrack.load_model`` reads a registered version of
+    ``framework`` (``load(version, data, *, model, trusted, allow_pickle)``; never unpickle unless
+    ``allow_pickle=True``). The core names no framework: every loader, the built-in ones too, comes
+    from here. :func:`check_model_name` validates a ``register_as``-style argument early.
+
 Device-side values
     :func:`register_buffer` -- an object with ``run``, ``flush()`` and ``_oldest`` (the time its
     oldest value has waited, or None) is flushed by a background thread after :data:`MAX_AGE_S`
@@ -91,6 +98,7 @@ from autotrack._patching import (
     suspended,
     unpatch,
 )
+from autotrack._registry import ModelLoader, check_model_name, register_model_loader
 from autotrack._run import add_flush_hook
 
 __all__ = [
@@ -103,12 +111,14 @@ __all__ = [
     "Integration",
     "InvalidArgumentError",
     "MissingDependencyError",
+    "ModelLoader",
     "Run",
     "RunRef",
     "RunSlot",
     "attach_run",
     "autolog_options",
     "being_recorded",
+    "check_model_name",
     "disabled",
     "fingerprint",
     "fingerprint_sequence",
@@ -127,6 +137,7 @@ __all__ = [
     "register_buffer",
     "register_fingerprinter",
     "register_integration",
+    "register_model_loader",
     "report_failure",
     "run_ref",
     "safe_len",

@@ -579,3 +579,20 @@ def _call_with_callback(original: Any, log_models: bool, args: tuple[Any, ...], 
     except BaseException as exc:
         callback._abort(exc)
         raise
+
+
+# -- the model registry's loader (registered in autotrack.integrations) ---------------------------
+
+
+def load_registered(version: autotrack.ModelVersion, data: bytes, **_options: Any) -> xgboost.Booster:
+    """A registered XGBoost version as a ``Booster``, read from UBJSON (or JSON); nothing unpickled."""
+    if data[:1] != b"{":  # UBJSON and JSON models both open an object; anything else is not a model
+        raise autotrack.StoreError(f"the model file of {version.ref} is not an XGBoost UBJSON/JSON model; "
+                                   "it was not loaded")
+    booster = xgboost.Booster()
+    try:
+        booster.load_model(bytearray(data))
+    except xgboost.core.XGBoostError as exc:
+        raise autotrack.StoreError(f"the model file of {version.ref} could not be read by XGBoost: "
+                                   f"{str(exc)[:300]}") from None
+    return booster

@@ -10,6 +10,10 @@ Writes: one connection per (process, thread), opened lazily and never used acros
 is one transaction: the per-key stats are upserted with one pipelined ``executemany`` that also
 hands out each chunk's sequence number, then every chunk goes in with one binary ``COPY``.
 
+The model registry (schema 2) has the SQLite store's tables: versions numbered by a row-locked
+per-name counter, alias moves in one transaction with their history entry, and a trigger that
+refuses any UPDATE, DELETE or TRUNCATE of the alias history.
+
 Schema migrations run under ``pg_advisory_xact_lock``, so many processes starting at once migrate
 once; a process that finds the schema current takes no lock.
 
@@ -38,9 +42,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .._errors import MissingDependencyError, RunLockedError, RunNotFoundError, StoreError, StoreVersionError
+from .._errors import (
+    AliasConflictError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    RunLockedError,
+    RunNotFoundError,
+    StoreError,
+    StoreVersionError,
+)
 from . import _sql
 from ._records import (
+    AliasMoveRow,
+    AliasRow,
     ArtifactAdd,
     ArtifactRow,
     ArtifactUpdate,
@@ -48,6 +62,8 @@ from ._records import (
     EndRun,
     Heartbeat,
     KeyStats,
+    ModelVersionRow,
+    NewModelVersion,
     NewRun,
     Note,
     Owner,
@@ -59,14 +75,15 @@ from ._records import (
     RunQuery,
     RunRow,
     Section,
+    SetAlias,
     StoreHealth,
     Tags,
 )
 from .base import Backend, BlobStore
 from .blobs import GC_GRACE_S, LocalBlobStore
-from .sqlite import _chunk_crc, dumps, pack_double, unpack_double
+from .sqlite import _VERSION_COLUMNS, _chunk_crc, dumps, pack_double, unpack_double
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: pg_advisory_xact_lock key taken by migrations ("autotrk" as a number).
 MIGRATION_LOCK = 0x6175746F74726B
 CONNECT_TIMEOUT_S = 10
@@ -196,7 +213,98 @@ _MIGRATIONS: list[str] = [
         END
     $$;
     """,
+    # version 2: the model registry (SQLite schema 3, same tables). The alias history is
+    # append-only: a trigger refuses every UPDATE, DELETE and TRUNCATE of it, whoever runs them.
+    """
+    CREATE TABLE registered_models (
+        name TEXT PRIMARY KEY,
+        created DOUBLE PRECISION NOT NULL,
+        last_version BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE model_versions (
+        name TEXT NOT NULL REFERENCES registered_models(name),
+        version BIGINT NOT NULL,
+        run_id TEXT NOT NULL,
+        artifact TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        framework TEXT NOT NULL,
+        meta TEXT,
+        tags TEXT,
+        description TEXT,
+        created DOUBLE PRECISION NOT NULL,
+        user_name TEXT NOT NULL,
+        host TEXT NOT NULL,
+        run_deleted DOUBLE PRECISION,
+        UNIQUE (name, version)
+    );
+    CREATE INDEX model_versions_by_run ON model_versions(run_id);
+    CREATE INDEX model_versions_by_sha ON model_versions(sha256);
+    CREATE TABLE model_aliases (
+        name TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        moved_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (name, alias)
+    );
+    CREATE TABLE alias_history (
+        seq BIGSERIAL PRIMARY KEY,
+        name TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        from_version BIGINT,
+        to_version BIGINT NOT NULL,
+        action TEXT NOT NULL,
+        reason TEXT,
+        user_name TEXT NOT NULL,
+        host TEXT NOT NULL,
+        moved_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX alias_history_by_alias ON alias_history(name, alias, seq);
+    CREATE FUNCTION at_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'the alias history is append-only' USING ERRCODE = 'integrity_constraint_violation';
+    END
+    $$;
+    CREATE TRIGGER alias_history_no_edit BEFORE UPDATE OR DELETE ON alias_history
+        FOR EACH ROW EXECUTE FUNCTION at_append_only();
+    CREATE TRIGGER alias_history_no_truncate BEFORE TRUNCATE ON alias_history
+        FOR EACH STATEMENT EXECUTE FUNCTION at_append_only();
+    """,
 ]
+
+# -- the model registry's SQL (the SQLite store's, with %s placeholders and RETURNING) ----------
+# Numbering: the UPDATE of the per-name counter row in registered_models takes its row lock, so two
+# writers registering the same name at once serialise there (the second reads the first's committed
+# number under READ COMMITTED) and get distinct numbers. Alias moves lock the same row (FOR UPDATE),
+# so a rollback's "still points at the version I read" check and its move are one atomic step.
+_MOVE_COLUMNS = "seq, name, alias, from_version, to_version, action, reason, user_name, host, moved_at"
+_REG = {
+    "add_model": "INSERT INTO registered_models(name, created, last_version) VALUES (%s, %s, 0)"
+                 " ON CONFLICT (name) DO NOTHING",
+    "bump_version": "UPDATE registered_models SET last_version = last_version + 1 WHERE name = %s"
+                    " RETURNING last_version",
+    "add_version": "INSERT INTO model_versions(name, version, run_id, artifact, sha256, size, framework, meta,"
+                   " tags, description, created, user_name, host) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                   " %s, %s, %s) RETURNING " + _VERSION_COLUMNS,
+    "lock_model": "SELECT name FROM registered_models WHERE name = %s FOR UPDATE",
+    "version": "SELECT " + _VERSION_COLUMNS + " FROM model_versions WHERE name = %s AND version = %s",
+    "versions": "SELECT " + _VERSION_COLUMNS + " FROM model_versions WHERE name = %s ORDER BY version",
+    "versions_of_runs": "SELECT " + _VERSION_COLUMNS + " FROM model_versions WHERE run_id = ANY(%s)"
+                        " ORDER BY name, version",
+    "names": "SELECT name FROM registered_models ORDER BY name",
+    "alias": "SELECT version FROM model_aliases WHERE name = %s AND alias = %s",
+    "put_alias": "INSERT INTO model_aliases(name, alias, version, moved_at) VALUES (%s, %s, %s, %s)"
+                 " ON CONFLICT (name, alias) DO UPDATE SET version = EXCLUDED.version, moved_at = EXCLUDED.moved_at",
+    "add_move": "INSERT INTO alias_history(name, alias, from_version, to_version, action, reason, user_name, host,"
+                " moved_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING " + _MOVE_COLUMNS,
+    "aliases": "SELECT name, alias, version, moved_at FROM model_aliases WHERE name = %s ORDER BY alias",
+    "history": "SELECT " + _MOVE_COLUMNS + " FROM alias_history WHERE name = %s ORDER BY seq",
+    "alias_history": "SELECT " + _MOVE_COLUMNS + " FROM alias_history WHERE name = %s AND alias = %s ORDER BY seq",
+    "run_deleted": "UPDATE model_versions SET run_deleted = %s WHERE run_id = ANY(%s) AND run_deleted IS NULL",
+    "sha_referenced": "SELECT 1 FROM model_versions WHERE sha256 = %s LIMIT 1",
+    "shas_referenced": "SELECT DISTINCT sha256 FROM model_versions WHERE sha256 = ANY(%s)",
+    "all_shas": "SELECT DISTINCT sha256 FROM model_versions",
+}
 
 _RUN_COLUMNS = (
     "r.id, r.name, e.name, r.status, r.start_time, r.end_time, r.parent_id, r.pid, r.host,"
@@ -643,15 +751,20 @@ class PostgresBackend(Backend):
                     conn.execute(f"DELETE FROM {table} WHERE run_id = ANY(%s)", (ids,))  # noqa: S608 - fixed names
                 conn.execute("UPDATE runs SET parent_id = NULL WHERE parent_id = ANY(%s)", (ids,))
                 conn.execute("DELETE FROM runs WHERE id = ANY(%s)", (ids,))
+                conn.execute(_REG["run_deleted"], (time.time(), ids))  # forced: versions stay, marked
                 if not shas:
                     return {}
                 still = {s for (s,) in conn.execute(
                     "SELECT DISTINCT sha256 FROM artifacts WHERE sha256 = ANY(%s) AND stored", (sorted(shas),))}
+                still |= {s for (s,) in conn.execute(_REG["shas_referenced"], (sorted(shas),))}
             return {s: t for s, t in sorted(shas.items()) if s not in still}
 
     def _referenced(self, sha256: str) -> bool:
+        """Whether an artifact or a registered model version needs the blob."""
         conn = self._conn()
-        return conn.execute("SELECT 1 FROM artifacts WHERE sha256 = %s AND stored LIMIT 1", (sha256,)).fetchone() is not None
+        if conn.execute("SELECT 1 FROM artifacts WHERE sha256 = %s AND stored LIMIT 1", (sha256,)).fetchone() is not None:
+            return True
+        return conn.execute(_REG["sha_referenced"], (sha256,)).fetchone() is not None
 
     def collect_garbage(self, candidates: Mapping[str, float] | None = None, grace: float = GC_GRACE_S) -> tuple[int, int]:
         collect = getattr(self.blobs, "collect", None)
@@ -841,37 +954,70 @@ class PostgresBackend(Backend):
         return [RunRow(*row) for row in self._rows(
             "read runs from", _RUN_SELECT + " WHERE r.parent_id = %s ORDER BY r.start_time", (run_id,))]
 
-    # -- the model registry: not on the team store yet -------------------------------------------
-    # Versions, aliases and the alias history live in the embedded store (schema 3) today; the team
-    # store says so plainly instead of failing half-way.
+    # -- the model registry ----------------------------------------------------------------------
 
-    def _no_registry(self) -> StoreError:
-        return StoreError(f"the model registry is not available on the PostgreSQL team store yet ({self.location}); "
-                          "register models in a local store (autotrack.set_store('./autotrack-runs'))")
+    def register_version(self, record: NewModelVersion) -> ModelVersionRow:
+        r = record
+        self._check_writable()
+        with self._guard("register a model version in"):
+            conn = self._conn()
+            with conn.transaction():
+                conn.execute(_REG["add_model"], (r.name, r.created))
+                (version,) = conn.execute(_REG["bump_version"], (r.name,)).fetchone()
+                row = conn.execute(_REG["add_version"], (
+                    r.name, version, r.run_id, r.artifact, r.sha256, r.size, r.framework, r.meta, r.tags,
+                    r.description, r.created, r.user, r.host)).fetchone()
+        return ModelVersionRow(*row)
 
-    def register_version(self, record: Any) -> Any:
-        raise self._no_registry()
-
-    def set_alias(self, move: Any) -> Any:
-        raise self._no_registry()
+    def set_alias(self, move: SetAlias) -> AliasMoveRow | None:
+        m = move
+        self._check_writable()
+        with self._guard("move an alias in"):
+            conn = self._conn()
+            with conn.transaction():
+                conn.execute(_REG["lock_model"], (m.name,))  # one alias move per model at a time
+                if conn.execute(_REG["version"], (m.name, m.version)).fetchone() is None:
+                    raise ModelNotFoundError(m.name, m.version, f"model {m.name!r} has no version {m.version}; "
+                                             f"list its versions with `autotrack models show {m.name}`")
+                row = conn.execute(_REG["alias"], (m.name, m.alias)).fetchone()
+                current = None if row is None else row[0]
+                if m.check_expected and current != m.expected:
+                    raise AliasConflictError(m.name, m.alias, m.expected, current)
+                if current == m.version:
+                    return None  # already there: not a move, nothing to record
+                conn.execute(_REG["put_alias"], (m.name, m.alias, m.version, m.time))
+                out = conn.execute(_REG["add_move"], (
+                    m.name, m.alias, current, m.version, m.action, m.reason, m.user, m.host, m.time)).fetchone()
+        return AliasMoveRow(*out)
 
     def model_names(self) -> list[str]:
-        return []
+        return [name for (name,) in self._rows("read the model registry of", _REG["names"])]
 
-    def model_versions(self, name: str) -> list[Any]:
-        return []
+    def model_versions(self, name: str) -> list[ModelVersionRow]:
+        return [ModelVersionRow(*row) for row in self._rows("read the model registry of", _REG["versions"], (name,))]
 
-    def model_version(self, name: str, version: int) -> Any:
-        return None
+    def model_version(self, name: str, version: int) -> ModelVersionRow | None:
+        if not (0 < version < 2**63):
+            return None
+        rows = self._rows("read the model registry of", _REG["version"], (name, version))
+        return ModelVersionRow(*rows[0]) if rows else None
 
-    def model_aliases(self, name: str) -> list[Any]:
-        return []
+    def model_aliases(self, name: str) -> list[AliasRow]:
+        return [AliasRow(*row) for row in self._rows("read the model registry of", _REG["aliases"], (name,))]
 
-    def alias_history(self, name: str, alias: str | None = None) -> list[Any]:
-        return []
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMoveRow]:
+        if alias is None:
+            rows = self._rows("read the model registry of", _REG["history"], (name,))
+        else:
+            rows = self._rows("read the model registry of", _REG["alias_history"], (name, alias))
+        return [AliasMoveRow(*row) for row in rows]
 
-    def versions_of_runs(self, run_ids: Any) -> list[Any]:
-        return []
+    def versions_of_runs(self, run_ids: Sequence[str]) -> list[ModelVersionRow]:
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            return []
+        return [ModelVersionRow(*row) for row in self._rows("read the model registry of", _REG["versions_of_runs"],
+                                                            (ids,))]
 
     def health(self, verify: bool = False) -> StoreHealth:
         try:
@@ -904,6 +1050,9 @@ class PostgresBackend(Backend):
         for (sha,) in conn.execute("SELECT DISTINCT sha256 FROM artifacts WHERE stored AND sha256 IS NOT NULL"):
             if not self.blobs.verify(sha):
                 damaged.append(f"artifact blob {sha[:12]} missing or changed")
+        for (sha,) in conn.execute(_REG["all_shas"]):
+            if not self.blobs.verify(sha):
+                damaged.append(f"model version blob {sha[:12]} missing or changed")
         return damaged
 
 

@@ -70,7 +70,8 @@ def test_forty_processes_migrate_once_and_lose_no_point(pg_server, postgres_loca
     assert all(p.returncode == 0 for p in procs), [e for e in errors if e][:3]
     assert not any(errors), [e for e in errors if e][:3]  # no lock or connection warnings either
     with pg_server.admin(postgres_location.rsplit("/", 1)[1]) as conn:
-        assert conn.execute("SELECT version, count(*) FROM autotrack_schema GROUP BY version").fetchall() == [(1, 1)]
+        assert conn.execute("SELECT version, count(*) FROM autotrack_schema GROUP BY version ORDER BY version").fetchall() == [
+            (1, 1), (2, 1)]
     frame = autotrack.runs(experiment="forty", store=postgres_location)
     assert len(frame) == 40 and set(frame["status"]) == {"finished"}
     for name in frame["name"]:
@@ -330,3 +331,36 @@ def test_doctor_on_the_team_store(pg_server, pg_backend, postgres_location):
     _password_free(pg_server, done.stdout, done.stderr)
     store = json.loads(done.stdout)["store"]
     assert store["schema_current"] and store["integrity"] == "ok" and store["path"] == pg_backend.location
+
+
+def test_a_schema_1_team_store_migrates_forward_to_the_registry(pg_server, postgres_location, tmp_path, monkeypatch):
+    """A database written before the registry (schema 1) gains its tables in place, once."""
+    import autotrack.store.postgres as pg
+    from autotrack import _run
+
+    monkeypatch.setattr(pg, "SCHEMA_VERSION", 1)  # the code of before the registry
+    old = pg.PostgresBackend(postgres_location)
+    monkeypatch.setattr(_run, "_store_override", old)
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"v1 era")
+    with autotrack.start_run(name="old") as run:
+        run.log_metric("loss", 0.5)
+        run.log_artifact(path, "model.bin", "model")
+    with pg_server.admin(postgres_location.rsplit("/", 1)[1]) as conn:
+        assert conn.execute("SELECT max(version) FROM autotrack_schema").fetchone()[0] == 1
+        assert conn.execute("SELECT to_regclass('alias_history')").fetchone()[0] is None
+    monkeypatch.undo()
+
+    previous = _run._store_override
+    try:
+        autotrack.set_store(postgres_location)  # this code: schema 2
+        v = autotrack.register_model("legacy", run=run.id)
+        assert (v.version, v.sha256, v.read_bytes()) == (1, autotrack.get_run("old").artifacts[0].sha256, b"v1 era")
+        assert autotrack.get_run("old").metric("loss")["value"].tolist() == [0.5]
+        autotrack.set_alias("legacy", "prod", 1)
+        assert autotrack.get_model("legacy").aliases == {"prod": 1}
+    finally:
+        _run._store_override = previous
+    with pg_server.admin(postgres_location.rsplit("/", 1)[1]) as conn:
+        assert conn.execute("SELECT version, count(*) FROM autotrack_schema GROUP BY version ORDER BY version").fetchall() == [
+            (1, 1), (2, 1)]

@@ -103,3 +103,40 @@ def test_lightning_on_postgres_and_s3(team, s3_server, s3_artifacts, tmp_path):
     for art in stored:
         assert team.blobs.verify(art.sha256)
         assert len(rec.read_artifact(art.name)) == art.size
+
+
+def test_model_registry_on_postgres_and_s3(team, s3_server, s3_artifacts, postgres_location):
+    """register_model / set_alias / rollback / load_model with set_store("postgresql://...")."""
+    pytest.importorskip("sklearn")
+    from click.testing import CliRunner
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from autotrack._cli import cli
+    from autotrack._cli_models import models_command
+    from autotrack.integrations.sklearn import Tracked
+
+    cli.add_command(models_command)
+
+    X, y = load_iris(return_X_y=True)
+    first = Tracked(LogisticRegression(C=0.1, max_iter=300), register_as="iris").fit(X, y)
+    second = Tracked(LogisticRegression(C=10.0, max_iter=300), register_as="iris").fit(X, y)
+    v1, v2 = first.model_version_, second.model_version_
+    assert (v1.version, v2.version) == (1, 2) and v2.run_id == second.run_id_ and v2.framework == "sklearn"
+    bucket = s3_artifacts.split("/")[2]  # the version's bytes are in the team's bucket
+    assert s3_server.client().head_object(Bucket=bucket, Key=f"runs/{v2.sha256[:2]}/{v2.sha256}")["ContentLength"] == v2.size
+
+    autotrack.set_alias("iris", "champion", 1)
+    autotrack.set_alias("iris", "champion", 2, reason="C=10 fits better")
+    np.testing.assert_array_equal(autotrack.load_model("iris@champion").predict_proba(X), second.predict_proba(X))
+    autotrack.rollback("iris", "champion", reason="back to C=0.1")
+    champion = autotrack.load_model("iris@champion")
+    assert type(champion) is LogisticRegression
+    np.testing.assert_array_equal(champion.predict_proba(X), first.predict_proba(X))
+    np.testing.assert_array_equal(autotrack.load_model("iris/2").predict(X), second.predict(X))
+    assert [(h.from_version, h.to_version, h.action) for h in autotrack.get_model("iris").history] == [
+        (None, 1, "set"), (1, 2, "set"), (2, 1, "rollback")]
+
+    out = CliRunner().invoke(cli, ["models", "show", "iris", "--store", postgres_location])
+    assert out.exit_code == 0, out.output
+    assert "C=10 fits better" in out.output and "back to C=0.1" in out.output

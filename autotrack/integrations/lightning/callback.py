@@ -8,9 +8,11 @@ from typing import Any
 
 import torch
 
+import autotrack
 from autotrack import Run
 from autotrack.integrations.base import (
     InvalidArgumentError,
+    check_model_name,
     RunRef,
     attach_run,
     guarded,
@@ -48,6 +50,12 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
         copy_checkpoints: copy checkpoint files into the store instead of recording a reference.
         log_model: at the end of a successful fit, store the LightningModule's final ``state_dict``
             as an artifact ``model.pt`` of kind ``model`` (``autotrack.autolog()`` turns it on).
+        register_best_as: a model name: when fit succeeds, register the best checkpoint of the
+            first ModelCheckpoint that has a ``monitor`` (by that monitored metric) as the model's
+            next version (``autotrack.register_model``). Without such a ModelCheckpoint (none, or
+            only Lightning's default one, which monitors nothing) the final weights are registered
+            instead, as the ``model.pt`` state dict ``log_model`` stores. The version is in
+            ``callback.model_version``; load it with ``autotrack.load_model(name, model=MyModule)``.
 
     Logged keys (steps are global optimizer steps, ``trainer.global_step`` before the step):
 
@@ -88,6 +96,7 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
         per_layer: str = "parameter",
         copy_checkpoints: bool = False,
         log_model: bool = False,
+        register_best_as: str | None = None,
     ) -> None:
         if run is not None and not isinstance(run, Run):
             raise InvalidArgumentError("run", run, "pass a Run from autotrack.start_run(), or None to start one")
@@ -103,6 +112,11 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
         self._rank_sampler: tuple[Any, Run] | None = None
         self._recording: recording | None = None
         self.log_model = log_model
+        if register_best_as is not None:
+            check_model_name(register_best_as, "register_best_as")
+        self.register_best_as = register_best_as
+        #: the version ``register_best_as`` registered at the end of the last successful fit
+        self.model_version: autotrack.ModelVersion | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -120,7 +134,8 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.update(_per_optimizer={}, _loss=None, _scaler=None, _ckpt_callbacks=[],
-                     _wrapped_connector=None, _wrapped_module=None, _on=False, _rank_sampler=None, _recording=None)
+                     _wrapped_connector=None, _wrapped_module=None, _on=False, _rank_sampler=None, _recording=None,
+                     model_version=None)
         return state
 
     @property
@@ -430,6 +445,22 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
         if self.log_model:
             self._log_final_weights(trainer, run)
         self._session.flush()
+        if self.register_best_as is not None:
+            self._register_best(trainer, run)
+
+    def _register_best(self, trainer: Any, run: Run) -> None:
+        """``register_best_as``: the best checkpoint of the first ModelCheckpoint with a monitor,
+        else the final weights, as the model's next version."""
+        monitored = [cb for cb in self._ckpt_callbacks if cb.monitor and cb.best_model_path]
+        if monitored:
+            if self._session._checkpoints is not None:
+                self._session._checkpoints.wait()  # the best checkpoint's record is in the run
+            artifact = os.path.basename(monitored[0].best_model_path)
+        else:
+            if not self.log_model:
+                self._log_final_weights(trainer, run)
+            artifact = "model.pt"
+        self.model_version = autotrack.register_model(self.register_best_as, run=run, artifact=artifact)
 
     def _log_final_weights(self, trainer: Any, run: Run) -> None:
         import tempfile
