@@ -14,6 +14,7 @@ every implementation.
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -119,6 +120,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def write(self, records: Sequence[Record]) -> None:
         """Apply ``records`` in order, in one transaction: all of them or none."""
+
+    @contextlib.contextmanager
+    def copy_lock(self, run_id: str) -> Iterator[None]:
+        """Held while a run is copied into this store (``autotrack sync``): two copiers of one run
+        take turns, so neither writes points the other has just written. Blocks until free."""
+        yield
 
     @abc.abstractmethod
     def claim_run(self, run_id: str, owner: Owner, alive: Any) -> RunRow:

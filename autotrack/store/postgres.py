@@ -84,6 +84,8 @@ from .blobs import GC_GRACE_S, LocalBlobStore
 from .sqlite import _VERSION_COLUMNS, _chunk_crc, dumps, pack_double, unpack_double
 
 SCHEMA_VERSION = 2
+#: The first key of the advisory locks ``copy_lock`` takes (the second is ``hashtext(run id)``).
+COPY_LOCK_CLASS = 0x61747263  # "atrc"
 #: pg_advisory_xact_lock key taken by migrations ("autotrk" as a number).
 MIGRATION_LOCK = 0x6175746F74726B
 CONNECT_TIMEOUT_S = 10
@@ -717,6 +719,20 @@ class PostgresBackend(Backend):
             cur.execute("UPDATE runs SET name = %s WHERE id = %s", (r.name, r.run_id))
         else:
             raise TypeError(f"not a store record: {r!r}")
+
+    @contextlib.contextmanager
+    def copy_lock(self, run_id: str) -> Iterator[None]:
+        """A session-level advisory lock keyed by the run id, on a connection of its own (released
+        by the server if the copier's connection drops)."""
+        self.initialise()
+        conn = self._connect()
+        try:
+            with self._guard("lock a run for copying in"):
+                conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (COPY_LOCK_CLASS, run_id))
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()  # ends the session, and with it the lock
 
     def claim_run(self, run_id: str, owner: Owner, alive: Any) -> RunRow:
         self._check_writable()

@@ -722,6 +722,22 @@ class SQLiteBackend(_RegistrySQL, Backend):
             (n, steps[-1], pack_double(last), None if math.isnan(last) else last, times[-1], lo, lo, hi, hi, key_id),
         )
 
+    @contextlib.contextmanager
+    def copy_lock(self, run_id: str) -> Iterator[None]:
+        """An exclusive ``flock`` on ``locks/copy-<run id>`` in the store folder (released by the
+        kernel if the copier dies)."""
+        import fcntl
+
+        self.initialise()
+        folder = self.root / "locks"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(folder / f"copy-{run_id}", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing drops the lock
+
     def claim_run(self, run_id: str, owner: Owner, alive: Any) -> RunRow:
         with self._guard("resume a run in"):
             conn = self._conn()

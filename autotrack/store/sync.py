@@ -82,14 +82,15 @@ def sync(source: Backend | str, target: Backend | str, *, run_ids: Sequence[str]
     if not dst.writable:
         raise StoreError(f"cannot sync into {dst.location}: this connection may only read it")
     ids = list(run_ids) if run_ids is not None else [r.id for r in src.find_runs(RunQuery(order=[("start", True)]))]
-    rows = {r.id: r for r in src.get_runs(ids)}
-    existing = {r.id: r for r in dst.get_runs(list(rows))}
     for run_id in ids:
-        row = rows.get(run_id)
-        if row is None:
-            report.skipped.append(f"{run_id}: not in {src.location}")
-            continue
-        _sync_run(src, dst, row, existing.get(run_id), report)
+        # another sync of this run into the same store waits here; both sides are read under the
+        # lock, so the second sees what the first wrote (and a status newer than its own start)
+        with dst.copy_lock(run_id):
+            here, there = src.get_runs([run_id]), dst.get_runs([run_id])
+            if not here:
+                report.skipped.append(f"{run_id}: not in {src.location}")
+                continue
+            _sync_run(src, dst, here[0], there[0] if there else None, report)
         if progress is not None:
             progress(run_id)
     return report

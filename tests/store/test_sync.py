@@ -192,3 +192,29 @@ def test_the_sync_command(local, postgres_location, pg_server, tmp_path):
                            env=_env(), capture_output=True, text=True)
     assert again.returncode == 0 and "0 runs created" in again.stdout and " 0 points" in again.stdout
     assert np.isnan(autotrack.get_run("parent", store=postgres_location).metric("odd")["value"][0])
+
+
+@pytest.mark.parametrize("target_kind", ["postgres", "sqlite"])
+def test_concurrent_syncs_of_one_store_copy_each_point_once(local, postgres_location, tmp_path, target_kind):
+    """Four `autotrack sync` processes started together on the same runs: each run is copied under
+    a lock on the target, so every point, artifact and run arrives exactly once."""
+    ids = _fill(local, tmp_path)
+    target = postgres_location if target_kind == "postgres" else str(tmp_path / "other-local")
+    body = textwrap.dedent("""
+        import sys, time
+        from autotrack.store import sync as s
+        s.BATCH_POINTS = 200  # many small writes: the copies overlap in time
+        while time.time() < float(sys.argv[3]):
+            time.sleep(0.005)
+        print(s.sync(sys.argv[1], sys.argv[2]).points, flush=True)
+        """)
+    start = str(time.time() + 3.0)
+    procs = [subprocess.Popen([sys.executable, "-c", body, local, target, start], env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outs]
+    copied = sorted(int(out.strip()) for out, _ in outs)
+    assert sum(copied) == 2500 + 4 + 1 + 1, copied  # every point once, across the four
+    for run_id in ids:
+        assert_same_run(local, target, run_id)
+    assert sync(local, target).points == 0
