@@ -12,8 +12,13 @@ What it guarantees:
   the next sync completes (until then the run reads ``crashed`` there, never ``finished``).
 * **Incremental**: a run still being written is copied as far as it got; the next sync adds the
   points logged since.
-
-Two syncs of the same runs must not run at the same time (each would copy the same new points).
+* **Concurrent syncs are safe**: each run is copied under :meth:`Backend.copy_lock` on the
+  target, and both sides are read under it, so two syncs of one run take turns.
+* **Model versions** of the copied runs are registered in the target under the same name, with
+  their bytes, creation time, user and host; the target numbers them (its own numbering is the
+  one that counts: other people register there too). A version already there (same name, run,
+  artifact and sha256) is not registered again. Aliases are not copied: moving ``champion`` in
+  the team store is a decision made there (``autotrack models alias --store ...``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ._records import (
     Degraded,
     EndRun,
     Heartbeat,
+    NewModelVersion,
     NewRun,
     Note,
     Owner,
@@ -54,11 +60,14 @@ class SyncReport:
     artifacts: int = 0
     blobs: int = 0
     blob_bytes: int = 0
+    model_versions: int = 0
     skipped: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         text = (f"{self.runs_created} runs created, {self.runs_updated} updated, {self.points} points, "
                 f"{self.artifacts} artifacts ({self.blobs} blobs, {self.blob_bytes} bytes) copied")
+        if self.model_versions:
+            text += f", {self.model_versions} model versions registered"
         if self.skipped:
             text += "; skipped: " + "; ".join(self.skipped)
         return text
@@ -93,7 +102,27 @@ def sync(source: Backend | str, target: Backend | str, *, run_ids: Sequence[str]
             _sync_run(src, dst, here[0], there[0] if there else None, report)
         if progress is not None:
             progress(run_id)
+    _sync_model_versions(src, dst, set(ids), report)
     return report
+
+
+def _sync_model_versions(src: Backend, dst: Backend, run_ids: set[str], report: SyncReport) -> None:
+    """Register in ``dst`` the versions of ``src`` made from the copied runs that it lacks."""
+    for name in src.model_names():
+        versions = [v for v in src.model_versions(name) if v.run_id in run_ids and v.run_deleted is None]
+        if not versions:
+            continue
+        # one lock per model name: two syncs must not both find a version missing and register it
+        with dst.copy_lock(f"model-{name}"):
+            there = {(v.run_id, v.artifact, v.sha256) for v in dst.model_versions(name)}
+            for v in versions:
+                if (v.run_id, v.artifact, v.sha256) in there:
+                    continue
+                if not dst.blobs.exists(v.sha256):
+                    _copy_blob(src, dst, v.sha256, report)
+                dst.register_version(NewModelVersion(v.name, v.run_id, v.artifact, v.sha256, v.size, v.framework,
+                                                     v.meta, v.tags, v.description, v.created, v.user, v.host))
+                report.model_versions += 1
 
 
 def _sync_run(src: Backend, dst: Backend, row: RunRow, there: RunRow | None, report: SyncReport) -> None:

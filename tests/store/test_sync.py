@@ -218,3 +218,37 @@ def test_concurrent_syncs_of_one_store_copy_each_point_once(local, postgres_loca
     for run_id in ids:
         assert_same_run(local, target, run_id)
     assert sync(local, target).points == 0
+
+
+def test_sync_registers_the_local_model_versions_in_the_team_store_once(local, postgres_location, tmp_path):
+    """Versions made from synced runs are registered there with their bytes, numbered by the team
+    store (someone else's version 1 stays version 1), and a second sync registers nothing."""
+    ids = _fill(local, tmp_path)
+    mine = [autotrack.register_model("ranker", run=ids[0], artifact=name, store=local, tags={"from": name},
+                                     description="local") for name in ("w.bin", "ref.bin")]
+    assert [v.version for v in mine] == [1, 2]
+    from autotrack import _run
+
+    previous = _run._store_override
+    autotrack.set_store(postgres_location)
+    try:
+        with autotrack.start_run(name="theirs") as theirs:
+            theirs.log_artifact(tmp_path / "w.bin", name="theirs.bin")
+    finally:
+        _run._store_override = previous
+    autotrack.register_model("ranker", run=theirs.id, artifact="theirs.bin", store=postgres_location)
+
+    report = sync(local, postgres_location)
+    assert report.model_versions == 2 and "2 model versions registered" in str(report)
+    team = autotrack.get_model("ranker", store=postgres_location)
+    by_artifact = {v.artifact: v for v in team.versions}
+    assert sorted(v.version for v in team.versions) == [1, 2, 3]
+    assert by_artifact["theirs.bin"].version == 1  # the team store's own numbering is kept
+    for local_version in mine:
+        there = by_artifact[local_version.artifact]
+        assert (there.run_id, there.sha256, there.size, there.tags, there.description, there.created) == (
+            local_version.run_id, local_version.sha256, local_version.size, local_version.tags,
+            local_version.description, local_version.created)
+        assert there.read_bytes() == local_version.read_bytes() == (tmp_path / "w.bin").read_bytes()
+    assert sync(local, postgres_location).model_versions == 0
+    assert len(autotrack.get_model("ranker", store=postgres_location).versions) == 3
