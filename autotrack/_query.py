@@ -342,37 +342,55 @@ def count_runs(experiment: Any = None, status: Any = None, where: str | None = N
 
 
 def frame_of(st: Backend, rows: list[RunRow]) -> pd.DataFrame:
-    """One DataFrame row per run, in the given order."""
+    """One DataFrame row per run, in the given order. Built column by column: each key gets one
+    list, filled where a run has it (no per-run dicts), and times are converted in one call."""
+    import numpy as np
     import pandas as pd
 
+    n = len(rows)
     ids = [r.id for r in rows]
     params = st.params(ids)
     stats = st.stats(ids)
     tags = st.tags(ids)
-    records = []
-    for r in rows:
-        rec: dict[str, Any] = {
-            "id": r.id, "name": r.name, "experiment": r.experiment, "status": effective_status(r),
-            "start": pd.Timestamp(r.start_time, unit="s", tz="UTC"),
-            "end": pd.Timestamp(r.end_time, unit="s", tz="UTC") if r.end_time is not None else pd.NaT,
-            "duration": (r.end_time - r.start_time) if r.end_time is not None else None,
-            "parent_id": r.parent_id,
-        }
-        for key, (value, _) in params.get(r.id, {}).items():
-            decoded = json.loads(value)
-            rec["params." + key] = json.dumps(decoded) if isinstance(decoded, (list, dict)) else decoded
-        for key, s in stats.get(r.id, {}).items():
-            rec["metrics." + key] = s.last
-        for key, value in tags.get(r.id, {}).items():
-            rec["tags." + key] = value
-        records.append(rec)
-    columns: dict[str, Any] = {c: [rec.get(c) for rec in records] for c in BASE_COLUMNS}
-    extra = sorted({c for rec in records for c in rec} - set(BASE_COLUMNS))
-    for c in extra:
-        values = [rec.get(c) for rec in records]
-        columns[c] = _typed_param_column(values) if c.startswith("params.") else values
-    frame = pd.DataFrame(columns)
-    return frame
+    start = np.array([r.start_time for r in rows], dtype=float)
+    end = np.array([np.nan if r.end_time is None else r.end_time for r in rows], dtype=float)
+    duration = end - start
+    columns: dict[str, Any] = {
+        "id": ids,
+        "name": [r.name for r in rows],
+        "experiment": [r.experiment for r in rows],
+        "status": [effective_status(r) for r in rows],
+        "start": pd.to_datetime(start, unit="s", utc=True),
+        "end": pd.to_datetime(end, unit="s", utc=True),
+        "duration": [None if d != d else float(d) for d in duration],
+        "parent_id": [r.parent_id for r in rows],
+    }
+    extra: dict[str, list[Any]] = {}
+    decoded: dict[str, Any] = {}  # the same stored value (a seed, a default) recurs across runs
+
+    def column(name: str) -> list[Any]:
+        values = extra.get(name)
+        if values is None:
+            values = extra[name] = [None] * n
+        return values
+
+    for i, run_id in enumerate(ids):
+        for key, (value, _) in params.get(run_id, {}).items():
+            plain = decoded.get(value, decoded)
+            if plain is decoded:
+                plain = json.loads(value)
+                if isinstance(plain, (list, dict)):
+                    plain = json.dumps(plain)
+                decoded[value] = plain
+            column("params." + key)[i] = plain
+        for key, s in stats.get(run_id, {}).items():
+            column("metrics." + key)[i] = s.last
+        for key, value in tags.get(run_id, {}).items():
+            column("tags." + key)[i] = value
+    for name in sorted(extra):
+        values = extra[name]
+        columns[name] = _typed_param_column(values) if name.startswith("params.") else values
+    return pd.DataFrame(columns)
 
 
 def _typed_param_column(values: list[Any]) -> Any:
