@@ -362,7 +362,7 @@ def frame_of(st: Backend, rows: list[RunRow]) -> pd.DataFrame:
         "status": [effective_status(r) for r in rows],
         "start": pd.to_datetime(start, unit="s", utc=True),
         "end": pd.to_datetime(end, unit="s", utc=True),
-        "duration": [None if d != d else float(d) for d in duration],
+        "duration": [None if np.isnan(d) else float(d) for d in duration],
         "parent_id": [r.parent_id for r in rows],
     }
     extra: dict[str, list[Any]] = {}
