@@ -39,6 +39,7 @@ def autolog(
     seeds: bool = True,
     system_metrics: bool | float = True,
     experiment: str | None = None,
+    run_name: str | None = None,
     **switches: bool,
 ) -> None:
     """Record every training in this process with no other change to the code.
@@ -58,6 +59,9 @@ def autolog(
         seeds: record seeds set through ``random``, numpy and the frameworks' seeders.
         system_metrics: sample machine metrics (True: every 5 s; a number: that interval; False: off).
         experiment: the experiment autologged runs belong to.
+        run_name: the name of the first top-level run autolog starts (the next ones get
+            ``NAME-2``, ``NAME-3`` ...); runs inside it keep their own names. Also
+            ``AUTOTRACK_RUN_NAME`` and ``autotrack run --name``.
 
     ``AUTOTRACK_DISABLE=1`` in the environment turns it all off.
     """
@@ -76,8 +80,12 @@ def autolog(
     if isinstance(exclude, str):
         raise InvalidArgumentError("exclude", exclude, "pass a list of integration names, e.g. exclude=['lightning']")
     wanted = _switches({**{name: False for name in exclude}, **switches})
+    if run_name is not None and (not isinstance(run_name, str) or not run_name.strip()):
+        raise InvalidArgumentError("run_name", run_name, "pass a non-empty name, or None for generated names")
     if experiment is not None:
         os.environ["AUTOTRACK_EXPERIMENT"] = experiment
+    if run_name is not None:
+        os.environ["AUTOTRACK_RUN_NAME"] = run_name
     with _lock:
         _options.clear()
         _options.update(log_models=log_models, log_every_n_steps=log_every_n_steps, grad_norm_every=grad_norm_every)

@@ -18,15 +18,17 @@ launched = False
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
 @click.option("--experiment", "-e", help="Experiment for the runs this script records.")
+@click.option("--name", "-n", "run_name", help="Name of the run the script records (the next top-level ones: NAME-2, ...).")
 @click.option("-m", "module", is_flag=True, help="Run TARGET as a module, like `python -m`.")
 @click.option("--no-system-metrics", is_flag=True, help="Do not sample machine metrics.")
 @click.argument("target")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run_command(experiment: str | None, module: bool, no_system_metrics: bool, target: str, args: Sequence[str]) -> None:
+def run_command(experiment: str | None, run_name: str | None, module: bool, no_system_metrics: bool, target: str, args: Sequence[str]) -> None:
     """Run TARGET (a script, or a module with -m) with autotrack.autolog() on.
 
     \b
       autotrack run train.py --lr 0.01
+      autotrack run --name baseline train.py
       autotrack run -m mypackage.train --epochs 3
     """
     global launched
@@ -39,7 +41,7 @@ def run_command(experiment: str | None, module: bool, no_system_metrics: bool, t
     # the current directory (a console script has neither there).
     sys.path.insert(0, os.getcwd() if module else os.path.dirname(os.path.abspath(target)))
     launched = True
-    autolog(experiment=experiment, system_metrics=not no_system_metrics)
+    autolog(experiment=experiment, run_name=run_name, system_metrics=not no_system_metrics)
     from ._lifecycle import note_exit_code
 
     try:

@@ -556,6 +556,22 @@ def edit_name(backend: Backend, run_id: str, name: str) -> None:
 # -- starting runs ------------------------------------------------------------------------------
 
 
+_named_runs = 0
+
+
+def default_run_name() -> str | None:
+    """The name ``AUTOTRACK_RUN_NAME`` (``autotrack run --name``, ``autolog(run_name=...)``) gives
+    the top-level runs this process starts without a name of their own: the first gets it as it
+    is, the next ``NAME-2``, ``NAME-3`` ... so each stays findable by name. None when unset."""
+    global _named_runs
+    base = os.environ.get("AUTOTRACK_RUN_NAME")
+    if not base:
+        return None
+    with _lock:
+        _named_runs += 1
+        return base if _named_runs == 1 else f"{base}-{_named_runs}"
+
+
 def start_run(
     name: str | None = None,
     *,
@@ -595,6 +611,8 @@ def start_run(
         else:
             raise InvalidArgumentError("parent", parent, "pass a Run, a run id, or None")
         run_id = uuid.uuid4().hex
+        if not name and parent_id is None:
+            name = default_run_name()
         run_name_ = _values.check_key(_values.safe_text(name), "run name") if name else generate_name()
         exp = experiment or os.environ.get("AUTOTRACK_EXPERIMENT") or DEFAULT_EXPERIMENT
         problem = None

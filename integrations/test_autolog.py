@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -213,3 +214,39 @@ def test_plain_pytorch_runs_are_comparable_by_their_optimizer_and_model(store):
             assert params[f"optimizer.{name}"] == value, name
     assert params["optimizer.betas"] == [0.8, 0.95]
     assert autotrack.get_run(mine.id).params == {"mine": 1}
+
+
+def test_run_name_names_the_top_level_runs_and_leaves_children_alone(tmp_path):
+    """`autotrack run --name baseline`: the first top-level run is `baseline`, the next ones
+    `baseline-2`, `baseline-3` (whichever framework starts them); a search's children are named
+    after their parent and take no number."""
+    pytest.importorskip("sklearn")
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent("""
+        import torch
+        from sklearn.datasets import load_iris
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import GridSearchCV
+        X, y = load_iris(return_X_y=True)
+        LogisticRegression(max_iter=200).fit(X, y)
+        GridSearchCV(LogisticRegression(max_iter=200), {"C": [0.1, 1.0]}, cv=2).fit(X, y)
+        model = torch.nn.Linear(4, 3)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(torch.tensor(X, dtype=torch.float32)), torch.tensor(y)).backward()
+            opt.step()
+    """))
+    store = tmp_path / "runs"
+    done = subprocess.run([sys.executable, "-m", "autotrack", "run", "--name", "baseline", str(script)],
+                          env=_env(store), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    frame = autotrack.runs(store=store, order_by="start asc")
+    top = frame[frame["parent_id"].isna()]
+    assert top["name"].tolist() == ["baseline", "baseline-2", "baseline-3"]
+    children = frame[frame["parent_id"].notna()]
+    assert sorted(children["name"]) == ["baseline-2-candidate-0", "baseline-2-candidate-1"]
+    assert autotrack.get_run("baseline", store=store).params["C"] == 1.0  # findable by its name
+    bad = subprocess.run([sys.executable, "-c", "import autotrack; autotrack.autolog(run_name='')"],
+                         env=_env(store), capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "run_name" in bad.stderr

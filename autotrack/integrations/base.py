@@ -27,7 +27,9 @@ Runs
     spawned process (``ddp_spawn``) without making that process its owner. Metrics, params, tags,
     sections and artifacts go through the public :class:`autotrack.Run` methods;
     :func:`log_artifact_reference` (``copy=False``), :func:`record_missing_artifact`,
-    ``run.update_artifact`` for artifact metadata.
+    ``run.update_artifact`` for artifact metadata. A top-level run started without a name gets
+    the user's ``AUTOTRACK_RUN_NAME`` (``autotrack run --name``); an integration that picks a
+    name of its own asks :func:`default_run_name` first.
 
 The model registry
     :func:`register_model_loader` -- ``register_model_loader(framework, "pkg.mod:load", formats=(...),
@@ -99,7 +101,7 @@ from autotrack._patching import (
     unpatch,
 )
 from autotrack._registry import ModelLoader, check_model_name, register_model_loader
-from autotrack._run import add_flush_hook
+from autotrack._run import add_flush_hook, default_run_name
 
 __all__ = [
     "AUTOLOG_OPTIONS",
@@ -119,6 +121,7 @@ __all__ = [
     "autolog_options",
     "being_recorded",
     "check_model_name",
+    "default_run_name",
     "disabled",
     "fingerprint",
     "fingerprint_sequence",

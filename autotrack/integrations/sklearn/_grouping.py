@@ -30,7 +30,7 @@ import sklearn
 
 import autotrack
 from autotrack.integrations._wrapped import inner_slot
-from autotrack.integrations.base import patch, patched, report_failure, unpatch
+from autotrack.integrations.base import default_run_name, patch, patched, report_failure, unpatch
 
 from ._describe import class_path
 from ._settings import INTEGRATION, Settings
@@ -51,9 +51,11 @@ class Group:
     def run_for(self, estimator: Any, settings: Settings) -> autotrack.Run:
         with self.lock:
             if self.run is None:
+                parent = parent_run()
+                name = settings.run_name or (default_run_name() if parent is None else None)
                 self.run = autotrack.start_run(
-                    f"{self.what}-{type(estimator).__name__}" if settings.run_name is None else settings.run_name,
-                    experiment=settings.experiment, parent=parent_run(), activate=False,
+                    name or f"{self.what}-{type(estimator).__name__}",
+                    experiment=settings.experiment, parent=parent, activate=False,
                     tags={"autotrack.group": self.what, "autotrack.integration": INTEGRATION,
                           "estimator": class_path(estimator)},
                 )

@@ -16,7 +16,7 @@ import sklearn
 from sklearn.utils import get_tags
 
 import autotrack
-from autotrack.integrations.base import being_recorded, disabled, log_data, recording, report_failure
+from autotrack.integrations.base import being_recorded, default_run_name, disabled, log_data, recording, report_failure
 
 from . import _describe, _grouping, _metrics, _models, _search
 from ._settings import INTEGRATION, Settings
@@ -46,7 +46,8 @@ def record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: Se
         parent = group.run_for(estimator, settings) if group is not None else _grouping.parent_run()
         tags = {"estimator": _describe.class_path(estimator), "sklearn_version": sklearn.__version__,
                 "autotrack.integration": INTEGRATION, **(settings.tags or {})}
-        name = settings.run_name or _describe.default_name(estimator, described.get("train"))
+        name = (settings.run_name or (default_run_name() if parent is None else None)
+                or _describe.default_name(estimator, described.get("train")))
         run = autotrack.start_run(name, experiment=settings.experiment, tags=tags, parent=parent)
         token = _grouping.started(run)
     except Exception as exc:  # noqa: BLE001 - recording must never stop the user's fit
