@@ -347,10 +347,9 @@ def frame_of(st: Backend, rows: list[RunRow]) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    n = len(rows)
     ids = [r.id for r in rows]
     params = st.params(ids)
-    stats = st.stats(ids)
+    last = st.last_values(ids)
     tags = st.tags(ids)
     start = np.array([r.start_time for r in rows], dtype=float)
     end = np.array([np.nan if r.end_time is None else r.end_time for r in rows], dtype=float)
@@ -366,31 +365,43 @@ def frame_of(st: Backend, rows: list[RunRow]) -> pd.DataFrame:
         "parent_id": [r.parent_id for r in rows],
     }
     extra: dict[str, list[Any]] = {}
-    decoded: dict[str, Any] = {}  # the same stored value (a seed, a default) recurs across runs
-
-    def column(name: str) -> list[Any]:
-        values = extra.get(name)
-        if values is None:
-            values = extra[name] = [None] * n
-        return values
-
-    for i, run_id in enumerate(ids):
-        for key, (value, _) in params.get(run_id, {}).items():
-            plain = decoded.get(value, decoded)
-            if plain is decoded:
-                plain = json.loads(value)
-                if isinstance(plain, (list, dict)):
-                    plain = json.dumps(plain)
-                decoded[value] = plain
-            column("params." + key)[i] = plain
-        for key, s in stats.get(run_id, {}).items():
-            column("metrics." + key)[i] = s.last
-        for key, value in tags.get(run_id, {}).items():
-            column("tags." + key)[i] = value
+    _fill_columns(extra, "params.", ids, {rid: {k: text for k, (text, _) in p.items()} for rid, p in params.items()},
+                  _param_decoder())
+    _fill_columns(extra, "metrics.", ids, last, None)
+    _fill_columns(extra, "tags.", ids, tags, None)
     for name in sorted(extra):
         values = extra[name]
         columns[name] = _typed_param_column(values) if name.startswith("params.") else values
     return pd.DataFrame(columns)
+
+
+def _fill_columns(columns: dict[str, list[Any]], prefix: str, ids: list[str], per_run: Mapping[str, Mapping[str, Any]],
+                  convert: Any) -> None:
+    """``columns[prefix + key][i]`` = run ``ids[i]``'s value of ``key`` (None where it has none)."""
+    n = len(ids)
+    for i, run_id in enumerate(ids):
+        for key, value in per_run.get(run_id, {}).items():
+            values = columns.get(prefix + key)
+            if values is None:
+                values = columns[prefix + key] = [None] * n
+            values[i] = value if convert is None else convert(value)
+
+
+def _param_decoder() -> Any:
+    """Stored param text -> the table's value (lists and dicts stay JSON text); the same text (a
+    seed, a default) recurs across runs, so each is decoded once."""
+    seen: dict[str, Any] = {}
+
+    def decode(text: str) -> Any:
+        value = seen.get(text, seen)
+        if value is seen:
+            value = json.loads(text)
+            if isinstance(value, (list, dict)):
+                value = json.dumps(value)
+            seen[text] = value
+        return value
+
+    return decode
 
 
 def _typed_param_column(values: list[Any]) -> Any:

@@ -186,6 +186,11 @@ class Backend(abc.ABC):
     def stats(self, run_ids: Sequence[str]) -> dict[str, dict[str, KeyStats]]:
         """Per run: metric key -> its stats (last, min, max, count, last step)."""
 
+    def last_values(self, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Per run: metric key -> its last value (what a table of many runs shows; a backend may
+        read it more cheaply than :meth:`stats`)."""
+        return {rid: {key: s.last for key, s in per_key.items()} for rid, per_key in self.stats(run_ids).items()}
+
     @abc.abstractmethod
     def metric(self, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``(steps, values, times)`` of one key in logged order, or None when the run has no such key.

@@ -81,7 +81,7 @@ from ._records import (
 )
 from .base import Backend, BlobStore
 from .blobs import GC_GRACE_S, LocalBlobStore
-from .sqlite import _VERSION_COLUMNS, _chunk_crc, dumps, pack_double, unpack_double
+from .sqlite import _VERSION_COLUMNS, _chunk_crc, _last_values, dumps, pack_double, unpack_double
 
 SCHEMA_VERSION = 2
 #: The first key of the advisory locks ``copy_lock`` takes (the second is ``hashtext(run id)``).
@@ -903,6 +903,9 @@ class PostgresBackend(Backend):
         for rid, key, n, step, last, last_time, lo, hi in self._per_run(select, run_ids):
             out[rid][key] = KeyStats(key, n, step, unpack_double(last), last_time, lo, hi)
         return out
+
+    def last_values(self, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        return _last_values(run_ids, self._per_run("SELECT run_id, key, last_value FROM metric_keys WHERE count > 0", run_ids))
 
     def metric(self, run_id: str, key: str) -> tuple[Any, Any, Any] | None:
         return self.metric_since(run_id, key, 0)

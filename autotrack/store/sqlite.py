@@ -368,6 +368,18 @@ def unpack_double(blob: bytes | None) -> float | None:
     return None if blob is None else _DOUBLE.unpack(blob)[0]
 
 
+def _last_values(run_ids: Sequence[str], rows: list[tuple[str, str, bytes | None]]) -> dict[str, dict[str, float]]:
+    """``(run_id, key, packed last value)`` rows -> per run, key -> value (decoded in one call)."""
+    import numpy as np
+
+    out: dict[str, dict[str, float]] = {rid: {} for rid in run_ids}
+    rows = [r for r in rows if r[2] is not None]
+    values = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f8").tolist()
+    for (rid, key, _), value in zip(rows, values, strict=True):
+        out[rid][key] = value
+    return out
+
+
 def _chunk_crc(steps: bytes | None, vals: bytes, times: bytes) -> int:
     return zlib.crc32(times, zlib.crc32(vals, zlib.crc32(steps or b"")))
 
@@ -905,21 +917,17 @@ class SQLiteBackend(_RegistrySQL, Backend):
         with self._guard("read runs from"):
             return [rid for (rid,) in conn.execute("SELECT id FROM runs")]
 
-    def _per_run(self, select: str, run_ids: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    def _per_run(self, select: str, run_ids: Sequence[str]) -> list[tuple[Any, ...]]:
         conn = self._reader()
         if conn is None or not run_ids:
-            return
+            return []
         ids = list(run_ids)
         joiner = " AND " if " WHERE " in select else " WHERE "
         with self._guard("read"):
-            if len(ids) > 2000:  # cheaper to read everything than to bind thousands of ids
-                wanted = set(ids)
-                for row in conn.execute(select):
-                    if row[0] in wanted:
-                        yield row
-                return
-            for part in _batches(ids):
-                yield from conn.execute(f"{select}{joiner}run_id IN ({','.join('?' * len(part))})", part)
+            if len(ids) > 500:  # one statement, the ids bound as one JSON array: no per-id binding
+                return conn.execute(f"{select}{joiner}run_id IN (SELECT value FROM json_each(?))",
+                                    (json.dumps(ids),)).fetchall()
+            return conn.execute(f"{select}{joiner}run_id IN ({','.join('?' * len(ids))})", ids).fetchall()
 
     def params(self, run_ids: Sequence[str]) -> dict[str, dict[str, tuple[str, int | None]]]:
         out: dict[str, dict[str, tuple[str, int | None]]] = {rid: {} for rid in run_ids}
@@ -940,6 +948,9 @@ class SQLiteBackend(_RegistrySQL, Backend):
         for rid, key, n, step, last, last_time, lo, hi in self._per_run(select, run_ids):
             out[rid][key] = KeyStats(key, n, step, unpack_double(last), last_time, lo, hi)
         return out
+
+    def last_values(self, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        return _last_values(run_ids, self._per_run("SELECT run_id, key, last_value FROM metric_keys WHERE count > 0", run_ids))
 
     def metric(self, run_id: str, key: str) -> tuple[Any, Any, Any] | None:
         import numpy as np
