@@ -52,6 +52,21 @@ def run_command(experiment: str | None, run_name: str | None, module: bool, no_s
     except SystemExit as exc:  # `sys.exit(3)` and `raise SystemExit(3)` alike: the runs end `failed`
         note_exit_code(exc.code)
         raise
+    finally:
+        _say_if_nothing_was_recorded()
+
+
+def _say_if_nothing_was_recorded() -> None:
+    """One line on stderr when the script trained nothing autolog knows (a loop that updates its
+    weights by hand, with no ``torch.optim`` optimizer and no framework's fit): silence would read
+    as "recorded"."""
+    from . import _run
+
+    if _run.runs_started == 0 and os.environ.get("AUTOTRACK_DISABLE") != "1":
+        print("autotrack: no training was detected, so no run was recorded (autolog records torch.optim "
+              "optimizer steps and the fits of Lightning, scikit-learn, XGBoost, LightGBM, Keras and "
+              "Transformers). For other loops, log with `with autotrack.start_run() as run: run.log_metric(...)`.",
+              file=sys.stderr)
 
 
 commands = [run_command]

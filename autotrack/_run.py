@@ -557,6 +557,13 @@ def edit_name(backend: Backend, run_id: str, name: str) -> None:
 
 
 _named_runs = 0
+#: Runs this process has started (``autotrack run`` says so when a script started none).
+runs_started = 0
+
+
+def _count_started() -> None:
+    global runs_started
+    runs_started += 1
 
 
 def default_run_name() -> str | None:
@@ -631,6 +638,7 @@ def start_run(
             report_failure("opening the store", problem)
     with _lock:
         _live_runs.add(run)
+        _count_started()
     if activate:
         _active.set(_active.get() + (run,))
     if params:

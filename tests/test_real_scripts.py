@@ -176,3 +176,26 @@ def test_bundle_installs_autotrack_from_this_project(tmp_path, store):
     sh = (bundle / "reproduce.sh").read_text()
     assert "pip install -q autotrack\n" not in sh and "autotrack==" not in sh
     assert "autotrack-ml" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_a_script_that_trains_nothing_autolog_knows_says_so(tmp_path):
+    """A loop updating weights by hand (no torch.optim) records no run under `autotrack run`: it
+    says so in one line instead of staying silent; a script that does record a run says nothing."""
+    manual = tmp_path / "manual.py"
+    manual.write_text("w = 0.0\nfor _ in range(5):\n    w -= 0.1 * (2 * (w - 3))\nprint('w', round(w, 3))\n")
+    recorded = tmp_path / "recorded.py"
+    recorded.write_text("import autotrack\nwith autotrack.start_run() as run:\n    run.log_metric('x', 1.0)\n")
+    store = tmp_path / "store"
+    out = subprocess.run([sys.executable, "-m", "autotrack", "run", str(manual)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, env=_env(store))
+    assert out.returncode == 0, out.stderr
+    w = 0.0
+    for _ in range(5):
+        w -= 0.1 * (2 * (w - 3))
+    assert out.stdout.strip() == f"w {round(w, 3)}"  # the script ran as it does without autotrack
+    assert "no training was detected, so no run was recorded" in out.stderr
+    assert len(autotrack.runs(store=store)) == 0
+    out = subprocess.run([sys.executable, "-m", "autotrack", "run", str(recorded)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, env=_env(store))
+    assert out.returncode == 0 and "no training was detected" not in out.stderr, out.stderr
+    assert len(autotrack.runs(store=store)) == 1
