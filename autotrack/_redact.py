@@ -217,9 +217,27 @@ def _is_tokenizer_word(parts: list[str]) -> bool:
     return len(parts) >= 2 and parts[-1] in ("token", "tokens") and parts[-2] in _TOKENIZER_WORDS
 
 
+_verdicts: dict[str, bool] = {}
+_verdicts_for: list[Any] = [None]  # the allow-list the cached verdicts were made under
+
+
 def is_secret_name(name: str) -> bool:
     """True for names like ``HF_TOKEN``, ``--hub_token``, ``aws_secret_access_key``, ``api-key``
-    (not for ``pad_token``, ``max_tokens``, ``key_size`` or allow-listed names)."""
+    (not for ``pad_token``, ``max_tokens``, ``key_size`` or allow-listed names). Verdicts are
+    cached while the allow-list stays the same (every logged key is checked)."""
+    allow = (os.environ.get("AUTOTRACK_REDACT_ALLOW", ""), tuple(_user_allow))
+    if _verdicts_for[0] != allow:
+        _verdicts.clear()
+        _verdicts_for[0] = allow
+    verdict = _verdicts.get(name)
+    if verdict is None:
+        if len(_verdicts) > 10_000:
+            _verdicts.clear()
+        verdict = _verdicts[name] = _is_secret_name(name)
+    return verdict
+
+
+def _is_secret_name(name: str) -> bool:
     parts = _parts(name)
     if not parts or _is_tokenizer_word(parts) or is_allowed(name.lstrip("-")):
         return False
@@ -238,7 +256,20 @@ def _is_secret_text_name(name: str) -> bool:
 
 def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of this process's secret-looking environment variables (8 characters or longer)."""
-    env = os.environ if environ is None else environ
+    if environ is None:
+        # called for every value logged: recomputed only when the environment (or allow-list) changed
+        raw = getattr(os.environ, "_data", None)
+        key = (hash(frozenset(raw.items())) if isinstance(raw, dict) else None, _verdicts_for[0])
+        cached = _env_cache.get("secret_values")
+        if key[0] is not None and cached is not None and cached[0] == key:
+            return list(cached[1])
+        values = _secret_values(os.environ)
+        _env_cache["secret_values"] = ((key[0], _verdicts_for[0]), values)
+        return list(values)
+    return _secret_values(environ)
+
+
+def _secret_values(env: Mapping[str, str]) -> list[str]:
     values = {v for k, v in env.items() if is_secret_name(k) and len(v) >= 8}
     return sorted(values, key=len, reverse=True)
 

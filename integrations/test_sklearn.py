@@ -324,6 +324,7 @@ def test_search_cv_parent_and_one_child_per_candidate(store):
     for i, params in enumerate(search.cv_results_["params"]):
         child = by_index[i]
         assert child.params == params
+        assert (child.tags["trial"], child.tags["state"]) == (str(i), "complete")  # as an Optuna trial reads
         assert child.summary["cv/mean_test_score"] == pytest.approx(search.cv_results_["mean_test_score"][i])
         assert child.summary["cv/rank_test_score"] == search.cv_results_["rank_test_score"][i]
         np.testing.assert_allclose(child.metric("cv/split_test_score")["value"],

@@ -253,8 +253,17 @@ def capture_at_end(run: Run, status: str) -> None:
 
 def _reuse(run: Run, record: dict[str, Any]) -> None:
     """Give a child run its parent's sections and artifact records (same process, same moment)."""
+    from .._values import jsonable
+    from ..store import Section
+    from ..store.sqlite import dumps
+
+    # encoded once per parent, not once per child (a sweep starts hundreds of children)
+    texts = record.setdefault("encoded", {})
     for name, data in record["sections"].items():
-        run.set_info(name, data)
+        cached = texts.get(name)
+        if cached is None or cached[0] is not data:
+            cached = texts[name] = (data, dumps(jsonable(data)))
+        run._append(Section(run.id, name, cached[1]))
     for name, sha, size, meta in record["artifacts"]:
         run._record_artifact(name, "file", sha, size, None, None, True, meta)
     with _lock:

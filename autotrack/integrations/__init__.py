@@ -28,6 +28,7 @@ register_integration("lightgbm", modules=("lightgbm",), autolog="autotrack.integ
 register_integration("keras", modules=("keras",), autolog="autotrack.integrations.keras:autolog")
 register_integration("transformers", modules=("transformers",),
                      autolog="autotrack.integrations.transformers:autolog")
+register_integration("optuna", modules=("optuna",), autolog="autotrack.integrations.optuna:autolog")
 
 # How autotrack.load_model reads each framework's registered versions (imported only when one loads).
 _TORCH_LOADER = "autotrack.integrations.torch.loading:load_registered"

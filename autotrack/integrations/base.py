@@ -27,7 +27,8 @@ Runs
     spawned process (``ddp_spawn``) without making that process its owner. Metrics, params, tags,
     sections and artifacts go through the public :class:`autotrack.Run` methods;
     :func:`log_artifact_reference` (``copy=False``), :func:`record_missing_artifact`,
-    ``run.update_artifact`` for artifact metadata. A top-level run started without a name gets
+    ``run.update_artifact`` for artifact metadata. :func:`host_training` / :func:`hosted_run`: a
+    sweep's trial run taken over by the training inside it (one trial, one record). A top-level run started without a name gets
     the user's ``AUTOTRACK_RUN_NAME`` (``autotrack run --name``); an integration that picks a
     name of its own asks :func:`default_run_name` first.
 
@@ -100,6 +101,7 @@ from autotrack._patching import (
     suspended,
     unpatch,
 )
+from autotrack._redact import redact_url
 from autotrack._registry import ModelLoader, check_model_name, register_model_loader
 from autotrack._run import add_flush_hook, default_run_name
 
@@ -127,6 +129,8 @@ __all__ = [
     "fingerprint_sequence",
     "guarded",
     "hash_buffer",
+    "host_training",
+    "hosted_run",
     "integrations",
     "log_artifact_reference",
     "log_data",
@@ -136,6 +140,7 @@ __all__ = [
     "qualname",
     "record_missing_artifact",
     "record_seed",
+    "redact_url",
     "recording",
     "register_buffer",
     "register_fingerprinter",
@@ -147,10 +152,12 @@ __all__ = [
     "sample_offsets",
     "seed_recorder",
     "start_system_sampler",
+    "store_lock",
     "strict",
     "suspended",
     "unpatch",
     "unregister_integration",
+    "withdraw_training",
     "warn_once",
 ]
 
@@ -181,20 +188,29 @@ class RunSlot:
         self.run = run
         self.created = False
         self.kwargs: dict[str, Any] = {"name": name, "experiment": experiment, "tags": dict(tags) if tags else None}
+        #: The run is a sweep's trial that this slot's training took over (:func:`hosted_run`).
+        self.hosted = False
 
     def get(self, *, parent: Run | str | None = None) -> Run:
-        """The run, started now if there is none yet (or the one this slot created has ended)."""
-        if self.run is None or (self.created and self.run.ended):
+        """The run, started now if there is none yet (or the one this slot created or took over
+        has ended). A sweep's trial waiting for its training (:func:`hosted_run`) is taken over
+        instead of starting a child of it."""
+        if self.run is None or ((self.created or self.hosted) and self.run.ended):
             tags = {INTEGRATION_TAG: self.integration, **(self.kwargs["tags"] or {})}
+            hosted = hosted_run(parent)
+            if hosted is not None:
+                self.run, self.created, self.hosted = hosted, False, True
+                hosted.set_tags({"autotrack.training": self.integration, **(self.kwargs["tags"] or {})})
+                return hosted
             self.run = autotrack.start_run(self.kwargs["name"], experiment=self.kwargs["experiment"], tags=tags,
                                            parent=parent)
-            self.created = True
+            self.created, self.hosted = True, False
         return self.run
 
     def open(self, *, parent: Run | str | None = None) -> Run:
         """At the start of a training call: the given run (an ended one is a clear error), else a
         run of its own for this call (the one the previous call started has ended by now)."""
-        if self.run is not None and not self.created and self.run.ended:
+        if self.run is not None and not self.created and not self.hosted and self.run.ended:
             raise InvalidArgumentError("run", self.run,
                                        "this run has ended; pass an open run, or None to let the callback start one")
         return self.get(parent=parent)
@@ -202,12 +218,12 @@ class RunSlot:
     @property
     def given(self) -> Run | None:
         """The run the user passed in, if any (never ended here)."""
-        return None if self.created else self.run
+        return None if self.created or self.hosted else self.run
 
     def __getstate__(self) -> dict[str, Any]:
         """A pickled or copied slot (sklearn clones, worker processes) holds no live run: it starts
         its own on first use."""
-        return {**self.__dict__, "run": None, "created": False}
+        return {**self.__dict__, "run": None, "created": False, "hosted": False}
 
     def end(self, status: str = "finished", error: BaseException | None = None) -> None:
         """End the run if this slot created it; else only flush what was logged to it."""
@@ -218,6 +234,47 @@ class RunSlot:
             run.end(status, error=error)  # type: ignore[arg-type]
         else:
             run.flush()
+
+
+def store_lock(name: str) -> Any:
+    """``with store_lock(name):`` -- an exclusive lock called ``name`` on the current store, held
+    across processes and hosts that share it (a file lock in a local store, an advisory lock on
+    PostgreSQL); for what several workers must do once (a sweep's parent run)."""
+    return autotrack.get_store().copy_lock(name)
+
+
+_hosts: set[str] = set()
+_hosts_lock = threading.Lock()
+
+
+def host_training(run: Run) -> None:
+    """Offer ``run`` (a sweep's trial, active in this context) to the next training started while
+    it is the active run: that training writes into it -- loss curves, model, checkpoints -- so
+    one trial is one complete record, instead of making a child run. Taken once; a second
+    training in the same trial is a child of it as usual."""
+    with _hosts_lock:
+        _hosts.add(run.id)
+
+
+def withdraw_training(run: Run) -> None:
+    """Withdraw the offer of :func:`host_training` (the trial ended with no training taking it)."""
+    with _hosts_lock:
+        _hosts.discard(run.id)
+
+
+def hosted_run(parent: Run | str | None = None) -> Run | None:
+    """The active run, taken now, when a sweep offered it (:func:`host_training`) and no training
+    has taken it yet; else None. An integration that would start a run (under ``parent``, when it
+    names one: then only if that is the offered run) asks this first, and then neither ends the
+    run it got nor treats it as the user's (the sweep ends it)."""
+    active = autotrack.active_run()
+    if active is None or parent not in (None, active, active.id):
+        return None
+    with _hosts_lock:
+        if active.id not in _hosts:
+            return None
+        _hosts.discard(active.id)
+    return active
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ class Session:
 
     def ensure_run(self) -> Run:
         slot = self.slot
-        if slot.run is None or (slot.created and slot.run.ended):
+        if slot.run is None or ((slot.created or slot.hosted) and slot.run.ended):
             if self._attached_ref is not None:
                 slot.run = attach_run(self._attached_ref)  # the parent process stays its owner
                 slot.created = False

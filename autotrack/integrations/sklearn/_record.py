@@ -16,7 +16,15 @@ import sklearn
 from sklearn.utils import get_tags
 
 import autotrack
-from autotrack.integrations.base import being_recorded, default_run_name, disabled, log_data, recording, report_failure
+from autotrack.integrations.base import (
+    being_recorded,
+    default_run_name,
+    disabled,
+    hosted_run,
+    log_data,
+    recording,
+    report_failure,
+)
 
 from . import _describe, _grouping, _metrics, _models, _search
 from ._settings import INTEGRATION, Settings
@@ -41,14 +49,20 @@ def record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: Se
     failures: list[str] = []
     if settings.log_data:
         described = _describe_inputs(X, y, settings, failures)
-    run = token = None
+    run = token = hosted = None
     try:
         parent = group.run_for(estimator, settings) if group is not None else _grouping.parent_run()
         tags = {"estimator": _describe.class_path(estimator), "sklearn_version": sklearn.__version__,
                 "autotrack.integration": INTEGRATION, **(settings.tags or {})}
         name = (settings.run_name or (default_run_name() if parent is None else None)
                 or _describe.default_name(estimator, described.get("train")))
-        run = autotrack.start_run(name, experiment=settings.experiment, tags=tags, parent=parent)
+        hosted = hosted_run() if group is None else None  # a sweep's trial: this fit is its training
+        if hosted is not None:
+            run = hosted  # it keeps its integration tag (the sweep's); the sweep ends it
+            run.set_tags({**{k: v for k, v in tags.items() if k != "autotrack.integration"},
+                          "autotrack.training": INTEGRATION})
+        else:
+            run = autotrack.start_run(name, experiment=settings.experiment, tags=tags, parent=parent)
         token = _grouping.started(run)
     except Exception as exc:  # noqa: BLE001 - recording must never stop the user's fit
         report_failure("sklearn: starting a run", exc)
@@ -61,14 +75,15 @@ def record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: Se
                 result = call()
         except BaseException as exc:
             try:
-                run.end("killed" if isinstance(exc, KeyboardInterrupt) else "failed", error=exc)
+                if hosted is None:
+                    run.end("killed" if isinstance(exc, KeyboardInterrupt) else "failed", error=exc)
             except Exception as ours:  # noqa: BLE001 - the user's exception is the one to see
                 report_failure("sklearn: ending a failed run", ours)
             raise
         fit_time = time.perf_counter() - start
         with recording(INTEGRATION):  # our predict/score calls are not fits to record
             log_fit(run, estimator, X, y, settings, fit_time, described, failures)
-        _end(run, failures)
+        _end(run, failures, keep_open=hosted is not None)
     finally:
         if token is not None:
             _grouping.finished(token)
@@ -76,12 +91,15 @@ def record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: Se
     return result, run, train.get("hash") if train else None
 
 
-def _end(run: autotrack.Run, failures: list[str]) -> None:
+def _end(run: autotrack.Run, failures: list[str], *, keep_open: bool = False) -> None:
     try:
         if failures:  # a flag on the run: what is missing from it, and why
             run.set_tags({"autotrack.recording_error": "; ".join(failures)[:2000]})
     finally:
-        run.end("finished")
+        if keep_open:
+            run.flush()
+        else:
+            run.end("finished")
 
 
 def _piece(failures: list[str], what: str, fn: Callable[..., Any], *args: Any) -> Any:

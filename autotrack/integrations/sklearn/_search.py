@@ -61,11 +61,16 @@ def log_search(parent: autotrack.Run, search: Any, settings: Settings) -> None:
             head, rest = key.split("_", 1)
             if head[5:].isdigit():
                 split_keys.setdefault(rest, []).append((int(head[5:]), key))
+    scores = results.get("mean_test_score")
     for i in chosen:
+        # a candidate whose fits all failed (error_score=nan) has no mean test score
+        failed = scores is not None and not np.isfinite(np.ma.filled(np.asarray(scores, dtype=float)[i], np.nan))
         child = autotrack.start_run(
             f"{parent.name}-candidate-{i}", experiment=parent.experiment, parent=parent, activate=False,
             params={k: plain(v) for k, v in candidates[i].items()},
-            tags={"autotrack.candidate": i, "autotrack.integration": INTEGRATION},
+            # `trial` and `state` as on an Optuna study's trials: one reader for both kinds of search
+            tags={"autotrack.candidate": i, "trial": i, "state": "fail" if failed else "complete",
+                  "autotrack.integration": INTEGRATION},
         )
         try:
             now = time.time()
