@@ -248,3 +248,47 @@ def test_search_cv_candidates_read_like_trials_with_a_failed_one_as_fail(store):
     assert sorted((int(c.tags["trial"]), c.tags["state"]) for c in children) == [
         (i, "fail" if np.isnan(s) else "complete") for i, s in enumerate(scores)]
     assert {c.tags["state"] for c in children} == {"fail", "complete"}
+
+
+def test_a_lightning_fit_inside_a_trial_writes_into_the_trials_run(store):
+    """Under autolog, a Lightning Trainer.fit in the objective takes over the trial's run: its
+    loss curve is in it, and no run of its own appears."""
+    torch = pytest.importorskip("torch")
+    pl = pytest.importorskip("lightning.pytorch")
+
+    class Tiny(pl.LightningModule):
+        def __init__(self, lr):
+            super().__init__()
+            self.lr = lr
+            self.net = torch.nn.Linear(64, 10)
+
+        def training_step(self, batch, _):
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+    data = torch.utils.data.TensorDataset(torch.tensor(XTR, dtype=torch.float32) / 16, torch.tensor(YTR))
+    autotrack.autolog(system_metrics=False)
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+
+        def objective(trial):
+            trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                                 enable_model_summary=False, limit_train_batches=5)
+            trainer.fit(Tiny(trial.suggest_float("lr", 1e-3, 1e-1, log=True)),
+                        torch.utils.data.DataLoader(data, batch_size=32))
+            return float(trainer.callback_metrics.get("train_loss", 0.0)) + trial.params["lr"]
+
+        study.optimize(objective, n_trials=2)
+    finally:
+        autotrack.autolog(disable=True)
+    frame = autotrack.runs(store=store)
+    assert len(frame) == 3  # the study and its two trials, nothing else
+    for t in study.trials:
+        (run_id,) = frame[frame["tags.trial"] == str(t.number)]["id"]
+        rec = autotrack.get_run(run_id, store=store)
+        assert rec.tags["autotrack.training"] == "lightning"
+        assert len(rec.metric("train/loss")) == 5
+        assert rec.params["lr"] == t.params["lr"], rec.params
