@@ -149,7 +149,7 @@ class AutotrackCallback:
         self._model = env.model
         now = time.time()
         for result in env.evaluation_result_list or ():
-            data, metric, value = result[0], result[1], result[2]
+            (data, metric), value = _names(result[0], result[1]), result[2]
             run.log_metric(f"{data}/{metric}", value, step, now)
             if len(result) > 4 and result[4] is not None:  # lgb.cv: (data, metric, mean, maximize, std)
                 run.log_metric(f"{data}/{metric}/std", result[4], step, now)
@@ -184,7 +184,8 @@ class AutotrackCallback:
         best_score: dict[str, dict[str, float]] = {}
         if results is not None:  # what lgb.train is about to set as booster.best_score
             for result in results:
-                best_score.setdefault(result[0], {})[result[1]] = float(result[2])
+                data, metric = _names(result[0], result[1])
+                best_score.setdefault(data, {})[metric] = float(result[2])
         else:
             best_score = {d: dict(m) for d, m in (getattr(model, "best_score", None) or {}).items()}
         # The model as LightGBM hands it back: lgb.train reloads its booster from this text, so the
@@ -498,3 +499,10 @@ def _call_with_callback(original: Any, function: str, signature: inspect.Signatu
 def _prepare_data(function: str, train_set: Any, valid_sets: Any, valid_names: Any) -> dict[str, Any] | None:
     return _describe_datasets(_named_datasets(function, train_set, valid_sets, valid_names))
 
+
+def _names(data: str, metric: str) -> tuple[str, str]:
+    """``(eval set, metric)`` of one evaluation result. LightGBM before 4.1 reports ``lgb.cv``'s as
+    ``("cv_agg", "valid auc")``; later ones as ``("valid", "auc")`` -- the keys are the same for both."""
+    if data == "cv_agg" and " " in metric:
+        data, metric = metric.split(" ", 1)
+    return data, metric
