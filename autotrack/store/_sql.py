@@ -49,7 +49,11 @@ class Dialect:
 
     # Params are JSON text; tags text; metrics REAL. These turn them into a number or text.
     def param_num(self, expr: str) -> str:
-        return f"at_num_json({expr})"
+        # numbers, the common case, are converted by SQLite itself; the rest ("1e-3" as a string,
+        # NaN, Infinity: not JSON to SQLite) by at_num_json
+        return (f"(SELECT CASE WHEN json_valid(v) THEN CASE json_type(v) WHEN 'integer' THEN CAST(v AS REAL) "
+                f"WHEN 'real' THEN CAST(v AS REAL) WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 WHEN 'null' THEN NULL "
+                f"ELSE at_num_json(v) END ELSE at_num_json(v) END FROM (SELECT {expr} AS v))")
 
     def param_text(self, expr: str) -> str:
         return f"at_text_json({expr})"

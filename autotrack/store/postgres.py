@@ -371,6 +371,14 @@ class PgDialect(_sql.Dialect):
     def id_list(self, ids: list[str]) -> Any:
         return list(ids)
 
+    # SQL functions of the schema (no per-row round trip to Python). NaN is no number to compare
+    # with: PostgreSQL orders it above every number, SQLite's functions give NULL -- so NULL here too.
+    def param_num(self, expr: str) -> str:
+        return f"NULLIF(at_num_json({expr}), 'NaN'::double precision)"
+
+    def text_num(self, expr: str) -> str:
+        return f"NULLIF(at_num_text({expr}), 'NaN'::double precision)"
+
     def like(self, expr: str, ph: str) -> str:
         # SQLite's LIKE: case-insensitive (ASCII), % and _, no escape character
         return f"({expr} ILIKE {ph} ESCAPE '')"

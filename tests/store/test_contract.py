@@ -374,3 +374,36 @@ def test_status_stays_true_to_how_the_run_ended(backend):
         with autotrack.start_run(name="ctrl-c"):
             raise KeyboardInterrupt
     assert autotrack.get_run("ctrl-c").status == "killed"
+
+
+def test_numeric_comparison_of_params_of_every_stored_type(backend):
+    """`params.x < 1` compares numbers, numeric strings and booleans as numbers, on both backends
+    alike (SQLite converts JSON numbers itself and the rest through the store's function)."""
+    values = {"int": 0, "float": 0.5, "neg": -2.5, "big": 10**12, "numeric text": "0.25", "sci text": "1e-3",
+              "true": True, "false": False, "nan": float("nan"), "inf": float("inf"), "word": "fast",
+              "list": [0.1], "none": None}
+    ids = {}
+    for label, value in values.items():
+        with autotrack.start_run(name=label, params={"x": value}) as run:
+            pass
+        ids[run.id] = label
+
+    def as_number(v):
+        if isinstance(v, bool):
+            return float(v)
+        if isinstance(v, (int, float)):
+            return float(v)
+        try:
+            return float(v) if isinstance(v, str) else None
+        except ValueError:
+            return None
+
+    for where, test in (("params.x < 1", lambda n: n < 1), ("params.x >= 1", lambda n: n >= 1),
+                        ("params.x = 0", lambda n: n == 0)):
+        expected = set()
+        for label, value in values.items():
+            n = as_number(value)
+            if n is not None and n == n and test(n):
+                expected.add(label)
+        got = {ids[i] for i in autotrack.runs(where=where)["id"]}
+        assert got == expected, where
