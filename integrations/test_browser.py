@@ -611,3 +611,55 @@ def test_compare_groups_runs_by_a_param_with_mean_and_band(browser: Any, tmp_pat
         server.shutdown()
         server.server_close()
         _run._store_override = previous
+
+
+def test_a_studys_run_page_has_its_trial_table_and_best_so_far(browser: Any, tmp_path: Path) -> None:
+    """A real Optuna study (a pruned and a failed trial among them): the study's page lists every
+    trial in order with the state, value, pruned step and params the study holds."""
+    optuna = pytest.importorskip("optuna")
+    from autotrack import _run
+    from autotrack.integrations.optuna import AutotrackCallback
+
+    previous = _run._store_override
+    store = autotrack.set_store(tmp_path / "store")
+    server = make_server("127.0.0.1", 0, store=store)
+    start_in_thread(server)
+    url = f"http://127.0.0.1:{server.port}/"
+    try:
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+        def objective(trial):
+            x = trial.suggest_float("x", -5, 5)
+            if trial.number == 2:
+                raise ValueError("broken")
+            for step in range(4):
+                trial.report((x - 1) ** 2 + 3 - step, step)
+                if trial.number == 4 and step == 1:
+                    raise optuna.TrialPruned()
+            return (x - 1) ** 2
+
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3), study_name="quad")
+        callback = AutotrackCallback()
+        study.optimize(objective, n_trials=6, catch=(ValueError,), callbacks=[callback])
+        callback.end()
+        parent_id = study.user_attrs["autotrack.run_id"]
+
+        page, errors = _page(browser)
+        _open(page, url + f"#/run/{parent_id}", "run")
+        _no_panel_errors(page)
+        rows = page.locator("#trial-table tbody tr")
+        assert rows.evaluate_all("rs => rs.map(r => r.dataset.trial)") == [str(t.number) for t in study.trials]
+        states = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "fail"}
+        for t in study.trials:
+            cells = page.locator(f'#trial-table tr[data-trial="{t.number}"] td').all_inner_texts()
+            assert cells[1] == states[t.state.name]
+            if t.state.name == "PRUNED":
+                assert cells[3] == "1"
+        assert page.locator("#run-metrics").inner_text().count("optuna/best_value") >= 1
+        _screenshot(page, tmp_path, "study-page.png", full_page=True)
+        assert errors == [], errors
+        page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        _run._store_override = previous

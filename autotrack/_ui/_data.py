@@ -99,6 +99,32 @@ def list_runs(store: Backend, *, where: str | None = None, order: str | None = N
     return {"runs": rows, "total": total, "offset": offset, "limit": limit, "where": where, "nested": scope is not None}
 
 
+#: The value a trial is ranked by: an Optuna trial's objective, a search candidate's mean CV score.
+TRIAL_VALUE_KEYS = ("optuna/value", "cv/mean_test_score")
+
+
+def _trials(children: list[RunRecord]) -> list[dict[str, Any]]:
+    """The children that are trials of a search (tag ``trial``: an Optuna study's trials, a
+    scikit-learn search's candidates), as rows of the run page's trial table, in trial order."""
+    rows = []
+    for child in children:
+        tags = child.tags
+        if "trial" not in tags:
+            continue
+        stats = child.metric_stats()
+        key = next((k for k in TRIAL_VALUE_KEYS if k in stats), None)
+        try:
+            number: Any = int(tags["trial"])
+        except ValueError:
+            number = tags["trial"]
+        rows.append({"id": child.id, "name": child.name, "status": child.status, "trial": number,
+                     "state": tags.get("state"), "pruned_step": tags.get("pruned_step"),
+                     "value": _num(stats[key]["last"]) if key else None, "value_key": key,
+                     "params": child.params})
+    rows.sort(key=lambda r: (not isinstance(r["trial"], int), r["trial"] if isinstance(r["trial"], int) else 0))
+    return rows
+
+
 def run_detail(record: RunRecord) -> dict[str, Any]:
     """The run page: everything but the metric series (those come from ``metrics``)."""
     from .._report import run_payload
@@ -106,7 +132,9 @@ def run_detail(record: RunRecord) -> dict[str, Any]:
     data = run_payload(record, points=None)
     data["note"] = record.note
     data["metric_stats"] = {k: {kk: _num(vv) for kk, vv in s.items()} for k, s in record.metric_stats().items()}
-    data["children"] = [{"id": c.id, "name": c.name, "status": c.status} for c in record.children]
+    children = record.children
+    data["children"] = [{"id": c.id, "name": c.name, "status": c.status} for c in children]
+    data["trials"] = _trials(children)
     data["pid"], data["host"] = record.pid, record.host
     data["degraded"] = record.degraded
     newest: dict[str, int] = {}

@@ -31,6 +31,24 @@
   function status(s) { return '<span class="badge status-' + esc(s) + '">' + esc(s) + "</span>"; }
   function ready(name) { document.body.setAttribute("data-ready", name); }
   function poll(fn, ms) { clearTimeout(timer); var v = view; timer = setTimeout(function () { if (v === view) fn(); }, ms); }
+  // A search's trials (Optuna trials, scikit-learn candidates): one row each, with its value and params.
+  function trialTable(trials) {
+    var keys = {};
+    trials.forEach(function (t) { Object.keys(t.params || {}).forEach(function (k) { keys[k] = true; }); });
+    keys = Object.keys(keys).sort();
+    var valueKey = (trials.filter(function (t) { return t.value_key; })[0] || {}).value_key || "value";
+    var head = "<tr><th>trial</th><th>state</th><th>" + esc(valueKey) + "</th><th>pruned at</th>" +
+      keys.map(function (k) { return "<th>" + esc(k) + "</th>"; }).join("") + "<th>run</th></tr>";
+    var rows = trials.map(function (t) {
+      return '<tr data-trial="' + esc(String(t.trial)) + '"><td>' + esc(String(t.trial)) + "</td><td>" + esc(t.state || "") + "</td>" +
+        '<td class="num">' + (t.value === null || t.value === undefined ? "" : esc(fmt(t.value))) + "</td>" +
+        "<td>" + esc(t.pruned_step === null || t.pruned_step === undefined ? "" : String(t.pruned_step)) + "</td>" +
+        keys.map(function (k) { var v = (t.params || {})[k]; return "<td>" + (v === undefined || v === null ? "" : esc(fmt(v))) + "</td>"; }).join("") +
+        '<td><a href="#/run/' + esc(t.id) + '">' + esc(t.name) + "</a> " + status(t.status) + "</td></tr>";
+    }).join("");
+    return '<table class="kv" id="trial-table"><thead>' + head + "</thead><tbody>" + rows + "</tbody></table>";
+  }
+
   function kvTable(obj, id) {
     var keys = Object.keys(obj || {});
     if (!keys.length) return '<p class="muted">none</p>';
@@ -368,7 +386,8 @@
           (r.error ? '<div class="error-box" id="run-error"><b>' + esc(r.error.type || "error") + ":</b> " + esc(r.error.message || "") +
             (r.error.traceback ? "<details><summary>traceback</summary><pre>" + esc(r.error.traceback) + "</pre></details>" : "") + "</div>" : "") +
           (r.degraded ? '<div class="warn-box">autotrack could not record everything for this run: ' + esc(fmt(r.degraded)) + "</div>" : "") +
-          (kids ? '<p class="children">child runs: ' + kids + "</p>" : "") +
+          (kids && !(r.trials || []).length ? '<p class="children">child runs: ' + kids + "</p>" : "") +
+          ((r.trials || []).length ? '<h2>Trials <span class="muted">' + r.trials.length + "</span></h2>" + trialTable(r.trials) : "") +
           '<div class="annotate"><div id="tags-box"></div><div id="note-box"></div></div>' +
           '<div class="summary-grid"><section><h2>Params <span class="muted">' + Object.keys(r.params || {}).length + "</span></h2>" +
           '<div id="run-params"></div></section>' +
