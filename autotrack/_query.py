@@ -348,7 +348,7 @@ def frame_of(st: Backend, rows: list[RunRow]) -> pd.DataFrame:
     import pandas as pd
 
     ids = [r.id for r in rows]
-    params = st.params(ids)
+    param_rows = st.param_rows(ids)
     last = st.last_values(ids)
     tags = st.tags(ids)
     start = np.array([r.start_time for r in rows], dtype=float)
@@ -365,8 +365,14 @@ def frame_of(st: Backend, rows: list[RunRow]) -> pd.DataFrame:
         "parent_id": [r.parent_id for r in rows],
     }
     extra: dict[str, list[Any]] = {}
-    _fill_columns(extra, "params.", ids, {rid: {k: text for k, (text, _) in p.items()} for rid, p in params.items()},
-                  _param_decoder())
+    position = {rid: i for i, rid in enumerate(ids)}
+    decode = _param_decoder()
+    n = len(ids)
+    for rid, key, text in param_rows:
+        values = extra.get("params." + key)
+        if values is None:
+            values = extra["params." + key] = [None] * n
+        values[position[rid]] = decode(text)
     _fill_columns(extra, "metrics.", ids, last, None)
     _fill_columns(extra, "tags.", ids, tags, None)
     for name in sorted(extra):

@@ -186,6 +186,11 @@ class Backend(abc.ABC):
     def stats(self, run_ids: Sequence[str]) -> dict[str, dict[str, KeyStats]]:
         """Per run: metric key -> its stats (last, min, max, count, last step)."""
 
+    def param_rows(self, run_ids: Sequence[str]) -> list[tuple[str, str, str]]:
+        """``(run id, key, value as stored JSON text)`` of the runs' params, in no order: what a
+        table of many runs needs, without a dict per run."""
+        return [(rid, key, value) for rid, per_run in self.params(run_ids).items() for key, (value, _) in per_run.items()]
+
     def last_values(self, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
         """Per run: metric key -> its last value (what a table of many runs shows; a backend may
         read it more cheaply than :meth:`stats`)."""

@@ -949,6 +949,9 @@ class SQLiteBackend(_RegistrySQL, Backend):
             out[rid][key] = KeyStats(key, n, step, unpack_double(last), last_time, lo, hi)
         return out
 
+    def param_rows(self, run_ids: Sequence[str]) -> list[tuple[str, str, str]]:
+        return self._per_run("SELECT run_id, key, value FROM params", run_ids)
+
     def last_values(self, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
         return _last_values(run_ids, self._per_run("SELECT run_id, key, last_value FROM metric_keys WHERE count > 0", run_ids))
 
