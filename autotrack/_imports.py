@@ -1,8 +1,10 @@
 """Run code right after a module is first imported, without importing it ourselves.
 
 One post-import hook on ``sys.meta_path`` serves every user (autolog's framework switches, seed
-capture): it finds nothing itself, but wraps the real loader of a watched module so that the
-callbacks run once the module has executed.
+capture, an integration patching a framework's classes as their modules load): it finds nothing
+itself, but wraps the real loader of a watched module so that the callbacks run once the module
+has executed. :func:`when_imported` waits for one module (once); :func:`when_submodules_imported`
+is told of every submodule of a package imported from then on, until cancelled.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from ._patching import report_failure
 Callback = Callable[[ModuleType], None]
 
 _callbacks: dict[str, list[Callback]] = {}
+#: top-level package -> callbacks told of each of its submodules as it finishes executing
+_package_callbacks: dict[str, list[Callback]] = {}
 _lock = threading.RLock()
 
 
@@ -37,6 +41,31 @@ def when_imported(name: str, callback: Callback) -> None:
             sys.meta_path.insert(0, _finder)
 
 
+def when_submodules_imported(package: str, callback: Callback) -> None:
+    """Call ``callback(module)`` right after each submodule of the top-level ``package``
+    (``"sklearn"``: ``sklearn.linear_model._logistic``, ...) that is imported from now on has
+    executed, until :func:`cancel_submodules`. Modules already imported are not replayed."""
+    if not package or "." in package:
+        raise ValueError(f"when_submodules_imported takes a top-level package name, not {package!r}")
+    with _lock:
+        callbacks = _package_callbacks.setdefault(package, [])
+        if callback not in callbacks:
+            callbacks.append(callback)
+        if _finder not in sys.meta_path:
+            sys.meta_path.insert(0, _finder)
+
+
+def cancel_submodules(package: str, callback: Callback) -> None:
+    """Stop telling ``callback`` of ``package``'s submodules."""
+    with _lock:
+        callbacks = _package_callbacks.get(package, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+        if not callbacks:
+            _package_callbacks.pop(package, None)
+        _drop_finder_if_idle()
+
+
 def cancel(name: str, callback: Callback) -> None:
     """Stop waiting for ``name`` on behalf of ``callback``."""
     with _lock:
@@ -45,8 +74,19 @@ def cancel(name: str, callback: Callback) -> None:
             callbacks.remove(callback)
         if not callbacks:
             _callbacks.pop(name, None)
-        if not _callbacks and _finder in sys.meta_path:
-            sys.meta_path.remove(_finder)
+        _drop_finder_if_idle()
+
+
+def _drop_finder_if_idle() -> None:
+    if not _callbacks and not _package_callbacks and _finder in sys.meta_path:
+        sys.meta_path.remove(_finder)
+
+
+def _watched(fullname: str) -> bool:
+    if fullname in _callbacks:
+        return True
+    top, dot, _ = fullname.partition(".")
+    return bool(dot) and top in _package_callbacks
 
 
 def watching(name: str) -> bool:
@@ -70,7 +110,7 @@ class _PostImportFinder(importlib.abc.MetaPathFinder):
         self._busy = threading.local()
 
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
-        if fullname not in _callbacks or getattr(self._busy, "name", None) == fullname:
+        if not _watched(fullname) or getattr(self._busy, "name", None) == fullname:
             return None
         self._busy.name = fullname
         try:
@@ -104,10 +144,13 @@ class _NotifyingLoader(importlib.abc.Loader):
         self._loader.exec_module(module)
         if module.__spec__ is not None:  # it has executed: callbacks may treat it as imported
             module.__spec__._initializing = False  # type: ignore[attr-defined]
+        name = module.__name__
         with _lock:
-            callbacks = _callbacks.pop(module.__name__, [])
-            if not _callbacks and _finder in sys.meta_path:
-                sys.meta_path.remove(_finder)
+            callbacks = _callbacks.pop(name, [])
+            top, dot, _ = name.partition(".")
+            if dot:
+                callbacks = [*callbacks, *_package_callbacks.get(top, ())]
+            _drop_finder_if_idle()
         for callback in callbacks:
             _call(callback, module)
 

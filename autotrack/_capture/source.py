@@ -25,7 +25,20 @@ MAX_UNTRACKED_NAMES = 500
 GIT_TIMEOUT_S = 10.0
 
 
+_roots_cache: dict[tuple[str, str], list[Path]] = {}
+
+
 def _installed_roots() -> list[Path]:
+    """The interpreter's and installed packages' folders (computed once per interpreter prefix:
+    seed capture asks on every seeding call, scipy's and scikit-learn's imports included)."""
+    key = (sys.prefix, sys.exec_prefix)
+    roots = _roots_cache.get(key)
+    if roots is None:
+        roots = _roots_cache[key] = _find_installed_roots()
+    return roots
+
+
+def _find_installed_roots() -> list[Path]:
     import site
     import sysconfig
 

@@ -49,6 +49,12 @@ Data and seeds
     (:class:`Hasher`, :func:`sample_offsets`, :func:`hash_buffer`, :func:`fingerprint_sequence`);
     :func:`patch_seeder` / :func:`seed_recorder` for an integration's seed hook.
 
+Imports
+    :func:`when_imported` / :func:`cancel_when_imported` -- run a callback once a module has been
+    imported (now, if it is already), never importing it; :func:`when_submodules_imported` /
+    :func:`cancel_submodules` -- told of each submodule of a package as it finishes executing
+    (patch a framework's classes as they are defined instead of importing all of them).
+
 Patching and "already recorded"
     :func:`patch` / :func:`unpatch` with the safety policy (the framework's exceptions pass through
     untouched; our failures become one warning per place, :func:`report_failure`; under
@@ -88,6 +94,8 @@ from autotrack._capture.fingerprint import (
 from autotrack._capture.fingerprint import sequence as fingerprint_sequence
 from autotrack._capture.seeds import patch_seeder, record_seed, seed_recorder
 from autotrack._errors import InvalidArgumentError, MissingDependencyError
+from autotrack._imports import cancel as cancel_when_imported
+from autotrack._imports import cancel_submodules, when_imported, when_submodules_imported
 from autotrack._integrations import AUTOLOG_OPTIONS, Integration, integrations, register_integration, unregister_integration
 from autotrack._patching import (
     being_recorded,
@@ -122,6 +130,8 @@ __all__ = [
     "attach_run",
     "autolog_options",
     "being_recorded",
+    "cancel_submodules",
+    "cancel_when_imported",
     "check_model_name",
     "default_run_name",
     "disabled",
@@ -159,6 +169,8 @@ __all__ = [
     "unregister_integration",
     "withdraw_training",
     "warn_once",
+    "when_imported",
+    "when_submodules_imported",
 ]
 
 

@@ -72,7 +72,11 @@ that fails clearly when a release changes it):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._models import load_model
+    from ._tracked import Tracked
 
 
 def autolog(*, disable: bool = False, log_models: bool = True, log_metrics: bool = True, log_data: bool = True,
@@ -93,7 +97,18 @@ def autolog(*, disable: bool = False, log_models: bool = True, log_metrics: bool
              log_transformer_models=log_transformer_models, **other_options)
 
 
-from ._models import load_model  # noqa: E402 - after autolog, see its docstring
-from ._tracked import Tracked  # noqa: E402
+def __getattr__(name: str) -> Any:
+    """``Tracked`` and ``load_model`` are imported on first use: autolog's import hook enables this
+    integration in every script that imports scikit-learn (XGBoost does), and what they need
+    (``sklearn.metrics``, the recording code) is not part of a script's start-up."""
+    if name == "Tracked":
+        from ._tracked import Tracked as value
+    elif name == "load_model":
+        from ._models import load_model as value
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
 
 __all__ = ["Tracked", "autolog", "load_model"]

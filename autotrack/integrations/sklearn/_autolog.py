@@ -1,24 +1,41 @@
 """``autolog()``: every scikit-learn fit that user code makes is recorded as if it were ``Tracked``.
 
 Patched (integration ``sklearn``): ``fit``, ``fit_transform`` and ``fit_predict`` of the class
-defining each of them for every scikit-learn estimator (so estimators built on scikit-learn's
-mixins are included), and the same methods of subclasses that override a patched one (a user's
-``class ChildMod(LogisticRegression)``, existing ones at once, new ones when their class is
-created): the outermost ``fit`` is the one recorded, after it returns. Plus the grouping entry
-points (see ``_grouping``).
+defining each of them for every scikit-learn estimator class (so estimators built on
+scikit-learn's mixins are included), and the same methods of subclasses that override a patched
+one (a user's ``class ChildMod(LogisticRegression)``). Plus the grouping entry points (see
+``_grouping``), once ``sklearn.model_selection`` is imported.
+
+Nothing is imported to find the estimators (``all_estimators()`` imports all of scikit-learn, its
+test packages and torch): the classes already defined are patched when autolog is turned on, and
+the others as they are defined -- scikit-learn's own right after their module has executed (a
+post-import hook on ``sklearn.*``, so that what a class's ``__init_subclass__`` chain adds to it,
+``set_output``'s wrapper of ``fit_transform``, is in place), every other class (a user's, a
+third-party package's) when it is created (a hook on ``BaseEstimator.__init_subclass__``).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from sklearn.base import BaseEstimator
+from sklearn.utils._available_if import _AvailableIfDescriptor
 
-from autotrack.integrations.base import InvalidArgumentError, patch, report_failure, unpatch
+from autotrack.integrations.base import (
+    InvalidArgumentError,
+    cancel_submodules,
+    cancel_when_imported,
+    patch,
+    report_failure,
+    unpatch,
+    when_imported,
+    when_submodules_imported,
+)
 
 from . import _grouping
-from ._record import record
 from ._settings import INTEGRATION, Settings, check_settings
 
 FIT_METHODS = ("fit", "fit_transform", "fit_predict")
@@ -37,55 +54,59 @@ def autolog(*, disable: bool = False, log_models: bool = True, log_metrics: bool
                         log_transformer_models=log_transformer_models)
     if not disable:
         check_settings(settings)
-    _unhook_subclasses()
+    _unhook()
     unpatch(INTEGRATION)
     _grouping.uninstall_groups()
     if disable:
         return
-    _settings = settings
-    if log_models:
-        try:  # importing skops.io scans all of scikit-learn (seconds): pay it here, not in a fit
-            import skops.io  # noqa: F401
-        except ImportError:
-            pass
-    _grouping.install_groups(searches=False)
-    searches = _grouping.search_classes()
-    search_fit = _grouping.search_fit_replacement(_record_search)
-    for owner in searches:
-        patch(INTEGRATION, owner, "fit", search_fit)
-    for owner, name in patch_targets(skip=searches):
-        patch(INTEGRATION, owner, name, _replacement(name))
+    _settings = settings  # skops is imported by the first model saved, not here
+    when_imported("sklearn.model_selection", _install_groups)
     for cls in _subclasses(BaseEstimator):
-        _patch_overrides(cls)
-    _hook_subclasses()
+        patch_class(cls)
+    when_submodules_imported("sklearn", _on_sklearn_module)
+    _hooked["previous"] = BaseEstimator.__dict__.get("__init_subclass__")
+    BaseEstimator.__init_subclass__ = classmethod(_on_new_subclass)  # type: ignore[assignment]
 
 
-def patch_targets(skip: list[type] = ()) -> list[tuple[Any, str]]:  # type: ignore[assignment]
-    """(owner, name) pairs: the class defining each fit method of every scikit-learn estimator.
-    Methods behind ``available_if`` (``Pipeline.fit_transform``) are patched inside their
-    descriptor (its private ``fn``), so ``hasattr`` keeps telling the truth."""
-    from sklearn.utils import all_estimators
-    from sklearn.utils._available_if import _AvailableIfDescriptor
+def _install_groups(_module: ModuleType) -> None:
+    _grouping.install_groups(searches=False)
 
-    seen: set[int] = set()
-    targets: list[tuple[Any, str]] = []
-    for _, cls in all_estimators():
-        for name in FIT_METHODS:
-            owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
-            if owner is None or owner in skip or not owner.__module__.startswith("sklearn"):
-                continue
-            value = owner.__dict__[name]
-            if isinstance(value, _AvailableIfDescriptor):
-                target: tuple[Any, str] = (value, "fn")
-            elif callable(value) and not isinstance(value, (staticmethod, classmethod)):
-                target = (owner, name)
-            else:  # a property (FeatureAgglomeration.fit_predict): leave it alone
-                continue
-            key = id(target[0].__dict__[target[1]])
-            if key not in seen:
-                seen.add(key)
-                targets.append(target)
-    return targets
+
+def _is_search(owner: type) -> bool:
+    """Whether ``owner`` is one of scikit-learn's searches (``BaseSearchCV`` or below it), told by
+    the MRO's names so that no module is imported to ask."""
+    return any(k.__name__ == "BaseSearchCV" and k.__module__.startswith("sklearn.") for k in owner.__mro__)
+
+
+def patch_class(cls: type) -> None:
+    """Patch what recording ``cls``'s fits needs: for each fit method, the scikit-learn class that
+    defines it (behind ``available_if``, ``Pipeline.fit_transform``, inside its descriptor, so that
+    ``hasattr`` keeps telling the truth), or ``cls``'s own override of a patched one."""
+    for name in FIT_METHODS:
+        owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
+        if owner is None:
+            continue
+        if owner.__module__.startswith("sklearn"):
+            _patch_method(owner, name)
+        elif owner is cls and any(getattr(base.__dict__.get(name), "__autotrack_patch__", None) == INTEGRATION
+                                  for base in cls.__mro__[1:]):
+            own = cls.__dict__[name]
+            if callable(own) and not isinstance(own, (staticmethod, classmethod, property)):
+                patch(INTEGRATION, cls, name, _replacement(name))
+
+
+def _patch_method(owner: type, name: str) -> None:
+    value = owner.__dict__[name]
+    if isinstance(value, _AvailableIfDescriptor):
+        target: tuple[Any, str] = (value, "fn")
+    elif callable(value) and not isinstance(value, (staticmethod, classmethod)):
+        target = (owner, name)
+    else:  # a property (FeatureAgglomeration.fit_predict): leave it alone
+        return
+    if name == "fit" and _is_search(owner):
+        patch(INTEGRATION, *target, _grouping.search_fit_replacement(_record_search))
+    else:
+        patch(INTEGRATION, *target, _replacement(name))  # patch() leaves a patched method as it is
 
 
 def _fit_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
@@ -94,6 +115,8 @@ def _fit_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
 
 def _replacement(method: str) -> Callable[..., Any]:
     def replacement(original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
+        from ._record import record  # sklearn.metrics and the recording code: on the first fit
+
         X, y = _fit_args(args, kwargs)
         result, _, _ = record(self, lambda: original(self, *args, **kwargs), X, y, _settings, explicit=False)
         return result
@@ -103,12 +126,14 @@ def _replacement(method: str) -> Callable[..., Any]:
 
 
 def _record_search(original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
+    from ._record import record
+
     X, y = _fit_args(args, kwargs)
     result, _, _ = record(self, lambda: original(self, *args, **kwargs), X, y, _settings, explicit=True)
     return result
 
 
-# -- subclasses that override a patched fit -----------------------------------------------------
+# -- classes defined after autolog ----------------------------------------------------------------
 
 
 def _subclasses(root: type) -> list[type]:
@@ -122,15 +147,12 @@ def _subclasses(root: type) -> list[type]:
     return out
 
 
-def _patch_overrides(cls: type) -> None:
-    for name in FIT_METHODS:
-        own = cls.__dict__.get(name)
-        if own is None or not callable(own) or isinstance(own, (staticmethod, classmethod, property)):
-            continue
-        if getattr(own, "__autotrack_patch__", None) == INTEGRATION:
-            continue
-        if any(getattr(base.__dict__.get(name), "__autotrack_patch__", None) == INTEGRATION for base in cls.__mro__[1:]):
-            patch(INTEGRATION, cls, name, _replacement(name))
+def _on_sklearn_module(module: ModuleType) -> None:
+    """A scikit-learn module has executed: patch the estimator classes it defines."""
+    name = module.__name__
+    for value in list(vars(module).values()):
+        if isinstance(value, type) and value.__module__ == name and issubclass(value, BaseEstimator):
+            patch_class(value)
 
 
 def _on_new_subclass(cls: type, **kwargs: Any) -> None:
@@ -139,20 +161,23 @@ def _on_new_subclass(cls: type, **kwargs: Any) -> None:
         previous.__func__(cls, **kwargs)
     else:
         super(BaseEstimator, cls).__init_subclass__(**kwargs)
+    module = getattr(cls, "__module__", "") or ""
+    if module.startswith("sklearn.") and _initialising(module):
+        return  # patched once its module has executed (_on_sklearn_module)
     try:
-        _patch_overrides(cls)
+        patch_class(cls)
     except Exception as exc:  # noqa: BLE001 - defining the user's class must not fail because of us
         report_failure("sklearn: patching a new estimator class", exc)
 
 
-def _hook_subclasses() -> None:
-    if _hooked:
-        return
-    _hooked["previous"] = BaseEstimator.__dict__.get("__init_subclass__")
-    BaseEstimator.__init_subclass__ = classmethod(_on_new_subclass)  # type: ignore[assignment]
+def _initialising(name: str) -> bool:
+    spec = getattr(sys.modules.get(name), "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
 
 
-def _unhook_subclasses() -> None:
+def _unhook() -> None:
+    cancel_when_imported("sklearn.model_selection", _install_groups)
+    cancel_submodules("sklearn", _on_sklearn_module)
     if not _hooked:
         return
     previous = _hooked.pop("previous")

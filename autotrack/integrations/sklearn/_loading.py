@@ -15,7 +15,9 @@ def load_registered(version: autotrack.ModelVersion, data: bytes, *, trusted: li
     if version.format == "joblib":
         return _load_pickle(version, data, allow_pickle)
     try:
-        import skops.io as sio
+        from ._models import skops_io
+
+        sio = skops_io()
     except ImportError:
         raise MissingDependencyError("skops", "sklearn", "loading a scikit-learn model") from None
     try:

@@ -15,6 +15,7 @@ removes ~150 lines that had to re-derive scikit-learn's definitions.
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -65,14 +66,21 @@ def _predict(what: str, fn: Callable[[], Any], fail: Fail) -> Any:
         return None
 
 
+_ARGMAX_PREDICTORS = {"sklearn.ensemble": ("RandomForestClassifier", "ExtraTreesClassifier",
+                                             "HistGradientBoostingClassifier"),
+                      "sklearn.tree": ("DecisionTreeClassifier", "ExtraTreeClassifier")}
+
+
 def _argmax_predictors() -> tuple[type, ...]:
     """Classifiers whose ``predict`` is by definition ``classes_[argmax(predict_proba)]``: one pass
-    over the data gives both (a forest's prediction pass is the costly part)."""
-    from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
-
-    return (RandomForestClassifier, ExtraTreesClassifier, DecisionTreeClassifier, ExtraTreeClassifier,
-            HistGradientBoostingClassifier)
+    over the data gives both (a forest's prediction pass is the costly part). Taken from the
+    modules already imported: an estimator of a module the script did not import is none of them."""
+    out = []
+    for module_name, names in _ARGMAX_PREDICTORS.items():
+        module = sys.modules.get(module_name)
+        if module is not None:
+            out.extend(cls for cls in (getattr(module, n, None) for n in names) if cls is not None)
+    return tuple(out)
 
 
 def _classifier(est: Any, X: Any, y: Any, prefix: str, fail: Fail) -> list[tuple[str, Callable[[], float]]]:
@@ -179,10 +187,10 @@ def final_estimator(est: Any) -> Any:
 
 
 def log_curves(run: autotrack.Run, est: Any) -> None:
-    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
-
     final = final_estimator(est)
-    boosting = isinstance(final, (GradientBoostingClassifier, GradientBoostingRegressor))
+    ensemble = sys.modules.get("sklearn.ensemble")  # not imported: final is no GradientBoosting
+    boosting = ensemble is not None and isinstance(
+        final, (ensemble.GradientBoostingClassifier, ensemble.GradientBoostingRegressor))
     curves = (
         ("loss_curve_", "train/loss"),
         ("validation_scores_", "val/score"),

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
+import threading
 import warnings
+from types import ModuleType
 from typing import Any
 
 import sklearn
@@ -16,12 +19,55 @@ from autotrack.integrations.base import InvalidArgumentError
 from ._describe import class_path
 
 
+class _KeptOut:
+    """A ``sys.meta_path`` entry that, in the thread importing skops, refuses scikit-learn's test
+    packages and its array-API shims of frameworks this process has not imported."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        """Refuse a kept-out module; for any other, None (the next finder finds it)."""
+        if threading.get_ident() == self.thread and name.startswith("sklearn."):
+            parts = name.split(".")
+            shim = parts[1:3] == ["externals", "array_api_compat"] and len(parts) > 3 and parts[3] not in sys.modules
+            if "tests" in parts or (shim and parts[3] not in ("common", "numpy")):
+                raise ImportError(f"autotrack keeps {name} out while skops.io is imported")
+
+
+_skops_lock = threading.Lock()
+
+
+def skops_io() -> ModuleType:
+    """``skops.io``, imported on first use (a model saved or loaded), never at start-up.
+
+    Importing it runs scikit-learn's ``all_estimators()`` (skops' list of trusted types), which
+    walks every scikit-learn package: that imports its 53 ``tests`` packages and
+    ``sklearn.externals.array_api_compat.torch``, and so torch, into a pure scikit-learn script.
+    ``all_estimators()`` skips the ``tests`` and ``externals`` modules anyway; the walk imports the
+    packages only to look inside them, and passes over one that cannot be imported. So while
+    skops.io is imported, this thread is refused exactly those: skops' trusted types are the same
+    (``integrations/test_startup.py`` compares them with an unguarded import), and torch, the test
+    packages and the shims of frameworks not imported stay out of ``sys.modules``."""
+    module = sys.modules.get("skops.io")
+    if module is not None:
+        return module
+    with _skops_lock:
+        guard = _KeptOut()
+        sys.meta_path.insert(0, guard)
+        try:
+            import skops.io as sio
+        finally:
+            sys.meta_path.remove(guard)
+    return sio
+
+
 def log_model(run: autotrack.Run, model: Any) -> None:
     meta: dict[str, Any] = {"class": class_path(model), "sklearn_version": sklearn.__version__}
     data, name, problem = None, None, None
     try:
+        sio = skops_io()
         import skops
-        import skops.io as sio
 
         data = sio.dumps(model)
         untrusted = list(sio.get_untrusted_types(data=data))
@@ -72,8 +118,7 @@ def load_model(run_id: str, *, trusted: list[str] | None = None, allow_pickle: b
         raise InvalidArgumentError("run_id", run_id, f"the stored bytes of {artifact.name} do not match their sha256")
     fmt = artifact.metadata.get("format") or ("skops" if artifact.name.endswith(".skops") else "joblib")
     if fmt == "skops":
-        import skops.io as sio
-
+        sio = skops_io()
         untrusted = list(sio.get_untrusted_types(data=data))
         missing = [t for t in untrusted if t not in set(trusted or ())]
         if missing:
