@@ -504,3 +504,46 @@ def test_autotrack_disable_records_nothing(store, monkeypatch):
     tracked = Tracked(LogisticRegression(max_iter=300)).fit(X, y)
     assert tracked.run_id_ is None and tracked.score(X[1::2], y[1::2]) > 0.9
     assert len(autotrack.runs()) == 0
+
+
+@pytest.mark.parametrize("use", ["autolog", "Tracked"])
+def test_weighted_fits_get_weighted_scores_and_binary_ones_the_positive_class(store, use):
+    """A fit given sample_weight: the training metrics use the same weights; a binary classifier
+    also gets precision/recall/F1 of its positive class (classes_[1]) -- each checked against
+    sklearn.metrics with the same arguments."""
+    X, y = make_classification(n_samples=300, n_features=6, weights=[0.7, 0.3], random_state=4)
+    labels = np.where(y == 1, "churn", "stay")  # classes_ sorted: ['churn', 'stay'], positive 'stay'
+    w = np.random.default_rng(0).uniform(0.1, 3.0, size=len(y))
+    X_r, y_r = load_diabetes(return_X_y=True)
+    w_r = np.random.default_rng(1).uniform(0.5, 2.0, size=len(y_r))
+    if use == "autolog":
+        at_sklearn.autolog()
+        try:
+            clf = LogisticRegression(max_iter=500).fit(X, labels, sample_weight=w)
+            reg = Ridge(alpha=0.3).fit(X_r, y_r, sample_weight=w_r)
+        finally:
+            at_sklearn.autolog(disable=True)
+        clf_run, reg_run = (autotrack.get_run(i) for i in autotrack.runs(order_by="start asc")["id"])
+    else:
+        t_clf = at_sklearn.Tracked(LogisticRegression(max_iter=500)).fit(X, labels, sample_weight=w)
+        t_reg = at_sklearn.Tracked(Ridge(alpha=0.3)).fit(X_r, y_r, sample_weight=w_r)
+        clf, reg = t_clf.estimator_, t_reg.estimator_
+        clf_run, reg_run = autotrack.get_run(t_clf.run_id_), autotrack.get_run(t_reg.run_id_)
+    pred, proba = clf.predict(X), clf.predict_proba(X)
+    truth = {
+        "accuracy": skm.accuracy_score(labels, pred, sample_weight=w),
+        "balanced_accuracy": skm.balanced_accuracy_score(labels, pred, sample_weight=w),
+        "f1_macro": skm.f1_score(labels, pred, average="macro", sample_weight=w),
+        "precision": skm.precision_score(labels, pred, pos_label="stay", sample_weight=w),
+        "recall": skm.recall_score(labels, pred, pos_label="stay", sample_weight=w),
+        "f1": skm.f1_score(labels, pred, pos_label="stay", sample_weight=w),
+        "log_loss": skm.log_loss(labels, proba, sample_weight=w),
+        "roc_auc": skm.roc_auc_score(labels == "stay", proba[:, 1], sample_weight=w),
+    }
+    for key, value in truth.items():
+        assert clf_run.summary[f"train/{key}"] == pytest.approx(value, rel=1e-9), key
+    assert clf_run.summary["train/accuracy"] != pytest.approx(skm.accuracy_score(labels, pred), rel=1e-9)
+    pred_r = reg.predict(X_r)
+    for key, fn in (("r2", skm.r2_score), ("mae", skm.mean_absolute_error), ("rmse", skm.root_mean_squared_error)):
+        assert reg_run.summary[f"train/{key}"] == pytest.approx(fn(y_r, pred_r, sample_weight=w_r), rel=1e-9), key
+    assert "train/precision" not in reg_run.summary

@@ -118,7 +118,8 @@ def _replacement(method: str) -> Callable[..., Any]:
         from ._record import record  # sklearn.metrics and the recording code: on the first fit
 
         X, y = _fit_args(args, kwargs)
-        result, _, _ = record(self, lambda: original(self, *args, **kwargs), X, y, _settings, explicit=False)
+        result, _, _ = record(self, lambda: original(self, *args, **kwargs), X, y, _settings, explicit=False,
+                              sample_weight=kwargs.get("sample_weight"))
         return result
 
     replacement.__name__ = f"autotrack_sklearn_{method}"
@@ -129,7 +130,8 @@ def _record_search(original: Callable[..., Any], self: Any, *args: Any, **kwargs
     from ._record import record
 
     X, y = _fit_args(args, kwargs)
-    result, _, _ = record(self, lambda: original(self, *args, **kwargs), X, y, _settings, explicit=True)
+    result, _, _ = record(self, lambda: original(self, *args, **kwargs), X, y, _settings, explicit=True,
+                          sample_weight=kwargs.get("sample_weight"))
     return result
 
 

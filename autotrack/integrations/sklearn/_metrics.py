@@ -31,8 +31,12 @@ SILHOUETTE_MAX = 2000
 Fail = Callable[[str, BaseException], None]
 
 
-def log_task_metrics(run: autotrack.Run, est: Any, X: Any, y: Any, prefix: str, fail: Fail) -> None:
+def log_task_metrics(run: autotrack.Run, est: Any, X: Any, y: Any, prefix: str, fail: Fail,
+                     sample_weight: Any = None) -> None:
+    """``<prefix>/<metric>`` of ``est`` on ``(X, y)``, weighted by ``sample_weight`` when the fit
+    was (the scores then mean what the fit optimised)."""
     kind = get_tags(est).estimator_type
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     failed: list[tuple[str, BaseException]] = []  # reported after the block that silences warnings
 
     def note(what: str, exc: BaseException) -> None:
@@ -41,9 +45,9 @@ def log_task_metrics(run: autotrack.Run, est: Any, X: Any, y: Any, prefix: str, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # predicting on the training data may warn; that is not the user's fit
         if kind == "classifier" and y is not None:
-            computed = _classifier(est, X, y, prefix, note)
+            computed = _classifier(est, X, y, prefix, note, w)
         elif kind == "regressor" and y is not None:
-            computed = _regressor(est, X, y, prefix, note)
+            computed = _regressor(est, X, y, prefix, note, w)
         elif kind == "clusterer":
             computed = _clusterer(est, X, prefix, note)
         else:
@@ -83,7 +87,8 @@ def _argmax_predictors() -> tuple[type, ...]:
     return tuple(out)
 
 
-def _classifier(est: Any, X: Any, y: Any, prefix: str, fail: Fail) -> list[tuple[str, Callable[[], float]]]:
+def _classifier(est: Any, X: Any, y: Any, prefix: str, fail: Fail,
+                w: np.ndarray | None = None) -> list[tuple[str, Callable[[], float]]]:
     y_true = np.asarray(y)
     if y_true.ndim == 2 and y_true.shape[1] == 1:
         y_true = y_true.ravel()
@@ -106,26 +111,31 @@ def _classifier(est: Any, X: Any, y: Any, prefix: str, fail: Fail) -> list[tuple
         def averaged(average: str, which: int) -> Callable[[], float]:
             def value() -> float:
                 if average not in prf:
+                    kwargs = {"pos_label": classes[1]} if average == "binary" else {}
                     prf[average] = skm.precision_recall_fscore_support(y_true, y_pred, average=average,
-                                                                       zero_division=0)
+                                                                       zero_division=0, sample_weight=w, **kwargs)
                 return float(prf[average][which])
             return value
 
-        out += [("accuracy", lambda: float(skm.accuracy_score(y_true, y_pred))),
-                ("balanced_accuracy", lambda: float(skm.balanced_accuracy_score(y_true, y_pred)))]
+        out += [("accuracy", lambda: float(skm.accuracy_score(y_true, y_pred, sample_weight=w))),
+                ("balanced_accuracy", lambda: float(skm.balanced_accuracy_score(y_true, y_pred, sample_weight=w)))]
         for average in ("macro", "weighted"):
             out += [(f"precision_{average}", averaged(average, 0)), (f"recall_{average}", averaged(average, 1)),
                     (f"f1_{average}", averaged(average, 2))]
+        if classes is not None and np.ndim(classes) == 1 and len(classes) == 2 and np.isin(y_true, classes).all():
+            # a binary classifier: the positive class (classes_[1], scikit-learn's pos_label) alone too
+            out += [("precision", averaged("binary", 0)), ("recall", averaged("binary", 1)),
+                    ("f1", averaged("binary", 2))]
     if proba is not None and _are_probabilities(proba):
         labels = np.asarray(classes)
         if np.isin(y_true, labels).all():  # labels the estimator never saw: log loss is undefined
-            out.append(("log_loss", lambda: float(skm.log_loss(y_true, proba, labels=labels))))
+            out.append(("log_loss", lambda: float(skm.log_loss(y_true, proba, labels=labels, sample_weight=w))))
             if len(np.unique(y_true)) == len(labels) >= 2:  # every class present: ROC AUC is defined
                 if len(labels) == 2:
-                    out.append(("roc_auc", lambda: float(skm.roc_auc_score(y_true, proba[:, 1]))))
+                    out.append(("roc_auc", lambda: float(skm.roc_auc_score(y_true, proba[:, 1], sample_weight=w))))
                 else:
                     out.append(("roc_auc", lambda: float(skm.roc_auc_score(y_true, proba, multi_class="ovr",
-                                                                           labels=labels))))
+                                                                           labels=labels, sample_weight=w))))
     return out
 
 
@@ -134,7 +144,8 @@ def _are_probabilities(proba: np.ndarray) -> bool:
     return bool(np.allclose(proba.sum(axis=1), 1.0, rtol=np.sqrt(np.finfo(np.float64).eps)))
 
 
-def _regressor(est: Any, X: Any, y: Any, prefix: str, fail: Fail) -> list[tuple[str, Callable[[], float]]]:
+def _regressor(est: Any, X: Any, y: Any, prefix: str, fail: Fail,
+               w: np.ndarray | None = None) -> list[tuple[str, Callable[[], float]]]:
     if not hasattr(est, "predict"):
         return []
     y_pred = _predict(f"{prefix} predict", lambda: est.predict(X), fail)
@@ -143,11 +154,11 @@ def _regressor(est: Any, X: Any, y: Any, prefix: str, fail: Fail) -> list[tuple[
     y_true = np.asarray(y)
     if np.ndim(y_pred) != y_true.ndim and y_true.ndim == 2 and y_true.shape[1] == 1:
         y_true = y_true.ravel()
-    out = [("rmse", lambda: float(skm.root_mean_squared_error(y_true, y_pred))),
-           ("mae", lambda: float(skm.mean_absolute_error(y_true, y_pred))),
-           ("mape", lambda: float(skm.mean_absolute_percentage_error(y_true, y_pred)))]
+    out = [("rmse", lambda: float(skm.root_mean_squared_error(y_true, y_pred, sample_weight=w))),
+           ("mae", lambda: float(skm.mean_absolute_error(y_true, y_pred, sample_weight=w))),
+           ("mape", lambda: float(skm.mean_absolute_percentage_error(y_true, y_pred, sample_weight=w)))]
     if len(y_true) >= 2:
-        out.append(("r2", lambda: float(skm.r2_score(y_true, y_pred))))
+        out.append(("r2", lambda: float(skm.r2_score(y_true, y_pred, sample_weight=w))))
     return out
 
 

@@ -37,9 +37,10 @@ def nested(call: Callable[[], Any]) -> Any:
 
 
 def record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: Settings, *,
-           explicit: bool) -> tuple[Any, autotrack.Run | None, str | None]:
+           explicit: bool, sample_weight: Any = None) -> tuple[Any, autotrack.Run | None, str | None]:
     """Run ``call`` (the estimator's fit) inside a run when the grouping rules say so. Returns the
-    fit's result, the run (None when no run was made) and the training data's hash."""
+    fit's result, the run (None when no run was made) and the training data's hash. The training
+    metrics use the fit's ``sample_weight``, as the fit did."""
     if being_recorded() is not None or disabled():  # AUTOTRACK_DISABLE=1 makes Tracked a plain wrapper
         return nested(call), None, None
     group = _grouping.current_group()
@@ -82,7 +83,7 @@ def record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: Se
             raise
         fit_time = time.perf_counter() - start
         with recording(INTEGRATION):  # our predict/score calls are not fits to record
-            log_fit(run, estimator, X, y, settings, fit_time, described, failures)
+            log_fit(run, estimator, X, y, settings, fit_time, described, failures, sample_weight)
         _end(run, failures, keep_open=hosted is not None)
     finally:
         if token is not None:
@@ -129,7 +130,7 @@ def _describe_inputs(X: Any, y: Any, settings: Settings, failures: list[str]) ->
 
 
 def log_fit(run: autotrack.Run, est: Any, X: Any, y: Any, settings: Settings, fit_time: float,
-            described: dict[str, dict[str, Any]], failures: list[str]) -> None:
+            described: dict[str, dict[str, Any]], failures: list[str], sample_weight: Any = None) -> None:
     """Record a finished fit, one guarded piece at a time."""
     _piece(failures, "params", _log_params, run, est)
     _piece(failures, "model section", lambda: run.set_info("model", _describe.model_info(est)))
@@ -141,7 +142,7 @@ def log_fit(run: autotrack.Run, est: Any, X: Any, y: Any, settings: Settings, fi
         _failed(failures, what, exc)
 
     if settings.log_metrics:
-        _piece(failures, "training metrics", _metrics.log_task_metrics, run, est, X, y, "train", fail)
+        _piece(failures, "training metrics", _metrics.log_task_metrics, run, est, X, y, "train", fail, sample_weight)
         _piece(failures, "iteration curves", _metrics.log_curves, run, est)
         if settings.eval_set is not None:
             _piece(failures, "validation metrics", _metrics.log_task_metrics, run, est, settings.eval_set[0],

@@ -119,7 +119,7 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         self.estimator_ = clone(self.estimator)
         fitted = getattr(self.estimator_, method)
         result, run, train_hash = record(self.estimator_, lambda: fitted(X, y, **fit_params), X, y, settings,
-                                          explicit=True)
+                                          explicit=True, sample_weight=fit_params.get("sample_weight"))
         self.run_id_ = run.id if run is not None else None
         # tells test data from the training data in score()
         self._train_fingerprint = train_hash or (data_hash(X) if run is not None else None)
