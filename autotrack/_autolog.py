@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -40,6 +40,10 @@ def autolog(
     system_metrics: bool | float = True,
     experiment: str | None = None,
     run_name: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    log_datasets: bool = True,
+    post_training_metrics: bool = True,
+    log_input_examples: bool = True,
     **switches: bool,
 ) -> None:
     """Record every training in this process with no other change to the code.
@@ -62,6 +66,13 @@ def autolog(
         run_name: the name of the first top-level run autolog starts (the next ones get
             ``NAME-2``, ``NAME-3`` ...); runs inside it keep their own names. Also
             ``AUTOTRACK_RUN_NAME`` and ``autotrack run --name``.
+        tags: tags given to every run an integration starts while autolog is on (the
+            integration's own tags win on a clash).
+        log_datasets: False: no data fingerprints (the ``data`` section) on autologged runs.
+        post_training_metrics: record ``sklearn.metrics`` calls and ``score()`` on recorded
+            estimators' predictions of other data in the fit's run (scikit-learn, XGBoost and
+            LightGBM estimators).
+        log_input_examples: store a few input rows with each stored model (secret filter applied).
 
     ``AUTOTRACK_DISABLE=1`` in the environment turns it all off.
     """
@@ -82,13 +93,21 @@ def autolog(
     wanted = _switches({**{name: False for name in exclude}, **switches})
     if run_name is not None and (not isinstance(run_name, str) or not run_name.strip()):
         raise InvalidArgumentError("run_name", run_name, "pass a non-empty name, or None for generated names")
+    if tags is not None and (not isinstance(tags, Mapping) or not all(isinstance(k, str) and k for k in tags)):
+        raise InvalidArgumentError("tags", tags, "pass a dict of tag name -> value, e.g. tags={'team': 'vision'}")
+    for name, flag in (("log_datasets", log_datasets), ("post_training_metrics", post_training_metrics),
+                       ("log_input_examples", log_input_examples)):
+        if not isinstance(flag, bool):
+            raise InvalidArgumentError(name, flag, f"pass {name}=True or {name}=False")
     if experiment is not None:
         os.environ["AUTOTRACK_EXPERIMENT"] = experiment
     if run_name is not None:
         os.environ["AUTOTRACK_RUN_NAME"] = run_name
     with _lock:
         _options.clear()
-        _options.update(log_models=log_models, log_every_n_steps=log_every_n_steps, grad_norm_every=grad_norm_every)
+        _options.update(log_models=log_models, log_every_n_steps=log_every_n_steps, grad_norm_every=grad_norm_every,
+                        tags=dict(tags or {}), log_datasets=log_datasets, post_training_metrics=post_training_metrics,
+                        log_input_examples=log_input_examples)
         for name, on in wanted.items():
             (_switched_off.discard if on else _switched_off.add)(name)
         _configure_capture(system_metrics, seeds)
@@ -216,6 +235,7 @@ def _disable_all() -> None:
             unpatch(integration.name)
         _enabled.clear()
         _switched_off.clear()
+        _options.clear()
     unpatch("script")
     _script_params.clear()
     try:

@@ -250,3 +250,57 @@ def test_run_name_names_the_top_level_runs_and_leaves_children_alone(tmp_path):
     bad = subprocess.run([sys.executable, "-c", "import autotrack; autotrack.autolog(run_name='')"],
                          env=_env(store), capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "run_name" in bad.stderr
+
+
+def test_autolog_tags_reach_every_run_it_starts_and_log_datasets_false_drops_the_data_section(store):
+    """`autolog(tags=...)`: every run an integration starts gets them (scikit-learn, plain
+    PyTorch, XGBoost here); `log_datasets=False`: none of them has a data fingerprint. Without the
+    switch the same fits do record their data."""
+    pytest.importorskip("sklearn")
+    xgboost = pytest.importorskip("xgboost")
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from autotrack.integrations.torch import current_run
+
+    X, y = load_iris(return_X_y=True)
+
+    def train_three() -> list[str]:
+        before = set(autotrack.runs()["id"]) if len(autotrack.runs()) else set()
+        LogisticRegression(max_iter=300).fit(X, y)
+        xgboost.train({"objective": "multi:softprob", "num_class": 3}, xgboost.DMatrix(X, label=y), 3)
+        model = torch.nn.Linear(4, 3)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(torch.tensor(X, dtype=torch.float32)), torch.tensor(y)).backward()
+            opt.step()
+        current_run().end()
+        return [r for r in autotrack.runs()["id"] if r not in before]
+
+    autotrack.autolog(system_metrics=False, tags={"team": "vision", "ticket": 42}, log_datasets=False)
+    try:
+        quiet = train_three()
+    finally:
+        autotrack.autolog(disable=True)
+    autotrack.autolog(system_metrics=False)
+    try:
+        plain = train_three()
+    finally:
+        autotrack.autolog(disable=True)
+    assert len(quiet) == len(plain) == 3
+    for run_id in quiet:
+        run = autotrack.get_run(run_id)
+        assert run.tags["team"] == "vision" and run.tags["ticket"] in (42, "42"), run.tags
+        assert not run.info("data"), (run.tags.get("autotrack.integration"), run.info("data"))
+    integrations = {autotrack.get_run(r).tags["autotrack.integration"] for r in quiet}
+    assert integrations == {"sklearn", "xgboost", "pytorch"}
+    for run_id in plain:
+        run = autotrack.get_run(run_id)
+        assert "team" not in run.tags
+    # the two fits that see their data record it when the switch is not given
+    assert sum(bool(autotrack.get_run(r).info("data")) for r in plain) >= 2
+    with pytest.raises(autotrack.InvalidArgumentError, match="tags"):
+        autotrack.autolog(tags=["team"])
+    with pytest.raises(autotrack.InvalidArgumentError, match="log_datasets"):
+        autotrack.autolog(log_datasets="no")

@@ -85,18 +85,28 @@ from autotrack._capture.fingerprint import (
     Hasher,
     fingerprint,
     hash_buffer,
-    log_data,
     qualname,
     register_fingerprinter,
     safe_len,
     sample_offsets,
 )
+from autotrack._capture.fingerprint import log_data as _store_data_entry
 from autotrack._capture.fingerprint import sequence as fingerprint_sequence
 from autotrack._capture.seeds import patch_seeder, record_seed, seed_recorder
 from autotrack._errors import InvalidArgumentError, MissingDependencyError
 from autotrack._imports import cancel as cancel_when_imported
-from autotrack._imports import cancel_submodules, when_imported, when_submodules_imported
-from autotrack._integrations import AUTOLOG_OPTIONS, Integration, integrations, register_integration, unregister_integration
+from autotrack._imports import (
+    cancel_submodules,
+    when_imported,
+    when_submodules_imported,
+)
+from autotrack._integrations import (
+    AUTOLOG_OPTIONS,
+    Integration,
+    integrations,
+    register_integration,
+    unregister_integration,
+)
 from autotrack._patching import (
     being_recorded,
     disabled,
@@ -129,6 +139,8 @@ __all__ = [
     "RunSlot",
     "attach_run",
     "autolog_options",
+    "autolog_setting",
+    "autolog_tags",
     "being_recorded",
     "cancel_submodules",
     "cancel_when_imported",
@@ -150,8 +162,8 @@ __all__ = [
     "qualname",
     "record_missing_artifact",
     "record_seed",
-    "redact_url",
     "recording",
+    "redact_url",
     "register_buffer",
     "register_fingerprinter",
     "register_integration",
@@ -167,10 +179,10 @@ __all__ = [
     "suspended",
     "unpatch",
     "unregister_integration",
-    "withdraw_training",
     "warn_once",
     "when_imported",
     "when_submodules_imported",
+    "withdraw_training",
 ]
 
 
@@ -182,6 +194,31 @@ def autolog_options() -> dict[str, Any]:
     from autotrack import _autolog
 
     return dict(_autolog._options)
+
+
+def autolog_setting(name: str, default: Any = True) -> Any:
+    """One option of the last ``autotrack.autolog()`` call (``default`` when it was not given, or
+    autolog was not called): ``post_training_metrics``, ``log_input_examples``, ``log_datasets``..."""
+    from autotrack import _autolog
+
+    return _autolog._options.get(name, default)
+
+
+def autolog_tags() -> dict[str, Any]:
+    """``autotrack.autolog(tags=...)``: the tags every run an integration starts gets (an
+    integration's own tags and the user's callback tags are applied after them and win)."""
+    from autotrack import _autolog
+
+    return dict(_autolog._options.get("tags") or {})
+
+
+def log_data(run: Run, name: str, obj: Any, **extra: Any) -> dict[str, Any] | None:
+    """Fingerprint ``obj`` into ``run``'s ``data`` section as ``name`` (see
+    :func:`autotrack._capture.fingerprint.log_data`); nothing, and None, while
+    ``autotrack.autolog(log_datasets=False)`` is on."""
+    if not autolog_setting("log_datasets"):
+        return None
+    return _store_data_entry(run, name, obj, **extra)
 
 
 # -- runs ---------------------------------------------------------------------------------------
@@ -208,11 +245,11 @@ class RunSlot:
         has ended). A sweep's trial waiting for its training (:func:`hosted_run`) is taken over
         instead of starting a child of it."""
         if self.run is None or ((self.created or self.hosted) and self.run.ended):
-            tags = {INTEGRATION_TAG: self.integration, **(self.kwargs["tags"] or {})}
+            tags = {**autolog_tags(), INTEGRATION_TAG: self.integration, **(self.kwargs["tags"] or {})}
             hosted = hosted_run(parent)
             if hosted is not None:
                 self.run, self.created, self.hosted = hosted, False, True
-                hosted.set_tags({"autotrack.training": self.integration, **(self.kwargs["tags"] or {})})
+                hosted.set_tags({**autolog_tags(), "autotrack.training": self.integration, **(self.kwargs["tags"] or {})})
                 return hosted
             self.run = autotrack.start_run(self.kwargs["name"], experiment=self.kwargs["experiment"], tags=tags,
                                            parent=parent)

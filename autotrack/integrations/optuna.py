@@ -44,6 +44,7 @@ from autotrack.integrations.base import (
     Run,
     RunRef,
     attach_run,
+    autolog_tags,
     guarded,
     host_training,
     patch,
@@ -142,7 +143,7 @@ class _StudyRecord:
                     return cls(attach_run(RunRef(rec.id, store.location, rec.name, rec.experiment, rec.parent_id)),
                                owned=False)
             run = autotrack.start_run(name or study.study_name, experiment=experiment, activate=False,
-                                      tags={"autotrack.integration": INTEGRATION, "autotrack.study": study.study_name,
+                                      tags={**autolog_tags(), "autotrack.integration": INTEGRATION, "autotrack.study": study.study_name,
                                             **(tags or {})},
                                       params=_study_params(study))
             run.flush()  # in the store before its id is published to the other workers
@@ -152,7 +153,8 @@ class _StudyRecord:
     def trial_started(self, trial: optuna.Trial) -> Run:
         run = autotrack.start_run(f"{self.run.name}-trial-{trial.number}", experiment=self.run.experiment,
                                   parent=self.run.id, activate=False,
-                                  tags={"autotrack.integration": INTEGRATION, "trial": trial.number, "state": "running"})
+                                  tags={**autolog_tags(), "autotrack.integration": INTEGRATION, "trial": trial.number,
+                                        "state": "running"})
         with self.lock:
             self.trials[trial.number] = (run, time.perf_counter())
         return run
@@ -168,7 +170,7 @@ class _StudyRecord:
         if run is None:
             run = autotrack.start_run(f"{self.run.name}-trial-{trial.number}", experiment=self.run.experiment,
                                       parent=self.run.id, activate=False,
-                                      tags={"autotrack.integration": INTEGRATION, "trial": trial.number})
+                                      tags={**autolog_tags(), "autotrack.integration": INTEGRATION, "trial": trial.number})
         else:
             withdraw_training(run)
         state = _STATES.get(trial.state, trial.state.name.lower())

@@ -66,7 +66,16 @@ from xgboost.callback import EarlyStopping, TrainingCallback, TrainingCheckPoint
 import autotrack
 from autotrack import Run
 from autotrack.integrations._wrapped import inner_slot
-from autotrack.integrations.base import InvalidArgumentError, fingerprint, guarded, log_data, patch, patched, unpatch
+from autotrack.integrations.base import (
+    InvalidArgumentError,
+    autolog_tags,
+    fingerprint,
+    guarded,
+    log_data,
+    patch,
+    patched,
+    unpatch,
+)
 
 #: the data fingerprints (names kept for the suite, which can switch them off)
 _capture_fingerprint: Any = fingerprint
@@ -198,7 +207,7 @@ class AutotrackCallback(TrainingCallback):
         given = self._given_run
         self._owns_run = given is None
         if given is None:
-            return autotrack.start_run(parent=self._parent_id, tags={"autotrack.integration": INTEGRATION})
+            return autotrack.start_run(parent=self._parent_id, tags={**autolog_tags(), "autotrack.integration": INTEGRATION})
         if given.ended:
             raise InvalidArgumentError(
                 "run", given, "this run has ended; pass an open run, or None to let the callback start one"

@@ -17,7 +17,7 @@ third-party package's) when it is created (a hook on ``BaseEstimator.__init_subc
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -26,6 +26,8 @@ from sklearn.utils._available_if import _AvailableIfDescriptor
 
 from autotrack.integrations.base import (
     InvalidArgumentError,
+    autolog_setting,
+    autolog_tags,
     cancel_submodules,
     cancel_when_imported,
     patch,
@@ -45,12 +47,16 @@ _hooked: dict[str, Any] = {}  # the __init_subclass__ we replaced on BaseEstimat
 
 def autolog(*, disable: bool = False, log_models: bool = True, log_metrics: bool = True, log_data: bool = True,
             max_child_runs: int | None = None, experiment: str | None = None, run_name: str | None = None,
-            log_transformer_models: bool = False, **_other_integrations_options: Any) -> None:
+            log_transformer_models: bool = False, tags: Mapping[str, Any] | None = None,
+            **_other_integrations_options: Any) -> None:
     global _settings
     if not isinstance(disable, bool):
         raise InvalidArgumentError("disable", disable, "pass True or False")
-    settings = Settings(run_name=run_name, experiment=experiment, log_model=log_models, log_metrics=log_metrics,
-                        log_data=log_data, max_child_runs=max_child_runs,
+    # autotrack.autolog(tags=, log_datasets=) apply here as in every integration
+    tags = {**autolog_tags(), **(tags or {})} if tags is None or isinstance(tags, Mapping) else tags
+    settings = Settings(run_name=run_name, experiment=experiment, tags=tags or None, log_model=log_models,
+                        log_metrics=log_metrics, log_data=log_data and bool(autolog_setting("log_datasets")),
+                        max_child_runs=max_child_runs,
                         log_transformer_models=log_transformer_models)
     if not disable:
         check_settings(settings)
@@ -115,7 +121,9 @@ def _fit_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
 
 def _replacement(method: str) -> Callable[..., Any]:
     def replacement(original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
-        from ._record import record  # sklearn.metrics and the recording code: on the first fit
+        from ._record import (
+            record,  # sklearn.metrics and the recording code: on the first fit
+        )
 
         X, y = _fit_args(args, kwargs)
         result, _, _ = record(self, lambda: original(self, *args, **kwargs), X, y, _settings, explicit=False,
