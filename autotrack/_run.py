@@ -172,6 +172,12 @@ class Run:
     # -- identity --------------------------------------------------------------------------
 
     @property
+    def last_step(self) -> int | None:
+        """The highest step any metric of this run has been logged at (a resumed run's included),
+        or None before the first point."""
+        return max(self._last_step.values(), default=None)
+
+    @property
     def id(self) -> str:
         return self._id
 

@@ -436,3 +436,53 @@ def test_ddp_two_processes_one_run_written_by_rank_zero(store, tmp_path, strateg
     rank1_keys = [k for k in rec.metric_keys if k.startswith("system/rank1/")]
     assert "system/rank1/proc_rss_bytes" in rank1_keys
     assert not any(k.startswith("system/rank0/") for k in rec.metric_keys)
+
+
+class EvaluatedMLP(MLP):
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_loss", torch.nn.functional.cross_entropy(self.net(x), y))
+        self.log("test_acc", (self.net(x).argmax(1) == y).float().mean())
+
+
+def _truth(model: L.LightningModule, data: torch.utils.data.DataLoader) -> tuple[float, float]:
+    """Lightning's epoch mean of the per-batch values (equal-size batches: the plain mean)."""
+    with torch.no_grad():
+        losses, accs = zip(*[(torch.nn.functional.cross_entropy(model.net(x), y).item(),
+                              (model.net(x).argmax(1) == y).float().mean().item()) for x, y in data])
+    return float(np.mean(losses)), float(np.mean(accs))
+
+
+def test_test_after_fit_writes_into_the_fits_run_with_any_trainer(store):
+    """`trainer.test()` after `fit()` -- with the same Trainer, or a new one for the same module --
+    adds `test_*` to the fit's run (no second run) at the fit's last step, keeping the fit's params,
+    config and status; a module that was never fitted here gets a run of its own."""
+    from autotrack.integrations.lightning import autolog
+
+    torch.manual_seed(0)
+    model = EvaluatedMLP(step_size=100)
+    test_data = loader(n=32, seed=1)
+    autolog()
+    try:
+        t = trainer(max_epochs=1)
+        t.fit(model, loader(), loader(n=16, seed=2))
+        first = t.test(model, test_data, verbose=False)[0]
+        again = trainer(max_epochs=5).test(model, test_data, verbose=False)[0]
+        fresh = EvaluatedMLP()
+        trainer().test(fresh, test_data, verbose=False)
+    finally:
+        autolog(disable=True)
+    frame = autotrack.runs(order_by="start asc")
+    assert len(frame) == 2, frame[["name", "status"]]
+    rec = autotrack.get_run(frame["id"].iloc[0])
+    loss, acc = _truth(model, test_data)
+    assert first["test_loss"] == pytest.approx(loss, rel=1e-5) and again["test_loss"] == pytest.approx(loss, rel=1e-5)
+    steps, values, _ = rec.metric_arrays("test_loss")
+    np.testing.assert_allclose(values, [loss, loss], rtol=1e-5)
+    assert list(steps) == [t.global_step, t.global_step] == [8, 8]
+    assert rec.metric_arrays("test_acc")[1][-1] == pytest.approx(acc, rel=1e-6)
+    assert rec.status == "finished" and rec.params["trainer.max_epochs"] == 1  # the second Trainer's left no mark
+    assert rec.info("config")["stage"] == "fit"
+    np.testing.assert_allclose(rec.metric_arrays("train/loss")[1], model.losses, rtol=1e-6)
+    other = autotrack.get_run(frame["id"].iloc[1])
+    assert other.info("config")["stage"] == "test" and "test_loss" in other.metric_keys

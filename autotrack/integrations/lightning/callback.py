@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,9 @@ except ImportError:  # Python < 3.12
 
 #: One label for every hook: a fault is one warning per fit, not one per hook.
 HOOKS = "lightning callback"
+#: The run of each LightningModule's last fit (a run the callback started): a later
+#: ``trainer.test/validate/predict`` of the same module, by any Trainer, writes into it.
+_fit_runs: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
@@ -76,6 +80,12 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
       ``grad_nonfinite/first_step`` and ``grad_nonfinite/params`` if gradients become non-finite;
     * artifacts of kind ``checkpoint`` for every ModelCheckpoint save (metadata: path, epoch,
       global_step, monitor, score, best, last; deleted checkpoints are marked deleted).
+
+    ``trainer.test()`` / ``validate()`` / ``predict()`` of a module this callback fitted in the
+    same process (with the same Trainer or another one) reopens the fit's run and adds what that
+    stage logs (``test_loss`` ...) at the fit's last step or later, leaving its params, sections
+    and status as they were (a stage that raises is named in the tag ``autotrack.<stage>_error``).
+    A module that was not fitted here (loaded from a checkpoint) gets a run of its own.
 
     Losses, norms and ``self.log`` tensors reach the run in batches (every 100 optimizer steps,
     at the end of fit and when training fails), so nothing converts a tensor inside the step.
@@ -130,6 +140,8 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
         self._wrapped_connector: Any = None
         self._wrapped_module: Any = None
         self._keys_seen = 0
+        #: (stage, the run's status before) while a later stage writes into a fit's run
+        self._reopened: tuple[str, str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -257,10 +269,16 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
                 break
         else:
             self._wrap_logged_metrics(trainer)
+        if stage != "fit" and self._reopen_fit_run(pl_module, stage):
+            self._watch_user_keys(pl_module)
+            self._on = True
+            return
         run = self._session.ensure_run()
+        if stage == "fit" and self._session.created:
+            _fit_runs[pl_module] = run.id
         run.step = trainer.global_step
         config = _trainer_config(trainer)
-        run.set_info("config", {"trainer": config, "stage": stage})
+        run.set_info("config", {"trainer": config, "stage": str(getattr(stage, "value", stage))})
         run.log_params({f"trainer.{k}": v for k, v in config.items()})
         hparams = plain_hparams(getattr(pl_module, "hparams", {}))
         datamodule = getattr(trainer, "datamodule", None)
@@ -273,6 +291,26 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
         self._step_checkpointing = any(checkpoints.saves_between_batches(cb) for cb in self._ckpt_callbacks)
         self._watch_user_keys(pl_module)
         self._on = True
+
+    def _reopen_fit_run(self, pl_module: Any, stage: str) -> bool:
+        """After ``fit``: reopen the run of this module's fit for a test/validate/predict stage.
+        False (a run of its own, as before) when the module was not fitted here, the user gave
+        the run, or the fit's run cannot be reopened."""
+        run_id = _fit_runs.get(pl_module)
+        slot = self._session.slot
+        if run_id is None or (slot.run is not None and not slot.run.ended):
+            return False  # an open run (the user's, or one still recording) takes the metrics as before
+        try:
+            status = autotrack.get_run(run_id).status
+            run = autotrack.start_run(resume=run_id)
+        except Exception as exc:  # noqa: BLE001 - the stage is recorded in a run of its own instead
+            report_failure(f"lightning: reopening the fit's run for {stage}", exc)
+            return False
+        slot.run, slot.created, slot.hosted = run, True, False
+        self._session.reset_recorders()
+        self._session.step_floor = run.last_step or 0
+        self._reopened = (stage, status if status in ("finished", "failed", "killed") else "finished")
+        return True
 
     def _enter_framework_recording(self) -> None:
         """While this callback records, other integrations' hooks (the plain-PyTorch autolog's
@@ -476,6 +514,14 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
         self._unwrap_logged_metrics()
         self._unwatch_user_keys()
         self._on = False
+        reopened, self._reopened = self._reopened, None
+        if reopened is not None:  # a stage after fit: the fit's run keeps its status
+            stage, before = reopened
+            run = self._session.run
+            if error is not None and run is not None and not run.ended:
+                run.set_tags({f"autotrack.{stage}_error": f"{type(error).__name__}: {error}"[:500]})
+            status, error = before, None
+            self._session.step_floor = 0
         self._session.end(status, error)
 
     # -- metrics the user logs with self.log ------------------------------------------------
@@ -538,6 +584,7 @@ def record_user_metrics(session: Session, trainer: Any, metrics: Mapping[str, An
                 step = int(metrics["step"])
             else:
                 step = trainer.fit_loop.epoch_loop._batches_that_stepped
+        step = max(step, session.step_floor)  # a test after fit: at the fit's last step or later
         buffer = session.buffer
         for key, value in metrics.items():
             if key != "step":

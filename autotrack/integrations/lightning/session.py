@@ -50,6 +50,8 @@ class Session:
         self.last_epoch: int | None = None
         #: keys the user logs that autotrack writes too: autotrack's own move to ASIDE + key
         self.user_keys: set[str] = set()
+        #: the lowest step metrics are written at (a test stage writing into a fit's run: its last step)
+        self.step_floor = 0
 
     @property
     def run(self) -> Run | None:
@@ -96,10 +98,14 @@ class Session:
                         autotrack.set_store(self._parent_ref.store)
                     parent = self._parent_ref.id
                 slot.get(parent=parent)
-            self._buffer = None
-            self._checkpoints = None
-            self.flushers = []
+            self.reset_recorders()
         return slot.run  # type: ignore[return-value]
+
+    def reset_recorders(self) -> None:
+        """A new run: the batching buffer and the checkpoint recorder start afresh for it."""
+        self._buffer = None
+        self._checkpoints = None
+        self.flushers = []
 
     @property
     def buffer(self) -> ScalarBuffer:
