@@ -83,6 +83,23 @@ def _screenshot(page: Any, tmp_path: Path, name: str, full_page: bool = False) -
 
 
 
+@pytest.fixture
+def own_ui(tmp_path: Path) -> Iterator[str]:
+    """A UI server of its own over a fresh store (the test writes its runs into it): its URL."""
+    from autotrack import _run
+
+    previous = _run._store_override
+    store = autotrack.set_store(tmp_path / "store")
+    server = make_server("127.0.0.1", 0, store=store)
+    start_in_thread(server)
+    try:
+        yield f"http://127.0.0.1:{server.port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        _run._store_override = previous
+
+
 def _page(browser: Any, scheme: str = "light") -> tuple[Any, list[str]]:
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
     errors: list[str] = []
@@ -501,165 +518,194 @@ def test_downsample_keeps_extremes_and_order(n: int) -> None:
     assert np.array_equal(v, values[s // 3], equal_nan=True)  # real points, not averages
 
 
-def test_models_pages_show_versions_aliases_and_the_whole_history(browser: Any, tmp_path: Path) -> None:
+def test_models_pages_show_versions_aliases_and_the_whole_history(browser: Any, own_ui: str, tmp_path: Path) -> None:
     """Three versions registered by Tracked(register_as=) from real fits, alias moves and a rollback:
     the models page and the model page show what the registry API says, and link each version to
     its run."""
     sklearn_lm = pytest.importorskip("sklearn.linear_model")
     from sklearn.datasets import load_iris
 
-    from autotrack import _run
     from autotrack.integrations.sklearn import Tracked
 
-    previous = _run._store_override
-    store = autotrack.set_store(tmp_path / "store")
-    server = make_server("127.0.0.1", 0, store=store)
-    start_in_thread(server)
-    url = f"http://127.0.0.1:{server.port}/"
-    try:
-        X, y = load_iris(return_X_y=True)
-        for C in (0.1, 1.0, 3.0):
-            Tracked(sklearn_lm.LogisticRegression(C=C, max_iter=300), register_as="iris-clf").fit(X, y)
-        autotrack.set_alias("iris-clf", "champion", 1, reason="first")
-        autotrack.set_alias("iris-clf", "champion", 3, reason="better")
-        autotrack.set_alias("iris-clf", "staging", 2)
-        autotrack.rollback("iris-clf", "champion", reason="v3 regressed")
-        model = autotrack.get_model("iris-clf")
+    X, y = load_iris(return_X_y=True)
+    for C in (0.1, 1.0, 3.0):
+        Tracked(sklearn_lm.LogisticRegression(C=C, max_iter=300), register_as="iris-clf").fit(X, y)
+    autotrack.set_alias("iris-clf", "champion", 1, reason="first")
+    autotrack.set_alias("iris-clf", "champion", 3, reason="better")
+    autotrack.set_alias("iris-clf", "staging", 2)
+    autotrack.rollback("iris-clf", "champion", reason="v3 regressed")
+    model = autotrack.get_model("iris-clf")
 
-        page, errors = _page(browser)
-        _open(page, url + "#/models", "models")
-        _no_panel_errors(page)
-        row = page.locator('#models-table tr[data-name="iris-clf"]').inner_text()
-        assert "@champion → v1" in row and "@staging → v2" in row and "v3" in row
-        page.click('#models-table a[href="#/models/iris-clf"]')
-        page.wait_for_selector("body[data-ready=model]", timeout=20_000)
-        _no_panel_errors(page)
-        versions = page.locator("#versions-table tbody tr").evaluate_all("rs => rs.map(r => r.dataset.version)")
-        assert versions == [str(v.version) for v in reversed(model.versions)]
-        for v in model.versions:
-            cells = page.locator(f'#versions-table tr[data-version="{v.version}"]')
-            assert cells.locator(f'a[href="#/run/{v.run_id}"]').count() == 1
-            assert v.sha256[:12] in cells.inner_text()
-        history = page.locator("#history-table tbody tr").all_inner_texts()
-        expected = list(reversed(model.history))
-        assert len(history) == len(expected) == 4
-        for text, move in zip(history, expected):
-            assert f"@{move.alias}" in text and f"v{move.to_version}" in text and move.action in text
-            assert (move.reason or "") in text
-        _screenshot(page, tmp_path, "model-page.png", full_page=True)
-        _open(page, url + "#/models/no-such-model", "error")
-        assert "no-such-model" in page.inner_text("main")
-        errors = [e for e in errors if "404" not in e]  # the missing model's API answer
-        assert errors == [], errors
-        page.close()
-    finally:
-        server.shutdown()
-        server.server_close()
-        _run._store_override = previous
+    page, errors = _page(browser)
+    _open(page, own_ui + "#/models", "models")
+    _no_panel_errors(page)
+    row = page.locator('#models-table tr[data-name="iris-clf"]').inner_text()
+    assert "@champion → v1" in row and "@staging → v2" in row and "v3" in row
+    page.click('#models-table a[href="#/models/iris-clf"]')
+    page.wait_for_selector("body[data-ready=model]", timeout=20_000)
+    _no_panel_errors(page)
+    versions = page.locator("#versions-table tbody tr").evaluate_all("rs => rs.map(r => r.dataset.version)")
+    assert versions == [str(v.version) for v in reversed(model.versions)]
+    for v in model.versions:
+        cells = page.locator(f'#versions-table tr[data-version="{v.version}"]')
+        assert cells.locator(f'a[href="#/run/{v.run_id}"]').count() == 1
+        assert v.sha256[:12] in cells.inner_text()
+    history = page.locator("#history-table tbody tr").all_inner_texts()
+    expected = list(reversed(model.history))
+    assert len(history) == len(expected) == 4
+    for text, move in zip(history, expected):
+        assert f"@{move.alias}" in text and f"v{move.to_version}" in text and move.action in text
+        assert (move.reason or "") in text
+    _screenshot(page, tmp_path, "model-page.png", full_page=True)
+    _open(page, own_ui + "#/models/no-such-model", "error")
+    assert "no-such-model" in page.inner_text("main")
+    errors = [e for e in errors if "404" not in e]  # the missing model's API answer
+    assert errors == [], errors
+    page.close()
 
 
-def test_compare_groups_runs_by_a_param_with_mean_and_band(browser: Any, tmp_path: Path) -> None:
+def test_compare_groups_runs_by_a_param_with_mean_and_band(browser: Any, own_ui: str, tmp_path: Path) -> None:
     """Group by a param on the compare page: one mean line per value with its min-max band, equal
     to the mean/min/max computed here from what the runs logged; hiding a run recomputes its group;
     one chart's own log scale leaves the others linear."""
-    from autotrack import _run
 
-    previous = _run._store_override
-    store = autotrack.set_store(tmp_path / "store")
-    server = make_server("127.0.0.1", 0, store=store)
-    start_in_thread(server)
-    url = f"http://127.0.0.1:{server.port}/"
     logged: dict[float, list[list[float]]] = {0.1: [], 0.01: []}
     ids: list[str] = []
-    try:
-        for lr in (0.1, 0.01):
-            for seed in range(3):
-                curve = [(1.0 + seed * 0.25) / (1 + lr * 10 * step) for step in range(12)]
-                with autotrack.start_run(params={"lr": lr, "seed": seed}) as run:
-                    for step, value in enumerate(curve):
-                        run.log_metric("train/loss", value, step=step)
-                        run.log_metric("val/acc", 1 - value / 2, step=step)
-                logged[lr].append(curve)
-                ids.append(run.id)
-        page, errors = _page(browser)
-        _open(page, url + "#/compare/" + ",".join(ids), "compare")
-        page.select_option("#cmp-metrics .at-group", "lr")
-        _wait_for(page, "document.querySelector('#cmp-metrics .at-chart[data-key=\"train/loss\"]')._at.groups === 2")
-        data = page.evaluate("document.querySelector('#cmp-metrics .at-chart[data-key=\"train/loss\"]')._at.plot.data")
-        assert data[0] == list(range(12))
-        for g, lr in enumerate((0.1, 0.01)):  # the groups in first-seen order: mean, max, min each
-            columns = list(zip(*logged[lr]))
-            mean, top, low = data[1 + 3 * g], data[2 + 3 * g], data[3 + 3 * g]
-            assert mean == pytest.approx([sum(c) / len(c) for c in columns])
-            assert top == pytest.approx([max(c) for c in columns]) and low == pytest.approx([min(c) for c in columns])
-        assert "lr=0.1" in page.inner_text("#cmp-metrics .legend")
-        _screenshot(page, tmp_path, "compare-grouped.png", full_page=True)
-        # hide the first run of lr=0.1: its group is the mean of the other two
-        page.click(f'#cmp-metrics .legend-item[data-id="{ids[0]}"]')
-        _wait_for(page, "document.querySelector('#cmp-metrics .at-chart[data-key=\"train/loss\"]')._at.groups === 2")
-        data = page.evaluate("document.querySelector('#cmp-metrics .at-chart[data-key=\"train/loss\"]')._at.plot.data")
-        columns = list(zip(*logged[0.1][1:]))
-        assert data[1] == pytest.approx([sum(c) / len(c) for c in columns])
-        # one chart's own log scale
-        page.check('#cmp-metrics .at-chart[data-key="train/loss"] .at-chart-log')
-        distr = page.evaluate("""[...document.querySelectorAll('#cmp-metrics .at-chart')].map(d =>
-            [d.dataset.key, d._at.plot ? d._at.plot.scales.y.distr : null])""")
-        assert dict(distr)["train/loss"] == 3 and dict(distr)["val/acc"] == 1, distr
-        assert errors == [], errors
-        page.close()
-    finally:
-        server.shutdown()
-        server.server_close()
-        _run._store_override = previous
+    for lr in (0.1, 0.01):
+        for seed in range(3):
+            curve = [(1.0 + seed * 0.25) / (1 + lr * 10 * step) for step in range(12)]
+            with autotrack.start_run(params={"lr": lr, "seed": seed}) as run:
+                for step, value in enumerate(curve):
+                    run.log_metric("train/loss", value, step=step)
+                    run.log_metric("val/acc", 1 - value / 2, step=step)
+            logged[lr].append(curve)
+            ids.append(run.id)
+    page, errors = _page(browser)
+    _open(page, own_ui + "#/compare/" + ",".join(ids), "compare")
+    page.select_option("#cmp-metrics .at-group", "lr")
+    _wait_for(page, "document.querySelector('#cmp-metrics .at-chart[data-key=\"train/loss\"]')._at.groups === 2")
+    data = page.evaluate("document.querySelector('#cmp-metrics .at-chart[data-key=\"train/loss\"]')._at.plot.data")
+    assert data[0] == list(range(12))
+    for g, lr in enumerate((0.1, 0.01)):  # the groups in first-seen order: mean, max, min each
+        columns = list(zip(*logged[lr]))
+        mean, top, low = data[1 + 3 * g], data[2 + 3 * g], data[3 + 3 * g]
+        assert mean == pytest.approx([sum(c) / len(c) for c in columns])
+        assert top == pytest.approx([max(c) for c in columns]) and low == pytest.approx([min(c) for c in columns])
+    assert "lr=0.1" in page.inner_text("#cmp-metrics .legend")
+    _screenshot(page, tmp_path, "compare-grouped.png", full_page=True)
+    # hide the first run of lr=0.1: its group is the mean of the other two
+    page.click(f'#cmp-metrics .legend-item[data-id="{ids[0]}"]')
+    _wait_for(page, "document.querySelector('#cmp-metrics .at-chart[data-key=\"train/loss\"]')._at.groups === 2")
+    data = page.evaluate("document.querySelector('#cmp-metrics .at-chart[data-key=\"train/loss\"]')._at.plot.data")
+    columns = list(zip(*logged[0.1][1:]))
+    assert data[1] == pytest.approx([sum(c) / len(c) for c in columns])
+    # one chart's own log scale
+    page.check('#cmp-metrics .at-chart[data-key="train/loss"] .at-chart-log')
+    distr = page.evaluate("""[...document.querySelectorAll('#cmp-metrics .at-chart')].map(d =>
+        [d.dataset.key, d._at.plot ? d._at.plot.scales.y.distr : null])""")
+    assert dict(distr)["train/loss"] == 3 and dict(distr)["val/acc"] == 1, distr
+    assert errors == [], errors
+    page.close()
 
 
-def test_a_studys_run_page_has_its_trial_table_and_best_so_far(browser: Any, tmp_path: Path) -> None:
+def test_a_studys_run_page_has_its_trial_table_and_best_so_far(browser: Any, own_ui: str, tmp_path: Path) -> None:
     """A real Optuna study (a pruned and a failed trial among them): the study's page lists every
     trial in order with the state, value, pruned step and params the study holds."""
     optuna = pytest.importorskip("optuna")
-    from autotrack import _run
     from autotrack.integrations.optuna import AutotrackCallback
 
-    previous = _run._store_override
-    store = autotrack.set_store(tmp_path / "store")
-    server = make_server("127.0.0.1", 0, store=store)
-    start_in_thread(server)
-    url = f"http://127.0.0.1:{server.port}/"
-    try:
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
 
-        def objective(trial):
-            x = trial.suggest_float("x", -5, 5)
-            if trial.number == 2:
-                raise ValueError("broken")
-            for step in range(4):
-                trial.report((x - 1) ** 2 + 3 - step, step)
-                if trial.number == 4 and step == 1:
-                    raise optuna.TrialPruned()
-            return (x - 1) ** 2
+    def objective(trial):
+        x = trial.suggest_float("x", -5, 5)
+        if trial.number == 2:
+            raise ValueError("broken")
+        for step in range(4):
+            trial.report((x - 1) ** 2 + 3 - step, step)
+            if trial.number == 4 and step == 1:
+                raise optuna.TrialPruned()
+        return (x - 1) ** 2
 
-        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3), study_name="quad")
-        callback = AutotrackCallback()
-        study.optimize(objective, n_trials=6, catch=(ValueError,), callbacks=[callback])
-        callback.end()
-        parent_id = study.user_attrs["autotrack.run_id"]
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3), study_name="quad")
+    callback = AutotrackCallback()
+    study.optimize(objective, n_trials=6, catch=(ValueError,), callbacks=[callback])
+    callback.end()
+    parent_id = study.user_attrs["autotrack.run_id"]
 
-        page, errors = _page(browser)
-        _open(page, url + f"#/run/{parent_id}", "run")
-        _no_panel_errors(page)
-        rows = page.locator("#trial-table tbody tr")
-        assert rows.evaluate_all("rs => rs.map(r => r.dataset.trial)") == [str(t.number) for t in study.trials]
-        states = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "fail"}
-        for t in study.trials:
-            cells = page.locator(f'#trial-table tr[data-trial="{t.number}"] td').all_inner_texts()
-            assert cells[1] == states[t.state.name]
-            if t.state.name == "PRUNED":
-                assert cells[3] == "1"
-        assert page.locator("#run-metrics").inner_text().count("optuna/best_value") >= 1
-        _screenshot(page, tmp_path, "study-page.png", full_page=True)
-        assert errors == [], errors
-        page.close()
-    finally:
-        server.shutdown()
-        server.server_close()
-        _run._store_override = previous
+    page, errors = _page(browser)
+    _open(page, own_ui + f"#/run/{parent_id}", "run")
+    _no_panel_errors(page)
+    rows = page.locator("#trial-table tbody tr")
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.trial)") == [str(t.number) for t in study.trials]
+    states = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "fail"}
+    for t in study.trials:
+        cells = page.locator(f'#trial-table tr[data-trial="{t.number}"] td').all_inner_texts()
+        assert cells[1] == states[t.state.name]
+        if t.state.name == "PRUNED":
+            assert cells[3] == "1"
+    assert page.locator("#run-metrics").inner_text().count("optuna/best_value") >= 1
+    _screenshot(page, tmp_path, "study-page.png", full_page=True)
+    assert errors == [], errors
+    page.close()
+
+
+def _epsilon_squared(xs: list[Any], ys: list[float], bins: int | None) -> float:
+    """The compare page's `explained`, computed here: the metric's ranks grouped by the param
+    (numeric params with many values in `bins` equal-count bins of their ranks), epsilon squared."""
+    from scipy.stats import rankdata
+
+    ry = rankdata(ys)
+    keys = [str(x) for x in xs] if bins is None else [min(bins - 1, int((r - 1) * bins // len(xs))) for r in rankdata(xs)]
+    groups: dict[Any, list[float]] = {}
+    for k, r in zip(keys, ry):
+        groups.setdefault(k, []).append(r)
+    mean, n, g = ry.mean(), len(ry), len(groups)
+    total = float(((ry - mean) ** 2).sum())
+    between = sum(len(v) * (sum(v) / len(v) - mean) ** 2 for v in groups.values())
+    within = (total - between) / (n - g)
+    return max(0.0, min(1.0, (between - (g - 1) * within) / total))
+
+
+def test_a_large_studys_trials_compare_with_importance_that_sees_any_shape(browser: Any, own_ui: str,
+                                                                            tmp_path: Path) -> None:
+    """`compare the trials` on a 120-trial study: every trial (past the 100-run limit of picked
+    runs), tables a row per trial, the trial value as the default metric, and parameter importance
+    that ranks a U-shaped and a categorical param above one with no effect -- values equal to the
+    epsilon squared computed here from the study's own trials."""
+    optuna = pytest.importorskip("optuna")
+    from autotrack.integrations.optuna import AutotrackCallback
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+    def objective(trial):
+        x = trial.suggest_float("x", -3, 3)
+        trial.suggest_float("noise", 0, 1)
+        kind = trial.suggest_categorical("kind", ["a", "b"])
+        return (x - 1) ** 2 + (4.0 if kind == "b" else 0.0)
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=7), study_name="wide")
+    callback = AutotrackCallback()
+    study.optimize(objective, n_trials=120, callbacks=[callback])
+    callback.end()
+    parent_id = study.user_attrs["autotrack.run_id"]
+    page, errors = _page(browser)
+    _open(page, own_ui + f"#/run/{parent_id}", "run")
+    page.click("#compare-trials")
+    _wait_for(page, "document.body.dataset.ready === 'compare'", timeout=60)
+    assert "Comparing 120 trials" in page.inner_text("h1")
+    assert page.locator("#compare-table tbody tr").count() == 120
+    assert page.input_value("#pc-metric") == "optuna/value"
+    assert page.locator("#param-diff tbody tr").count() == 120  # a row per trial
+    assert page.locator("#machine-table thead th").count() == 2  # one column of values, not 120
+    rows = page.evaluate("document.querySelector('#cmp-importance')._at.rows")
+    by_param = {r["param"]: r for r in rows}
+    trials = study.trials
+    values = [t.value for t in trials]
+    bins = min(10, int(len(trials) ** 0.5))
+    assert by_param["x"]["explained"] == pytest.approx(_epsilon_squared([t.params["x"] for t in trials], values, bins))
+    assert by_param["kind"]["explained"] == pytest.approx(_epsilon_squared([t.params["kind"] for t in trials], values, None))
+    assert [r["param"] for r in rows][-1] == "noise" and by_param["noise"]["explained"] < 0.1
+    assert by_param["x"]["explained"] > 0.3 and by_param["kind"]["explained"] > 0.2
+    _screenshot(page, tmp_path, "study-trials.png")
+    assert errors == [], errors
+    page.close()

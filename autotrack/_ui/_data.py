@@ -103,6 +103,10 @@ def list_runs(store: Backend, *, where: str | None = None, order: str | None = N
 TRIAL_VALUE_KEYS = ("optuna/value", "cv/mean_test_score")
 
 
+#: The most child runs (a study's trials) the compare page takes at once.
+MAX_COMPARED_CHILDREN = 2000
+
+
 def _trials(children: list[RunRecord]) -> list[dict[str, Any]]:
     """The children that are trials of a search (tag ``trial``: an Optuna study's trials, a
     scikit-learn search's candidates), as rows of the run page's trial table, in trial order."""

@@ -299,12 +299,17 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, body, "application/octet-stream",
                        {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
         elif parts == ["compare"]:
-            ids = [i for i in query.get("ids", "").split(",") if i]
-            if not 1 <= len(ids) <= 100:
-                raise ApiError(400, "pass ids=ID1,ID2,... (1 to 100 runs)")
             from .._report import points_for
 
-            records = [self._record(i) for i in ids]
+            if "parent" in query:  # a study's or a search's trials: its children, in start order
+                records = self._record(query["parent"]).children[:_data.MAX_COMPARED_CHILDREN]
+                if not records:
+                    raise ApiError(404, "this run has no child runs to compare")
+            else:
+                ids = [i for i in query.get("ids", "").split(",") if i]
+                if not 1 <= len(ids) <= 100:
+                    raise ApiError(400, "pass ids=ID1,ID2,... (1 to 100 runs), or parent=ID for a run's children")
+                records = [self._record(i) for i in ids]
             keys = [k for k in query.get("keys", "").split(",") if k] if "keys" in query else None
             out = _data.compare(records, keys, self._points(query, default=points_for(len(records))))
             if len(records) == 2 and query.get("diff", "1") == "1":

@@ -1,5 +1,5 @@
 /* autotrack ui: runs table, run page, compare page.
-   Routes: #/?q=WHERE&order=COL&dir=asc|desc&cols=..&sel=..&page=N , #/run/ID , #/compare/ID,ID,...?keys=.. ,
+   Routes: #/?q=WHERE&order=COL&dir=asc|desc&cols=..&sel=..&page=N , #/run/ID , #/compare/ID,ID,...?keys=.. , #/trials/ID?keys=.. (a run's children),
    #/models , #/models/NAME
    Every panel draws inside AT.guard: one failing panel shows its own error, the rest of the page works. */
 (function () {
@@ -387,7 +387,7 @@
             (r.error.traceback ? "<details><summary>traceback</summary><pre>" + esc(r.error.traceback) + "</pre></details>" : "") + "</div>" : "") +
           (r.degraded ? '<div class="warn-box">autotrack could not record everything for this run: ' + esc(fmt(r.degraded)) + "</div>" : "") +
           (kids && !(r.trials || []).length ? '<p class="children">child runs: ' + kids + "</p>" : "") +
-          ((r.trials || []).length ? '<h2>Trials <span class="muted">' + r.trials.length + "</span></h2>" + trialTable(r.trials) : "") +
+          ((r.trials || []).length ? '<h2>Trials <span class="muted">' + r.trials.length + '</span> <a class="small-link" id="compare-trials" href="#/trials/' + esc(r.id) + '">compare the trials</a></h2>' + trialTable(r.trials) : "") +
           '<div class="annotate"><div id="tags-box"></div><div id="note-box"></div></div>' +
           '<div class="summary-grid"><section><h2>Params <span class="muted">' + Object.keys(r.params || {}).length + "</span></h2>" +
           '<div id="run-params"></div></section>' +
@@ -613,23 +613,34 @@
   }
 
   /* ---------------- compare ---------------- */
+  var MANY = 20;  /* more runs than this (a study's trials): tables a row per run, in a scrolling box */
   function machineTable(runs) {
     var rows = [];
     runs.forEach(function (r) { Object.keys(r.machine || {}).forEach(function (k) { if (rows.indexOf(k) < 0) rows.push(k); }); });
     if (!rows.length) return '<p class="muted">not captured</p>';
+    if (runs.length > MANY) {  /* a column per run does not read: each row's distinct values, with how many runs have each */
+      return '<table id="machine-table"><thead><tr><th></th><th>values (runs)</th></tr></thead><tbody>' + rows.map(function (k) {
+        var counts = {};
+        runs.forEach(function (r) { var v = (r.machine || {})[k] || "not captured"; counts[v] = (counts[v] || 0) + 1; });
+        return "<tr><td>" + esc(k) + "</td><td>" + Object.keys(counts).sort(function (a, b) { return counts[b] - counts[a]; }).map(function (v) {
+          return esc(v) + ' <span class="muted">(' + counts[v] + ")</span>"; }).join("; ") + "</td></tr>"; }).join("") + "</tbody></table>";
+    }
     return '<table id="machine-table"><thead><tr><th></th>' + runs.map(function (r) { return "<th>" + esc(r.name) + "</th>"; }).join("") + "</tr></thead><tbody>" +
       rows.map(function (k) { return "<tr><td>" + esc(k) + "</td>" + runs.map(function (r) { return "<td>" + esc((r.machine || {})[k] || "") + "</td>"; }).join("") + "</tr>"; }).join("") +
       "</tbody></table>";
   }
 
-  function comparePage(ids, keysFromUrl) {
+  /* sel: {ids: [...]} (runs picked in the table) or {parent: ID} (a study's or a search's trials) */
+  function comparePage(sel, keysFromUrl) {
     var myView = view, data = null, brushed = null, mpanel = null, spanel = null;
     main.setAttribute("data-view", "compare");
     main.innerHTML = '<div class="view"><p class="muted">loading…</p></div>';
     var host = main.firstElementChild;
     function url(keys, extra) {
-      return "/api/compare?ids=" + ids.map(encodeURIComponent).join(",") + (keys ? "&keys=" + keys.map(encodeURIComponent).join(",") : "") + (extra || "");
+      return "/api/compare?" + (sel.parent ? "parent=" + encodeURIComponent(sel.parent) : "ids=" + sel.ids.map(encodeURIComponent).join(",")) +
+        (keys ? "&keys=" + keys.map(encodeURIComponent).join(",") : "") + (extra || "");
     }
+    function selfHash() { return sel.parent ? "#/trials/" + sel.parent : "#/compare/" + sel.ids.join(","); }
     api(url(keysFromUrl)).then(function (d) {
       if (myView !== view) return;
       data = d;
@@ -642,10 +653,11 @@
       runs.forEach(function (r) { Object.keys(r.metric_stats || {}).forEach(function (k) { (k.indexOf("system/") === 0 ? sysKeys : allKeys)[k] = (allKeys[k] || 0) + 1; }); });
       var mkeys = AT.splitKeys(Object.keys(allKeys)).train;
       var chosen = d.keys.slice();
-      var pcDefault = ["val/loss", "train/loss"].filter(function (k) { return allKeys[k]; })[0] || mkeys[0] || "";
+      var pcDefault = ["optuna/value", "cv/mean_test_score", "val/loss", "train/loss"].filter(function (k) { return allKeys[k]; })[0] || mkeys[0] || "";
       var varying = AT.varyingParams(runs);
       host.innerHTML =
-        '<h1>Comparing ' + runs.length + ' runs <a class="small-link" href="#/">back to runs</a></h1>' +
+        (sel.parent ? '<h1>Comparing ' + runs.length + ' trials <a class="small-link" href="#/run/' + esc(sel.parent) + '">back to the search</a></h1>'
+          : '<h1>Comparing ' + runs.length + ' runs <a class="small-link" href="#/">back to runs</a></h1>') +
         '<div id="cmp-runs"></div>' +
         '<h2>Metrics</h2><details id="metric-picker" class="picker"><summary>choose metrics (' + chosen.length + " of " + mkeys.length + ')</summary><div class="picker-body">' +
         '<input id="metric-filter" placeholder="find a metric"><div class="picker-list">' + mkeys.map(function (k) {
@@ -666,7 +678,7 @@
         var show = chosen.slice(0, 6);
         var visible = runs.filter(function (r) { return !brushed || brushed.indexOf(r.id) >= 0; });
         document.getElementById("cmp-runs").innerHTML = '<p class="muted" id="cmp-count">' + (brushed ? "showing " + visible.length + " of " + runs.length + " runs (brushed in the parallel coordinates)" : runs.length + " runs") + "</p>" +
-          '<div class="table-wrap"><table id="compare-table"><thead><tr><th>run</th><th>experiment</th><th>status</th>' +
+          '<div class="table-wrap' + (runs.length > MANY ? " tall" : "") + '"><table id="compare-table"><thead><tr><th>run</th><th>experiment</th><th>status</th>' +
           show.map(function (k) { return '<th class="num">' + esc(k) + " (last)</th>"; }).join("") + "</tr></thead><tbody>" +
           visible.map(function (r) {
             var ci = colorOf(r.id);
@@ -680,6 +692,15 @@
         var hide = document.getElementById("hide-equal").checked;
         var keys = Object.keys(names).sort().filter(function (k) { return !hide || varying.indexOf(k) >= 0; });
         var same = Object.keys(names).length - varying.length;
+        if (runs.length > MANY && keys.length) {  /* many runs (a study's trials): a row per run, a column per param */
+          document.getElementById("cmp-diff").innerHTML = '<div class="table-wrap tall"><table id="param-diff"><thead><tr><th>run</th>' +
+            keys.map(function (k) { return '<th class="' + (varying.indexOf(k) >= 0 ? "differs" : "") + '">' + esc(k) + "</th>"; }).join("") + "</tr></thead><tbody>" +
+            runs.map(function (r) { return '<tr><td><a href="#/run/' + esc(r.id) + '">' + esc(r.name) + "</a></td>" + keys.map(function (k) {
+              var has = r.params && Object.prototype.hasOwnProperty.call(r.params, k);
+              return '<td class="' + (has ? "" : "missing") + '">' + (has ? esc(fmt(r.params[k])) : "") + "</td>"; }).join("") + "</tr>"; }).join("") +
+            "</tbody></table></div>" + (hide && same ? '<p class="muted">' + same + " params are the same in every run.</p>" : "");
+          return;
+        }
         document.getElementById("cmp-diff").innerHTML = (keys.length ? '<div class="table-wrap"><table id="param-diff"><thead><tr><th>param</th>' + runs.map(function (r) { return "<th>" + esc(r.name) + "</th>"; }).join("") + "</tr></thead><tbody>" +
           keys.map(function (k) { return '<tr class="' + (varying.indexOf(k) >= 0 ? "differs" : "") + '"><td>' + esc(k) + "</td>" + runs.map(function (r) {
             var has = r.params && Object.prototype.hasOwnProperty.call(r.params, k);
@@ -699,7 +720,7 @@
       function drawScatter() {
         var metric = document.getElementById("pc-metric").value, sel = document.getElementById("sc-param");
         if (!sel.getAttribute("data-touched") && metric) {
-          var top = AT.importance(runs, metric).filter(function (r) { return r.rho !== null; })[0];
+          var top = AT.importance(runs, metric).filter(function (r) { return r.numeric && r.score !== null; })[0];
           if (top) sel.value = top.param;
         }
         var param = sel.value;
@@ -735,7 +756,7 @@
         if (e.target.checked) chosen.push(k);
         chosen = AT.splitKeys(chosen).train;
         host.querySelector("#metric-picker summary").textContent = "choose metrics (" + chosen.length + " of " + mkeys.length + ")";
-        history.replaceState(null, "", "#/compare/" + ids.join(",") + "?keys=" + joinList(chosen));
+        history.replaceState(null, "", selfHash() + "?keys=" + joinList(chosen));
         document.body.removeAttribute("data-ready");
         api(url(chosen, "&diff=0")).then(function (d2) {
           if (myView !== view) return;
@@ -843,7 +864,9 @@
     else if ((m = path.match(/^models\/(.+)$/))) modelPage(decodeURIComponent(m[1]));
     else if ((m = path.match(/^compare\/([A-Za-z0-9_,-]+)$/))) {
       var keys = hashQuery().has("keys") ? splitList(hashQuery().get("keys")) : null;
-      comparePage(m[1].split(",").filter(Boolean), keys);
+      comparePage({ids: m[1].split(",").filter(Boolean)}, keys);
+    } else if ((m = path.match(/^trials\/([A-Za-z0-9_-]+)$/))) {
+      comparePage({parent: m[1]}, hashQuery().has("keys") ? splitList(hashQuery().get("keys")) : null);
     } else runsPage();
   }
   window.addEventListener("popstate", route);  /* back/forward, and links (Chrome fires popstate, then hashchange) */

@@ -390,8 +390,8 @@
     });
   };
 
-  /* params worth an axis: two runs at least have different values; at most `max`, the ones the
-     metric follows most closely (|Spearman ρ|) first, then the ones most runs have */
+  /* params worth an axis: two runs at least have different values; at most `max`, the ones that
+     explain most of the metric (AT.importance's score) first, then the ones most runs have */
   AT.axisParams = function (runs, metric, max) {
     max = max || 12;
     var imp = {};
@@ -402,7 +402,7 @@
     var present = {};
     cands.forEach(function (k) { present[k] = runs.filter(function (r) { return r.params && Object.prototype.hasOwnProperty.call(r.params, k); }).length; });
     var ranked = cands.slice().sort(function (a, b) {
-      var ra = imp[a] && imp[a].rho !== null ? Math.abs(imp[a].rho) : -1, rb = imp[b] && imp[b].rho !== null ? Math.abs(imp[b].rho) : -1;
+      var ra = imp[a] && imp[a].score !== null ? imp[a].score : -1, rb = imp[b] && imp[b].score !== null ? imp[b].score : -1;
       return rb - ra || present[b] - present[a] || (a < b ? -1 : 1);
     });
     return {keys: ranked.slice(0, max).sort(), total: cands.length};
@@ -589,6 +589,34 @@
     for (i = 0; i < n; i++) { var a = rx[i] - mx, b = ry[i] - my; sxy += a * b; sxx += a * a; syy += b * b; }
     return sxx && syy ? sxy / Math.sqrt(sxx * syy) : null;
   };
+  /* How much of the metric's spread a param explains, whatever the shape of the relation (a
+     U-shaped lr, an optimizer's name): the metric's ranks grouped by the param's value (a numeric
+     param with more than 10 values: into up to 10 equal-count bins of its ranks), and epsilon
+     squared of that grouping -- the between-group share of the rank variance, corrected for the
+     number of groups: 0 nothing, 1 everything. null when the groups leave no runs to compare within. */
+  AT.explained = function (xs, ys, numeric) {
+    var n = xs.length; if (n < 3) return null;
+    var ry = ranks(ys), groups = {}, i, key;
+    var binned = numeric && new Set(xs).size > 10;
+    var rx = binned ? ranks(xs) : null, bins = binned ? Math.min(10, Math.max(2, Math.floor(Math.sqrt(n)))) : 0;
+    for (i = 0; i < n; i++) {
+      key = binned ? Math.min(bins - 1, Math.floor((rx[i] - 1) * bins / n)) : JSON.stringify(xs[i]);
+      (groups[key] = groups[key] || []).push(ry[i]);
+    }
+    var names = Object.keys(groups), g = names.length, mean = (n + 1) / 2, total = 0, between = 0;
+    if (g < 2 || n - g < 1) return null;
+    for (i = 0; i < n; i++) total += (ry[i] - mean) * (ry[i] - mean);
+    if (!total) return null;
+    names.forEach(function (k) {
+      var m = groups[k].reduce(function (a, b) { return a + b; }, 0) / groups[k].length;
+      between += groups[k].length * (m - mean) * (m - mean);
+    });
+    var within = (total - between) / (n - g);
+    return Math.max(0, Math.min(1, (between - (g - 1) * within) / total));
+  };
+  /* Each varying param against `metric`: `explained` (AT.explained, any param), `rho` (Spearman,
+     numeric params: the direction) and `score` -- explained when it can be computed, else rho
+     squared -- which ranks them. */
   AT.importance = function (runs, metric) {
     var ys = metricValues(runs, metric);
     return AT.varyingParams(runs).map(function (k) {
@@ -596,27 +624,32 @@
       xs.forEach(function (v, i) {
         if (v === null || ys[i] === null) return;
         if (typeof v === "boolean") v = v ? 1 : 0;
-        if (!isNum(v)) { numeric = false; return; }
+        if (!isNum(v)) numeric = false;
         px.push(v); py.push(ys[i]);
       });
       var have = xs.filter(function (v) { return v !== null; });
       var distinct = new Set(have.map(function (v) { return JSON.stringify(v); })).size;
-      return {param: k, numeric: numeric, n: px.length, present: have.length, distinct: distinct, rho: numeric ? AT.spearman(px, py) : null};
+      var rho = numeric ? AT.spearman(px, py) : null, explained = AT.explained(px, py, numeric);
+      return {param: k, numeric: numeric, n: px.length, present: have.length, distinct: distinct, rho: rho, explained: explained,
+              score: explained !== null ? explained : (rho !== null ? rho * rho : null)};
     }).sort(function (a, b) {
-      return (b.rho === null ? -1 : Math.abs(b.rho)) - (a.rho === null ? -1 : Math.abs(a.rho)) || (a.param < b.param ? -1 : 1);
+      return (b.score === null ? -1 : b.score) - (a.score === null ? -1 : a.score) || (a.param < b.param ? -1 : 1);
     });
   };
   AT.importanceTable = function (div, runs, metric) {
     var all = AT.importance(runs, metric);
-    var rows = all.filter(function (r) { return r.distinct >= 2 && (r.numeric ? r.n >= 3 : r.present >= 3); });
+    var rows = all.filter(function (r) { return r.distinct >= 2 && r.n >= 3; });
     var few = all.length - rows.length;
-    div.innerHTML = '<p class="muted">Spearman rank correlation between each numeric param and ' + AT.esc(metric) +
-      " (last value) over the runs that have both; |ρ| near 1: the metric moves with the param. Text params are not ranked.</p>" +
-      (rows.length ? '<table class="importance"><thead><tr><th>param</th><th>ρ</th><th></th><th>runs</th></tr></thead><tbody>' +
+    div.innerHTML = '<p class="muted">Over the runs that have the param and ' + AT.esc(metric) + ' (last value): <b>explained</b> is the share of ' +
+      "the metric's rank variance the param's values account for (grouped; numeric params with many values in up to 10 bins), whatever the shape " +
+      "of the relation -- a U-shaped learning rate or an optimizer's name included; ρ is the Spearman rank correlation of numeric params (its sign: " +
+      "the direction). Ranked by explained (ρ² where too few runs share a value).</p>" +
+      (rows.length ? '<table class="importance"><thead><tr><th>param</th><th>explained</th><th></th><th>ρ</th><th>runs</th></tr></thead><tbody>' +
       rows.map(function (r) {
-        var w = r.rho === null ? 0 : Math.round(Math.abs(r.rho) * 120);
-        return "<tr><td>" + AT.esc(r.param) + '</td><td class="num">' + (r.rho === null ? '<span class="muted">' + (r.numeric ? "too few runs" : "not numeric") + "</span>" : r.rho.toFixed(2)) +
-          '</td><td><span class="bar' + (r.rho < 0 ? " neg" : "") + '" style="width:' + w + 'px"></span></td><td class="num">' + r.n + "</td></tr>";
+        var w = r.score === null ? 0 : Math.round(r.score * 120);
+        return "<tr><td>" + AT.esc(r.param) + '</td><td class="num">' + (r.explained === null ? '<span class="muted">too few per value</span>' : r.explained.toFixed(2)) +
+          '</td><td><span class="bar' + (r.rho !== null && r.rho < 0 ? " neg" : "") + '" style="width:' + w + 'px"></span></td><td class="num">' +
+          (r.rho === null ? '<span class="muted">' + (r.numeric ? "too few runs" : "text") + "</span>" : r.rho.toFixed(2)) + '</td><td class="num">' + r.n + "</td></tr>";
       }).join("") + "</tbody></table>" : '<p class="muted">No param differs between these runs.</p>') +
       (few ? '<p class="muted">' + few + " more params differ only in being set or not, or are set in fewer than 3 of these runs: not ranked.</p>" : "");
     div._at = {rows: rows};
