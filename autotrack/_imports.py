@@ -33,12 +33,7 @@ def when_imported(name: str, callback: Callback) -> None:
     if module is not None and getattr(module, "__spec__", None) is not None and not _initialising(module):
         _call(callback, module)
         return
-    with _lock:
-        callbacks = _callbacks.setdefault(name, [])
-        if callback not in callbacks:
-            callbacks.append(callback)
-        if _finder not in sys.meta_path:
-            sys.meta_path.insert(0, _finder)
+    _register(_callbacks, name, callback)
 
 
 def when_submodules_imported(package: str, callback: Callback) -> None:
@@ -47,33 +42,35 @@ def when_submodules_imported(package: str, callback: Callback) -> None:
     executed, until :func:`cancel_submodules`. Modules already imported are not replayed."""
     if not package or "." in package:
         raise ValueError(f"when_submodules_imported takes a top-level package name, not {package!r}")
+    _register(_package_callbacks, package, callback)
+
+
+def cancel_submodules(package: str, callback: Callback) -> None:
+    """Stop telling ``callback`` of ``package``'s submodules."""
+    _unregister(_package_callbacks, package, callback)
+
+
+def cancel(name: str, callback: Callback) -> None:
+    """Stop waiting for ``name`` on behalf of ``callback``."""
+    _unregister(_callbacks, name, callback)
+
+
+def _register(table: dict[str, list[Callback]], name: str, callback: Callback) -> None:
     with _lock:
-        callbacks = _package_callbacks.setdefault(package, [])
+        callbacks = table.setdefault(name, [])
         if callback not in callbacks:
             callbacks.append(callback)
         if _finder not in sys.meta_path:
             sys.meta_path.insert(0, _finder)
 
 
-def cancel_submodules(package: str, callback: Callback) -> None:
-    """Stop telling ``callback`` of ``package``'s submodules."""
+def _unregister(table: dict[str, list[Callback]], name: str, callback: Callback) -> None:
     with _lock:
-        callbacks = _package_callbacks.get(package, [])
+        callbacks = table.get(name, [])
         if callback in callbacks:
             callbacks.remove(callback)
         if not callbacks:
-            _package_callbacks.pop(package, None)
-        _drop_finder_if_idle()
-
-
-def cancel(name: str, callback: Callback) -> None:
-    """Stop waiting for ``name`` on behalf of ``callback``."""
-    with _lock:
-        callbacks = _callbacks.get(name, [])
-        if callback in callbacks:
-            callbacks.remove(callback)
-        if not callbacks:
-            _callbacks.pop(name, None)
+            table.pop(name, None)
         _drop_finder_if_idle()
 
 
