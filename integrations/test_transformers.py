@@ -319,3 +319,48 @@ def test_callback_pickles_without_its_live_run(store):
     with autotrack.start_run() as run:
         copy = pickle.loads(pickle.dumps(AutotrackCallback(run)))
     assert copy.run is None and copy._parent_id == run.id
+
+
+@pytest.mark.parametrize("optuna_integration", [True, False], ids=["study-is-the-parent", "autolog-makes-the-parent"])
+def test_hyperparameter_search_trials_are_child_runs_one_record_each(store, tmp_path, tokenizer, optuna_integration):
+    """`Trainer.hyperparameter_search` under `autotrack.autolog()`: one parent, one child run per
+    trial holding that trial's training (losses, its learning rate) -- no second run per trial.
+    With the Optuna integration the study is the parent; switched off, autolog makes one and
+    records the best trial the search returned."""
+    pytest.importorskip("optuna")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    autotrack.autolog(system_metrics=False, **({} if optuna_integration else {"optuna": False}))
+    try:
+        trainer = make_trainer(tmp_path, tokenizer, save_strategy="no", num_train_epochs=1)
+        trainer.model_init = lambda trial=None: tiny_model()
+        best = trainer.hyperparameter_search(
+            direction="minimize", backend="optuna", n_trials=3,
+            hp_space=lambda t: {"learning_rate": t.suggest_float("learning_rate", 1e-4, 1e-2, log=True)})
+    finally:
+        autotrack.autolog(disable=True)
+    frame = autotrack.runs(order_by="start asc")
+    parents = frame[frame["parent_id"].isna()]
+    assert len(parents) == 1 and len(frame) == 4, frame[["name", "parent_id"]]
+    parent = autotrack.get_run(parents["id"].iloc[0])
+    children = sorted((autotrack.get_run(i) for i in frame["id"] if i != parent.id), key=lambda r: int(r.tags["trial"]))
+    assert [int(c.tags["trial"]) for c in children] == [0, 1, 2]
+    for child in children:
+        assert child.parent_id == parent.id and child.status == "finished"
+        assert child.tags["state"] == "complete"
+        assert child.metric_arrays("train/loss")[1].size == 4  # 16 rows / batch 4, logged every step
+        assert child.metric_arrays("train/lr")[1][0] <= child.params["learning_rate"]
+    by_trial = {int(c.tags["trial"]): c for c in children}
+    winner = by_trial[int(best.run_id)]
+    assert winner.params["learning_rate"] == pytest.approx(best.hyperparameters["learning_rate"])
+    if optuna_integration:
+        assert parent.tags["autotrack.integration"] == "optuna"
+        assert {c.tags.get("autotrack.training") for c in children} == {"transformers"}
+        assert winner.metric_arrays("optuna/value")[1][-1] == pytest.approx(best.objective)
+    else:
+        assert parent.tags["autotrack.integration"] == "transformers" and parent.params["search.backend"] == "optuna"
+        assert parent.params["best.learning_rate"] == pytest.approx(best.hyperparameters["learning_rate"])
+        assert parent.metric_arrays("search/best_objective")[1][-1] == pytest.approx(best.objective)
+        assert parent.tags["best_trial"] == str(best.run_id)
+        assert [c.name for c in children] == [f"{parent.name}-trial-{i}" for i in range(3)]

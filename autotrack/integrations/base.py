@@ -153,6 +153,7 @@ __all__ = [
     "hash_buffer",
     "host_training",
     "hosted_run",
+    "integration_enabled",
     "integrations",
     "log_artifact_reference",
     "log_data",
@@ -202,6 +203,14 @@ def autolog_setting(name: str, default: Any = True) -> Any:
     from autotrack import _autolog
 
     return _autolog._options.get(name, default)
+
+
+def integration_enabled(name: str) -> bool:
+    """Whether ``autotrack.autolog()`` has switched the integration ``name`` on (its framework is
+    imported and its ``autolog`` ran)."""
+    from autotrack import _autolog
+
+    return name in _autolog.enabled_frameworks()
 
 
 def autolog_tags() -> dict[str, Any]:

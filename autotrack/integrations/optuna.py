@@ -142,8 +142,11 @@ class _StudyRecord:
                 if rec is not None:
                     return cls(attach_run(RunRef(rec.id, store.location, rec.name, rec.experiment, rec.parent_id)),
                                owned=False)
-            run = autotrack.start_run(name or study.study_name, experiment=experiment, activate=False,
-                                      tags={**autolog_tags(), "autotrack.integration": INTEGRATION, "autotrack.study": study.study_name,
+            # a study Optuna named itself ("no-name-<uuid>") gets a generated run name instead
+            own_name = None if study.study_name.startswith("no-name-") else study.study_name
+            run = autotrack.start_run(name or own_name, experiment=experiment, activate=False,
+                                      tags={**autolog_tags(), "autotrack.integration": INTEGRATION,
+                                            "autotrack.study": study.study_name,
                                             **(tags or {})},
                                       params=_study_params(study))
             run.flush()  # in the store before its id is published to the other workers

@@ -39,12 +39,23 @@ anything else (``total_flos``, user keys)  unchanged
   checkpoints the Trainer rotates away are marked deleted.
 
 Evaluations after training (``trainer.evaluate()`` after ``trainer.train()``) are appended to the
-run the callback recorded the training in. ``hyperparameter_search`` trials are not child runs yet.
+run the callback recorded the training in.
+
+``Trainer.hyperparameter_search`` under autolog: one run per trial, children of one run for the
+search. With the Optuna backend and autotrack's Optuna integration on (``autotrack.autolog()``
+with Optuna installed) the study is that parent and each training writes into its trial's run
+(the study's params, values and states; see :mod:`autotrack.integrations.optuna`). Otherwise
+(another backend, or the Optuna integration switched off) autolog starts the parent itself:
+params ``search.backend``, ``search.direction``, ``search.n_trials``, then ``best.<hyperparameter>``,
+metric ``search/best_objective`` and tag ``best_trial``; each trial's run has tags ``trial`` (0,
+1, ...) and ``state`` (``complete`` / ``fail``) as an Optuna trial's.
 """
 
 from __future__ import annotations
 
+import contextvars
 import enum
+import inspect
 import os
 import re
 from collections.abc import Mapping
@@ -60,7 +71,17 @@ except ImportError as _exc:  # pragma: no cover - exercised only without transfo
 
 import autotrack
 from autotrack import InvalidArgumentError, Run
-from autotrack.integrations.base import guarded, log_data, patch, recording, unpatch
+from autotrack.integrations.base import (
+    autolog_tags,
+    guarded,
+    hosted_run,
+    integration_enabled,
+    log_data,
+    patch,
+    recording,
+    report_failure,
+    unpatch,
+)
 
 try:
     from typing import override  # type: ignore[attr-defined]
@@ -192,7 +213,18 @@ class AutotrackCallback(TrainerCallback):
         given = self._given_run
         self._owns_run = given is None
         if given is None:
-            return autotrack.start_run(parent=self._parent_id, tags={"autotrack.integration": INTEGRATION})
+            hosted = hosted_run(self._parent_id)
+            if hosted is not None:  # a sweep's trial (an Optuna study under autolog): this training is its record
+                self._owns_run = False
+                hosted.set_tags({**autolog_tags(), "autotrack.training": INTEGRATION})
+                return hosted
+            tags, name = {**autolog_tags(), "autotrack.integration": INTEGRATION}, None
+            search = _search.get()
+            if search is not None:  # a trial of a search autolog records (hyperparameter_search)
+                tags.update(trial=search["trials"], state="running")
+                name = f"{search['name']}-trial-{search['trials']}"
+                search["trials"] += 1
+            return autotrack.start_run(name, parent=self._parent_id, tags=tags)
         if given.ended:
             raise InvalidArgumentError(
                 "run", given, "this run has ended; pass an open run, or None to let the callback start one"
@@ -268,6 +300,8 @@ class AutotrackCallback(TrainerCallback):
         self._active = False
         self._exit_framework_recording()
         if self._owns_run and self._run is not None and not self._run.ended:
+            if _search.get() is not None:
+                self._run.set_tags({"state": "complete" if status == "finished" else "fail"})
             self._run.end(status, error=error)  # type: ignore[arg-type]
 
     def _abort(self, error: BaseException) -> None:
@@ -434,6 +468,7 @@ def autolog(*, disable: bool = False, log_models: bool = True, log_every_n_steps
 
     patch("transformers", transformers.Trainer, "__init__", init)
     patch("transformers", transformers.Trainer, "train", _train)
+    patch("transformers", transformers.Trainer, "hyperparameter_search", _hyperparameter_search)
 
 
 def _add_callback(trainer: Any, log_models: bool) -> None:
@@ -449,3 +484,56 @@ def _train(original: Any, self: Any, *args: Any, **kwargs: Any) -> Any:
             if isinstance(cb, AutotrackCallback):
                 cb._abort(exc)
         raise
+
+
+#: The search autolog records around ``hyperparameter_search`` (None outside one): ``trials``
+#: counts the trials started, for their ``trial`` tag.
+_search: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("autotrack_transformers_search",
+                                                                              default=None)
+
+
+def _hyperparameter_search(original: Any, self: Any, *args: Any, **kwargs: Any) -> Any:
+    """One parent run for the search, unless the Optuna integration records the study itself."""
+    try:
+        call = inspect.signature(original).bind(self, *args, **kwargs).arguments
+        backend = call.get("backend")
+        if backend is None:
+            from transformers.hyperparameter_search import default_hp_search_backend
+
+            backend = default_hp_search_backend()
+        backend = str(getattr(backend, "value", backend))
+        if backend == "optuna":
+            import optuna  # noqa: F401 - imported here (transformers would), so that autolog can switch its integration on
+
+            if integration_enabled("optuna"):
+                return original(self, *args, **kwargs)  # the study is the parent, each trial hosts its training
+        direction = call.get("direction", "minimize")
+        parent = autotrack.start_run(tags={**autolog_tags(), "autotrack.integration": INTEGRATION,
+                                           "autotrack.search": backend},
+                                     params={"search.backend": backend, "search.n_trials": call.get("n_trials", 20),
+                                             "search.direction": direction if isinstance(direction, str)
+                                             else list(direction)})
+    except Exception as exc:  # noqa: BLE001 - the search runs unrecorded rather than not at all
+        report_failure("transformers: starting the hyperparameter search's run", exc)
+        return original(self, *args, **kwargs)
+    token = _search.set({"trials": 0, "name": parent.name})
+    try:
+        best = original(self, *args, **kwargs)
+    except BaseException as exc:
+        _search.reset(token)
+        parent.end("killed" if isinstance(exc, KeyboardInterrupt) else "failed", error=exc)
+        raise
+    _search.reset(token)
+    try:
+        hyperparameters = getattr(best, "hyperparameters", None) or {}
+        parent.log_params({f"best.{k}": v for k, v in hyperparameters.items()})
+        objective = getattr(best, "objective", None)
+        if isinstance(objective, (int, float)):
+            parent.log_metric("search/best_objective", float(objective), step=0)
+        if getattr(best, "run_id", None) is not None:
+            parent.set_tags({"best_trial": str(best.run_id)})
+    except Exception as exc:  # noqa: BLE001
+        report_failure("transformers: recording the search's best trial", exc)
+    finally:
+        parent.end("finished")
+    return best
