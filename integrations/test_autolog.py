@@ -304,3 +304,36 @@ def test_autolog_tags_reach_every_run_it_starts_and_log_datasets_false_drops_the
         autotrack.autolog(tags=["team"])
     with pytest.raises(autotrack.InvalidArgumentError, match="log_datasets"):
         autotrack.autolog(log_datasets="no")
+
+
+def test_torch_save_to_an_open_file_is_a_checkpoint_and_an_in_memory_one_is_left_alone(store, tmp_path):
+    """`with open(path, "wb") as f: torch.save(model, f)` (pytorch/examples' word language model)
+    is recorded like `torch.save(obj, path)`: a checkpoint artifact whose hash is the saved file's;
+    saving into an `io.BytesIO` records nothing and changes nothing."""
+    import io
+
+    from autotrack.integrations.torch import current_run
+
+    autotrack.autolog(system_metrics=False)
+    try:
+        model = torch.nn.Linear(3, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(2):
+            opt.zero_grad()
+            model(torch.ones(4, 3)).square().mean().backward()
+            opt.step()
+            with open(tmp_path / f"epoch{epoch}.pt", "wb") as f:
+                torch.save({"epoch": epoch, "state": model.state_dict()}, f)
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        run = current_run()
+        run.end()
+    finally:
+        autotrack.autolog(disable=True)
+    assert torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)["weight"].shape == (2, 3)
+    arts = {a.name: a for a in autotrack.get_run(run.id).artifacts if a.kind == "checkpoint"}
+    assert set(arts) == {"epoch0.pt", "epoch1.pt"}, set(arts)  # (and the final weights, kind model)
+    for epoch in range(2):
+        art = arts[f"epoch{epoch}.pt"]
+        assert art.kind == "checkpoint" and art.metadata["epoch"] == epoch and art.metadata["source"] == "torch.save"
+        assert art.sha256 == hashlib.sha256((tmp_path / f"epoch{epoch}.pt").read_bytes()).hexdigest()

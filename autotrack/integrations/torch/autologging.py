@@ -376,12 +376,27 @@ def _record_norms_before_clipping(session: _Session) -> None:
     session.record_grad_norms()
 
 
+def _saved_path(f: Any) -> str | None:
+    """Where ``torch.save`` wrote: a path, or the file an open file object writes to (flushed
+    now, so that the background hash reads what was saved). None for in-memory buffers."""
+    if isinstance(f, (str, os.PathLike)):
+        return os.fspath(f)
+    name = getattr(f, "name", None)
+    if not isinstance(name, str) or not hasattr(f, "write") or not os.path.isfile(name):
+        return None  # io.BytesIO, a socket, a pipe: nothing on disk to point at
+    try:
+        f.flush()
+    except Exception:  # noqa: BLE001 - a file that cannot flush is recorded as it is on disk
+        pass
+    return os.path.abspath(name)
+
+
 def _save(original: Any, obj: Any, f: Any, *args: Any, **kwargs: Any) -> Any:
     result = original(obj, f, *args, **kwargs)
     state = _state_var.get(None)
     session = state.session if state is not None else None
-    if session is not None and not session.run.ended and isinstance(f, (str, os.PathLike)):
-        path = os.fspath(f)
+    path = _saved_path(f) if session is not None and not session.run.ended else None
+    if path is not None:
         epoch = obj.get("epoch") if isinstance(obj, dict) else None
         name = os.path.basename(path)
         if path in session.saved:  # overwritten: the earlier record no longer matches the file
