@@ -348,8 +348,8 @@ def frame_of(st: Backend, rows: list[RunRow]) -> pd.DataFrame:
     import pandas as pd
 
     ids = [r.id for r in rows]
-    param_rows = st.param_rows(ids)
-    last = st.last_values(ids)
+    param_columns = st.param_columns(ids)
+    last = st.last_value_columns(ids)
     tags = st.tags(ids)
     start = np.array([r.start_time for r in rows], dtype=float)
     end = np.array([np.nan if r.end_time is None else r.end_time for r in rows], dtype=float)
@@ -364,16 +364,17 @@ def frame_of(st: Backend, rows: list[RunRow]) -> pd.DataFrame:
         "duration": [None if np.isnan(d) else float(d) for d in duration],
         "parent_id": [r.parent_id for r in rows],
     }
-    extra: dict[str, list[Any]] = {}
+    extra: dict[str, Any] = {}
     position = {rid: i for i, rid in enumerate(ids)}
-    decode = _param_decoder()
     n = len(ids)
-    for rid, key, text in param_rows:
-        values = extra.get("params." + key)
-        if values is None:
-            values = extra["params." + key] = [None] * n
-        values[position[rid]] = decode(text)
-    _fill_columns(extra, "metrics.", ids, last, None)
+    for key, (run_ids, values) in param_columns.items():  # a column per key, placed by position
+        column = np.full(n, None, dtype=object)
+        column[list(map(position.__getitem__, run_ids))] = _as_objects(values)
+        extra["params." + key] = column.tolist()
+    for key, (run_ids, values) in last.items():
+        column = np.full(n, np.nan)
+        column[list(map(position.__getitem__, run_ids))] = values
+        extra["metrics." + key] = column
     _fill_columns(extra, "tags.", ids, tags, None)
     for name in sorted(extra):
         values = extra[name]
@@ -393,21 +394,15 @@ def _fill_columns(columns: dict[str, list[Any]], prefix: str, ids: list[str], pe
             values[i] = value if convert is None else convert(value)
 
 
-def _param_decoder() -> Any:
-    """Stored param text -> the table's value (lists and dicts stay JSON text); the same text (a
-    seed, a default) recurs across runs, so each is decoded once."""
-    seen: dict[str, Any] = {}
+def _as_objects(values: list[Any]) -> Any:
+    """Param values as a 1-d object array (numpy would make nested lists a 2-d one); lists and
+    dicts as JSON text, as the table shows them."""
+    import numpy as np
 
-    def decode(text: str) -> Any:
-        value = seen.get(text, seen)
-        if value is seen:
-            value = json.loads(text)
-            if isinstance(value, (list, dict)):
-                value = json.dumps(value)
-            seen[text] = value
-        return value
-
-    return decode
+    out = np.empty(len(values), dtype=object)
+    kinds = set(map(type, values))
+    out[:] = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in values] if list in kinds or dict in kinds else values
+    return out
 
 
 def _typed_param_column(values: list[Any]) -> Any:

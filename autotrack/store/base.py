@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -186,15 +187,30 @@ class Backend(abc.ABC):
     def stats(self, run_ids: Sequence[str]) -> dict[str, dict[str, KeyStats]]:
         """Per run: metric key -> its stats (last, min, max, count, last step)."""
 
-    def param_rows(self, run_ids: Sequence[str]) -> list[tuple[str, str, str]]:
-        """``(run id, key, value as stored JSON text)`` of the runs' params, in no order: what a
-        table of many runs needs, without a dict per run."""
-        return [(rid, key, value) for rid, per_run in self.params(run_ids).items() for key, (value, _) in per_run.items()]
+    def param_columns(self, run_ids: Sequence[str]) -> dict[str, tuple[list[str], list[Any]]]:
+        """Per param key, the runs that have it and their values (decoded from the stored JSON):
+        what a table of many runs needs, one list per column, no dict per run. Backends read it
+        grouped by key in the database."""
+        out: dict[str, tuple[list[str], list[Any]]] = {}
+        for rid, per_run in self.params(run_ids).items():
+            for key, (text, _) in per_run.items():
+                ids, values = out.setdefault(key, ([], []))
+                ids.append(rid)
+                values.append(json.loads(text))
+        return out
 
-    def last_values(self, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
-        """Per run: metric key -> its last value (what a table of many runs shows; a backend may
-        read it more cheaply than :meth:`stats`)."""
-        return {rid: {key: s.last for key, s in per_key.items()} for rid, per_key in self.stats(run_ids).items()}
+    def last_value_columns(self, run_ids: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:
+        """Per metric key, the runs that have a value of it and each one's last value (float64)."""
+        import numpy as np
+
+        out: dict[str, tuple[list[str], list[float]]] = {}
+        for rid, per_key in self.stats(run_ids).items():
+            for key, stat in per_key.items():
+                if stat.last is not None:
+                    ids, values = out.setdefault(key, ([], []))
+                    ids.append(rid)
+                    values.append(stat.last)
+        return {key: (ids, np.array(values, dtype=float)) for key, (ids, values) in out.items()}
 
     @abc.abstractmethod
     def metric(self, run_id: str, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

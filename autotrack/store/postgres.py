@@ -912,11 +912,23 @@ class PostgresBackend(Backend):
             out[rid][key] = KeyStats(key, n, step, unpack_double(last), last_time, lo, hi)
         return out
 
-    def param_rows(self, run_ids: Sequence[str]) -> list[tuple[str, str, str]]:
-        return self._per_run("SELECT run_id, key, value FROM params", run_ids)
+    def param_columns(self, run_ids: Sequence[str]) -> dict[str, tuple[list[str], list[Any]]]:
+        if not run_ids:
+            return {}
+        # grouped by key in SQL; concatenated text, not json_agg: jsonb has no NaN / Infinity
+        rows = self._rows("read", "SELECT key, array_agg(run_id ORDER BY run_id), '[' || string_agg(value, ',' ORDER BY run_id)"
+                                  " || ']' FROM params WHERE run_id = ANY(%s) GROUP BY key", (list(run_ids),))
+        return {key: (list(ids), json.loads(values)) for key, ids, values in rows}
 
-    def last_values(self, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
-        return _last_values(run_ids, self._per_run("SELECT run_id, key, last_value FROM metric_keys WHERE count > 0", run_ids))
+    def last_value_columns(self, run_ids: Sequence[str]) -> dict[str, tuple[list[str], Any]]:
+        import numpy as np
+
+        if not run_ids:
+            return {}
+        rows = self._rows("read", "SELECT key, array_agg(run_id ORDER BY run_id), string_agg(last_value, ''::bytea ORDER BY run_id)"
+                                  " FROM metric_keys WHERE run_id = ANY(%s) AND count > 0 AND last_value IS NOT NULL"
+                                  " GROUP BY key", (list(run_ids),))
+        return {key: (list(ids), np.frombuffer(bytes(values), dtype="<f8")) for key, ids, values in rows}
 
     def metric(self, run_id: str, key: str) -> tuple[Any, Any, Any] | None:
         return self.metric_since(run_id, key, 0)

@@ -917,7 +917,8 @@ class SQLiteBackend(_RegistrySQL, Backend):
         with self._guard("read runs from"):
             return [rid for (rid,) in conn.execute("SELECT id FROM runs")]
 
-    def _per_run(self, select: str, run_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    def _per_run(self, select: str, run_ids: Sequence[str], then: str = "") -> list[tuple[Any, ...]]:
+        """``select`` over the rows of ``run_ids`` (``then``: a clause after the filter, e.g. GROUP BY)."""
         conn = self._reader()
         if conn is None or not run_ids:
             return []
@@ -925,9 +926,9 @@ class SQLiteBackend(_RegistrySQL, Backend):
         joiner = " AND " if " WHERE " in select else " WHERE "
         with self._guard("read"):
             if len(ids) > 500:  # one statement, the ids bound as one JSON array: no per-id binding
-                return conn.execute(f"{select}{joiner}run_id IN (SELECT value FROM json_each(?))",
+                return conn.execute(f"{select}{joiner}run_id IN (SELECT value FROM json_each(?)){then}",
                                     (json.dumps(ids),)).fetchall()
-            return conn.execute(f"{select}{joiner}run_id IN ({','.join('?' * len(ids))})", ids).fetchall()
+            return conn.execute(f"{select}{joiner}run_id IN ({','.join('?' * len(ids))}){then}", ids).fetchall()
 
     def params(self, run_ids: Sequence[str]) -> dict[str, dict[str, tuple[str, int | None]]]:
         out: dict[str, dict[str, tuple[str, int | None]]] = {rid: {} for rid in run_ids}
@@ -949,11 +950,20 @@ class SQLiteBackend(_RegistrySQL, Backend):
             out[rid][key] = KeyStats(key, n, step, unpack_double(last), last_time, lo, hi)
         return out
 
-    def param_rows(self, run_ids: Sequence[str]) -> list[tuple[str, str, str]]:
-        return self._per_run("SELECT run_id, key, value FROM params", run_ids)
+    def param_columns(self, run_ids: Sequence[str]) -> dict[str, tuple[list[str], list[Any]]]:
+        # grouped by key in SQL: one JSON array of values per key (concatenated text, not
+        # json_group_array, which rejects the NaN / Infinity params may hold), one decode each
+        rows = self._per_run("SELECT key, group_concat(run_id, ','), '[' || group_concat(value, ',') || ']' FROM params",
+                             run_ids, " GROUP BY key")
+        return {key: (ids.split(","), json.loads(values)) for key, ids, values in rows}
 
-    def last_values(self, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
-        return _last_values(run_ids, self._per_run("SELECT run_id, key, last_value FROM metric_keys WHERE count > 0", run_ids))
+    def last_value_columns(self, run_ids: Sequence[str]) -> dict[str, tuple[list[str], Any]]:
+        import numpy as np
+
+        # the packed float64 last values of each key, hex-joined in SQL and decoded in one call
+        rows = self._per_run("SELECT key, group_concat(run_id, ','), group_concat(hex(last_value), '') FROM metric_keys"
+                             " WHERE count > 0 AND last_value IS NOT NULL", run_ids, " GROUP BY key")
+        return {key: (ids.split(","), np.frombuffer(bytes.fromhex(values), dtype="<f8")) for key, ids, values in rows}
 
     def metric(self, run_id: str, key: str) -> tuple[Any, Any, Any] | None:
         import numpy as np

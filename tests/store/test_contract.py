@@ -7,6 +7,7 @@ never read from the store under test.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import struct
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import autotrack
@@ -407,3 +409,49 @@ def test_numeric_comparison_of_params_of_every_stored_type(backend):
                 expected.add(label)
         got = {ids[i] for i in autotrack.runs(where=where)["id"]}
         assert got == expected, where
+
+
+def test_table_columns_read_in_sql_equal_the_per_run_reads(backend):
+    """`runs()` builds its columns from `param_columns` / `last_value_columns` (grouped by key in
+    the database): the same values as the per-run reads (`params`, `stats`), which the base
+    class's own implementation of both is built on -- every stored param type included."""
+    from autotrack.store.base import Backend
+
+    values = {"int": 3, "float": 0.5, "big": 10**30, "text": "a,b", "true": True, "nan": float("nan"),
+              "inf": float("-inf"), "list": [1, [2, "x"]], "none": None}
+    ids, logged = [], []
+    for i in range(4):
+        logged.append({k: v for j, (k, v) in enumerate(values.items()) if (i + j) % 4})
+        with autotrack.start_run(params=logged[-1]) as run:
+            run.log_metric("loss", 1.0 / (i + 1), step=0)
+            run.log_metric("loss", float("nan") if i == 2 else 0.1 * i, step=1)
+            if i % 2:
+                run.log_metric("acc", 0.5 + i, step=0)
+        ids.append(run.id)
+    autotrack.flush()
+    st = autotrack.get_store()
+    for read in ("param_columns", "last_value_columns"):
+        ours = getattr(st, read)(ids)
+        base = getattr(Backend, read)(st, ids)
+        assert set(ours) == set(base), read
+        for key in ours:
+            got = dict(zip(*ours[key]))
+            want = dict(zip(*base[key]))
+            assert set(got) == set(want), (read, key)
+            for rid in got:
+                a, b = got[rid], want[rid]
+                assert (a != a and b != b) or a == b, (read, key, a, b)
+    frame = autotrack.runs().set_index("id")
+    for run_id, params in zip(ids, logged):
+        for key, value in values.items():
+            cell = frame.loc[run_id, f"params.{key}"]
+            if key not in params or value is None:
+                assert cell is None or cell is pd.NA or cell != cell, (key, cell)
+            elif isinstance(value, (list, dict)):
+                assert cell == json.dumps(value), key  # lists and dicts are shown as JSON text
+            elif isinstance(value, float) and value != value:
+                assert cell != cell, key
+            else:
+                assert cell == value, (key, cell)
+    assert [frame.loc[i, "metrics.loss"] for i in ids[:2]] == [0.0, pytest.approx(0.1)]
+    assert np.isnan(frame.loc[ids[2], "metrics.loss"]) and np.isnan(frame.loc[ids[0], "metrics.acc"])
