@@ -199,9 +199,8 @@ def _example_of(rows: Any, secrets: list[str]) -> dict[str, Any] | None:
     if _is_frame(rows):
         kept = [c for c in rows.columns if not is_secret_name(str(c))]
         dropped = [str(c) for c in rows.columns if is_secret_name(str(c))]
-        records = []
-        for _, row in rows[kept].iterrows():
-            records.append({str(c): _clean(str(c), _plain(row[c]), secrets) for c in kept})
+        values = {str(c): [_clean(str(c), _plain(v), secrets) for v in rows[c].tolist()] for c in kept}
+        records = [{name: column[i] for name, column in values.items()} for i in range(len(rows))]
         out: dict[str, Any] = {"format": "records", "columns": [str(c) for c in kept], "data": records}
         if dropped:
             out["dropped"] = dropped
