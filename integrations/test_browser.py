@@ -334,7 +334,7 @@ def test_model_signature_in_the_artifact_row(ui: dict[str, Any], browser: Any, t
 
     X = pd.DataFrame({"age": [31, 45, 52, 23, 60, 38], "income": [1.5, 2.0, 3.5, 0.5, 4.0, 2.5]})
     fitted = Tracked(LinearRegression(), experiment="signatures").fit(X, X["income"] * 2)
-    art = [a for a in autotrack.get_run(fitted.run_id_).artifacts if a.kind == "model"][0]
+    art = next(a for a in autotrack.get_run(fitted.run_id_).artifacts if a.kind == "model")
     page, errors = _page(browser)
     _open(page, ui["url"] + f"#/run/{fitted.run_id_}", "run")
     row = page.locator(f"tr[data-artifact='{art.id}'] td.meta")
