@@ -112,8 +112,8 @@ def schema(obj: Any) -> dict[str, Any] | None:
         if len(shape) == 2:
             out["n_columns"] = shape[1]
         return out
-    if isinstance(obj, (list, tuple)):
-        if obj and all(_is_array(v) or isinstance(v, Mapping) for v in obj):
+    if isinstance(obj, (list, tuple)) or hasattr(obj, "__array__"):
+        if isinstance(obj, (list, tuple)) and obj and all(_is_array(v) or isinstance(v, Mapping) for v in obj):
             return {"type": "sequence", "items": [schema(v) for v in obj]}
         import numpy as np
 
@@ -139,13 +139,20 @@ def head(obj: Any, rows: int = EXAMPLE_ROWS) -> Any:
     tuple of them, a list of rows), the same kind of object."""
     if _is_frame(obj) or _is_series(obj):
         return obj.iloc[:rows]
+    if _is_sparse(obj):  # before Mapping: scipy's dok_matrix is a dict
+        return obj.tocsr()[:rows]
     if isinstance(obj, Mapping):
         return {k: head(v, rows) for k, v in obj.items()}
     if isinstance(obj, tuple) or (isinstance(obj, list) and obj and all(_is_array(v) for v in obj)):
         return type(obj)(head(v, rows) for v in obj)
-    if _is_sparse(obj):
-        return obj.tocsr()[:rows]
-    return obj[:rows]
+    if not hasattr(obj, "__getitem__") and hasattr(obj, "__array__"):  # an array-like without indexing
+        import numpy as np
+
+        obj = np.asarray(obj)
+    try:
+        return obj[:rows]
+    except (TypeError, KeyError, IndexError):  # not rows of anything: no example, no prediction
+        return None
 
 
 # -- input examples ----------------------------------------------------------------------------
@@ -245,7 +252,8 @@ def input_example(obj: Any, rows: int = EXAMPLE_ROWS, *, max_bytes: int = MAX_EX
     secrets = secret_env_values()
     n = rows
     while True:
-        example = _example_of(head(obj, n), secrets)
+        first = head(obj, n)
+        example = _example_of(first, secrets) if first is not None else None
         if example is None:
             return {"input_example_omitted": f"no example can be made of a {type(obj).__qualname__}"}
         size = _size(example)
