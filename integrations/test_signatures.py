@@ -322,3 +322,41 @@ def test_keras_callback(store):
     assert art.input_example["data"] == x[:5].tolist()
     with pytest.raises(autotrack.InvalidArgumentError, match="dimension 1 has size 2"):
         autotrack.check_input(art, x[:, :2])
+
+
+def test_lightning_registered_best_checkpoint_has_the_signature(store, tmp_path):
+    torch = pytest.importorskip("torch")
+    L = pytest.importorskip("lightning.pytorch")
+    from autotrack.integrations.lightning import AutotrackCallback
+
+    class Net(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torch.nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.net(x)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = torch.nn.functional.cross_entropy(self(x), y)
+            self.log("train_loss", loss, on_step=True, on_epoch=True)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    torch.manual_seed(0)
+    x, y = torch.randn(24, 6), torch.randint(0, 3, (24,))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=6)
+    ckpt = L.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="train_loss_epoch", save_top_k=1)
+    callback = AutotrackCallback(register_best_as="net")
+    L.Trainer(max_epochs=2, accelerator="cpu", devices=1, enable_progress_bar=False, logger=False,
+              enable_model_summary=False, callbacks=[callback, ckpt]).fit(Net(), loader)
+    version = callback.model_version
+    assert version.artifact.endswith(".ckpt")
+    assert version.signature == {"inputs": {"type": "tensor", "shape": [-1, 6], "dtype": "float32", "n_columns": 6},
+                                 "outputs": {"type": "tensor", "shape": [-1, 3], "dtype": "float32", "n_columns": 3}}
+    np.testing.assert_array_equal(np.array(version.input_example["data"]), x[:5].numpy())
+    with pytest.raises(autotrack.InvalidArgumentError, match="dimension 1 has size 4"):
+        autotrack.check_input("net", x[:, :4])

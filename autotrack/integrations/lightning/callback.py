@@ -279,7 +279,7 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
         # only checkpoints saved between training batches need a look after every batch
         self._step_checkpointing = any(checkpoints.saves_between_batches(cb) for cb in self._ckpt_callbacks)
         self._watch_user_keys(pl_module)
-        if self.log_model and stage == "fit":  # the signature of the model.pt stored at the end
+        if (self.log_model or self.register_best_as is not None) and stage == "fit":  # the stored model's signature
             self._probe = ForwardProbe(pl_module)
         self._on = True
 
@@ -465,6 +465,9 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
             if self._session._checkpoints is not None:
                 self._session._checkpoints.wait()  # the best checkpoint's record is in the run
             artifact = os.path.basename(monitored[0].best_model_path)
+            meta = self._probe.metadata(where="lightning: model signature") if self._probe is not None else {}
+            if meta:  # the registered checkpoint gets the signature model.pt would have
+                run.update_artifact(artifact, metadata=meta)
         else:
             if not self.log_model:
                 self._log_final_weights(trainer, run)

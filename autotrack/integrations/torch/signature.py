@@ -79,6 +79,7 @@ class ForwardProbe:
         self.output_schema: dict[str, Any] | None = None
         self.rows: Any = None
         self.fired = False
+        self._metadata: dict[str, Any] | None = None
         self._handle: Any = module.register_forward_hook(self._hook, with_kwargs=True)
 
     def _hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
@@ -112,6 +113,8 @@ class ForwardProbe:
         """``signature`` / ``input_example`` for the stored model ({} when no batch was seen). When
         only a batch was offered, the output comes from one no-grad forward on its rows now."""
         self.close()
+        if self._metadata is not None:
+            return dict(self._metadata)
         if self.rows is None:
             return {}
         rows = _to_cpu(self.rows)
@@ -119,8 +122,10 @@ class ForwardProbe:
             meta = model_io(rows, input_schema=self.input_schema, where=where)
             if "signature" in meta:
                 meta["signature"]["outputs"] = self.output_schema
-            return meta
-        return model_io(rows, self._forward, input_schema=self.input_schema, where=where)
+        else:
+            meta = model_io(rows, self._forward, input_schema=self.input_schema, where=where)
+        self._metadata = meta
+        return dict(meta)
 
     def _forward(self, rows: Any) -> Any:
         module = self.module
