@@ -360,3 +360,46 @@ def test_lightning_registered_best_checkpoint_has_the_signature(store, tmp_path)
     np.testing.assert_array_equal(np.array(version.input_example["data"]), x[:5].numpy())
     with pytest.raises(autotrack.InvalidArgumentError, match="dimension 1 has size 4"):
         autotrack.check_input("net", x[:, :4])
+
+
+# -- Transformers (checkpoints: the Trainer stores no other model) ----------------------------------
+
+
+def test_transformers_checkpoints_carry_the_signature(store, tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+
+    from autotrack.integrations.transformers import AutotrackCallback
+
+    class Rows(torch.utils.data.Dataset):
+        def __init__(self) -> None:
+            g = torch.Generator().manual_seed(0)
+            self.ids = torch.randint(1, 20, (12, 7), generator=g)
+            self.labels = (self.ids[:, 0] > 10).long()
+
+        def __len__(self) -> int:
+            return len(self.ids)
+
+        def __getitem__(self, i: int) -> dict:
+            return {"input_ids": self.ids[i], "attention_mask": torch.ones(7, dtype=torch.long), "labels": self.labels[i]}
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=16,
+                                                     max_position_embeddings=8, num_labels=2))
+    data = Rows()
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), report_to="none", num_train_epochs=1,
+                             per_device_train_batch_size=4, save_strategy="epoch", use_cpu=True, disable_tqdm=True)
+    callback = AutotrackCallback()
+    Trainer(model=model, args=args, train_dataset=data, callbacks=[callback]).train()
+    checkpoint = next(a for a in autotrack.get_run(callback.run.id).artifacts if a.kind == "checkpoint")
+    tokens = {"type": "tensor", "shape": [-1, 7], "dtype": "int64", "n_columns": 7}
+    with torch.no_grad():
+        logits = model(input_ids=data.ids[:2], attention_mask=torch.ones(2, 7, dtype=torch.long)).logits
+    assert checkpoint.signature == {"inputs": {"type": "dict", "fields": {"input_ids": tokens, "attention_mask": tokens}},
+                                    "outputs": {"type": "dict", "fields": {"logits": output_of(logits, "tensor")}}}
+    example = checkpoint.input_example["data"]
+    rows = example["input_ids"]["data"]
+    assert len(rows) == 4 and all(row in data.ids.tolist() for row in rows)  # a shuffled first batch's rows
+    assert example["attention_mask"]["data"] == [[1] * 7] * 4

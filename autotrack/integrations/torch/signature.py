@@ -73,7 +73,11 @@ def _model_input(batch: Any) -> Any:
 class ForwardProbe:
     """Watches one forward call of ``module`` (see the module docstring)."""
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, *, drop_inputs: tuple[str, ...] = (),
+                 drop_outputs: tuple[str, ...] = ()) -> None:
+        #: keyword inputs and output keys left out of the signature (a Transformers model's
+        #: ``labels`` and the ``loss`` they make: not what the model takes in inference)
+        self.drop_inputs, self.drop_outputs = drop_inputs, drop_outputs
         self.module = module
         self.input_schema: dict[str, Any] | None = None
         self.output_schema: dict[str, Any] | None = None
@@ -85,8 +89,10 @@ class ForwardProbe:
     def _hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
         self.close()
         try:
-            inputs = _call_inputs(args, kwargs)
+            inputs = _call_inputs(args, {k: v for k, v in kwargs.items() if k not in self.drop_inputs})
             self.input_schema = data_schema(inputs)  # shapes and dtypes only: nothing read back
+            if self.drop_outputs and isinstance(output, Mapping):
+                output = {k: v for k, v in output.items() if k not in self.drop_outputs}
             self.output_schema = data_schema(output)
             self.rows = _first_rows(inputs)
             self.fired = True
