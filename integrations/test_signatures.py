@@ -368,7 +368,12 @@ def test_lightning_registered_best_checkpoint_has_the_signature(store, tmp_path)
 def test_transformers_checkpoints_carry_the_signature(store, tmp_path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        Trainer,
+        TrainingArguments,
+    )
 
     from autotrack.integrations.transformers import AutotrackCallback
 
