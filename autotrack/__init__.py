@@ -57,6 +57,7 @@ from ._run import (
     start_run,
 )
 
+from ._signature import check_input
 from ._capture import fingerprint, seed_everything  # also registers the start-of-run capture
 
 __version__ = "0.1.0"
@@ -84,6 +85,7 @@ __all__ = [
     "__version__",
     "active_run",
     "autolog",
+    "check_input",
     "count_runs",
     "delete_run",
     "end_run",

@@ -343,6 +343,26 @@ def test_artifact_previews(ui: dict[str, Any], browser: Any, tmp_path: Path) -> 
     page.close()
 
 
+def test_model_signature_in_the_artifact_row(ui: dict[str, Any], browser: Any, tmp_path: Path) -> None:
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    from autotrack.integrations.sklearn import Tracked
+
+    X = pd.DataFrame({"age": [31, 45, 52, 23, 60, 38], "income": [1.5, 2.0, 3.5, 0.5, 4.0, 2.5]})
+    fitted = Tracked(LinearRegression(), experiment="signatures").fit(X, X["income"] * 2)
+    art = next(a for a in autotrack.get_run(fitted.run_id_).artifacts if a.kind == "model")
+    page, errors = _page(browser)
+    _open(page, ui["url"] + f"#/run/{fitted.run_id_}", "run")
+    row = page.locator(f"tr[data-artifact='{art.id}'] td.meta")
+    row.wait_for()
+    assert row.locator(".signature").inner_text() == "signature: age int64, income float64 → [-1] float64"
+    assert "input example: 5 rows" in row.inner_text()
+    assert '"data"' not in row.inner_text()  # the example's rows are not dumped into the table
+    assert errors == []
+    page.close()
+
+
 def test_delete_a_finished_run_but_never_a_live_one(ui: dict[str, Any], browser: Any, tmp_path: Path) -> None:
     with autotrack.start_run(name="scratch", experiment="scratch") as run:
         run.log_metric("train/loss", 1.0)

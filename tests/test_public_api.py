@@ -29,6 +29,8 @@ def test_all_is_pinned():
             # the model registry (issue 18)
             "AliasConflictError", "AliasMove", "ModelNotFoundError", "ModelVersion", "RegisteredModel",
             "RunInUseError", "get_model", "list_models", "load_model", "register_model", "rollback", "set_alias",
+            # model signatures (issue 20)
+            "check_input",
         ]
     )
     for name in autotrack.__all__:

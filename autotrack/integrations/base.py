@@ -55,6 +55,15 @@ Imports
     :func:`cancel_submodules` -- told of each submodule of a package as it finishes executing
     (patch a framework's classes as they are defined instead of importing all of them).
 
+Model signatures and input examples
+    :func:`model_io` -- the metadata every stored model (artifact of kind ``model``) gets:
+    ``signature`` (input schema of the training data, output schema of a prediction on its first
+    rows) and ``input_example`` (those rows as JSON, secret filter applied, at most 64 KiB; none
+    under ``autotrack.autolog(log_input_examples=False)``). Pass it to ``log_bytes`` /
+    ``log_artifact`` as ``metadata``; it never raises (our failures: :func:`report_failure`).
+    :func:`data_schema`, :func:`columns_schema` (a table that is not a DataFrame, e.g. an XGBoost
+    ``DMatrix``) and :func:`first_rows` are its parts. See :mod:`autotrack._signature`.
+
 Patching and "already recorded"
     :func:`patch` / :func:`unpatch` with the safety policy (the framework's exceptions pass through
     untouched; our failures become one warning per place, :func:`report_failure`; under
@@ -122,10 +131,15 @@ from autotrack._patching import (
 from autotrack._redact import redact_url
 from autotrack._registry import ModelLoader, check_model_name, register_model_loader
 from autotrack._run import add_flush_hook, default_run_name
+from autotrack._signature import EXAMPLE_ROWS, columns_schema
+from autotrack._signature import head as first_rows
+from autotrack._signature import model_io as _model_io
+from autotrack._signature import schema as data_schema
 
 __all__ = [
     "AUTOLOG_OPTIONS",
     "BLOCK_BYTES",
+    "EXAMPLE_ROWS",
     "MAX_AGE_S",
     "SAMPLE_ABOVE_BYTES",
     "SAMPLE_BLOCKS",
@@ -145,10 +159,13 @@ __all__ = [
     "cancel_submodules",
     "cancel_when_imported",
     "check_model_name",
+    "columns_schema",
+    "data_schema",
     "default_run_name",
     "disabled",
     "fingerprint",
     "fingerprint_sequence",
+    "first_rows",
     "guarded",
     "hash_buffer",
     "host_training",
@@ -157,6 +174,7 @@ __all__ = [
     "integrations",
     "log_artifact_reference",
     "log_data",
+    "model_io",
     "patch",
     "patch_seeder",
     "patched",
@@ -228,6 +246,27 @@ def log_data(run: Run, name: str, obj: Any, **extra: Any) -> dict[str, Any] | No
     if not autolog_setting("log_datasets"):
         return None
     return _store_data_entry(run, name, obj, **extra)
+
+
+def model_io(inputs: Any, predict: Any = None, *, outputs: Any = None, log_example: bool | None = None,
+             input_schema: Mapping[str, Any] | None = None, example_rows: Any = None,
+             where: str = "model signature") -> dict[str, Any]:
+    """``{"signature": ..., "input_example": ...}`` for a stored model's metadata (see
+    :func:`autotrack._signature.model_io`): ``inputs`` is the training data (or a batch of it),
+    ``predict`` is called once on its first rows inside ``recording(...)`` (or pass the
+    ``outputs`` the model already produced). ``log_example`` defaults to
+    ``autotrack.autolog(log_input_examples=...)``. Never raises: a failure of ours is reported
+    (:func:`report_failure`, ``where``) and the model is stored without a signature (``{}``)."""
+    if log_example is None:
+        log_example = bool(autolog_setting("log_input_examples"))
+    try:
+        with recording("autotrack.signature"):
+            return _model_io(inputs, predict, outputs=outputs, log_example=log_example,
+                             input_schema=dict(input_schema) if input_schema is not None else None,
+                             example_rows=example_rows)
+    except Exception as exc:  # noqa: BLE001 - a signature never costs the user the model file
+        report_failure(where, exc)
+        return {}
 
 
 # -- runs ---------------------------------------------------------------------------------------

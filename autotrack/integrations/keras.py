@@ -45,7 +45,17 @@ except ImportError as _exc:  # pragma: no cover - exercised only without keras
 
 import autotrack
 from autotrack import InvalidArgumentError, Run
-from autotrack.integrations.base import RunSlot, guarded, log_data, patch, recording, unpatch
+from autotrack.integrations.base import (
+    RunSlot,
+    data_schema,
+    first_rows,
+    guarded,
+    log_data,
+    model_io,
+    patch,
+    recording,
+    unpatch,
+)
 
 __all__ = ["AutotrackCallback", "autolog"]
 
@@ -93,6 +103,7 @@ class AutotrackCallback(keras.callbacks.Callback):
         self._step = -1  # the global batch last recorded
         self._batch_loss: Any = None  # set by the compute_loss wrapper during the batch
         self._lr: Any = None
+        self._input: tuple[Any, Any] | None = None  # (schema, first rows) of fit's x, for the signature
         self._framework_ctx: recording | None = None
 
     @property
@@ -153,6 +164,7 @@ class AutotrackCallback(keras.callbacks.Callback):
         run.set_info("config", {"backend": keras.backend.backend(), "keras_version": keras.__version__,
                                 "epochs": self.params.get("epochs"), "steps_per_epoch": self.params.get("steps")})
         self._log_data(fit)
+        self._input = _training_input(fit.get("x")) if self.log_model else None
 
     def _open_run(self) -> Run:
         slot = self._slot
@@ -236,9 +248,13 @@ class AutotrackCallback(keras.callbacks.Callback):
         with tempfile.TemporaryDirectory(prefix="autotrack-keras-") as folder:
             path = os.path.join(folder, MODEL_NAME)
             model.save(path)
-            self._run.log_artifact(path, MODEL_NAME, "model", step=max(self._step, 0),
-                                   metadata={"format": "keras", "keras_version": keras.__version__,
-                                             "backend": keras.backend.backend()})
+            metadata = {"format": "keras", "keras_version": keras.__version__, "backend": keras.backend.backend()}
+            if self._input is not None:  # the signature: predict() on the first training rows, after fit
+                schema, rows = self._input
+                self._input = None
+                metadata.update(model_io(rows, lambda r: model.predict(r, verbose=0), input_schema=schema,
+                                         where="keras: model signature"))
+            self._run.log_artifact(path, MODEL_NAME, "model", step=max(self._step, 0), metadata=metadata)
 
     def _close(self, status: str = "finished", error: BaseException | None = None) -> None:
         self._active = False
@@ -289,7 +305,7 @@ class AutotrackCallback(keras.callbacks.Callback):
         state = self.__dict__.copy()
         given = self._slot.given
         state.update(_slot=RunSlot(INTEGRATION), _run=None, _active=False, _buffer=None, _batch_loss=None,
-                     _lr=None, _framework_ctx=None, _model=None,
+                     _lr=None, _framework_ctx=None, _model=None, _input=None,
                      _parent_id=given.id if given is not None else self._parent_id)
         return state
 
@@ -304,6 +320,18 @@ def epoch_key(name: str) -> str | None:
 
 
 # -- reading the model ----------------------------------------------------------------------------------
+
+
+def _training_input(x: Any) -> tuple[Any, Any] | None:
+    """Schema and a copy of the first rows of ``fit``'s ``x`` (an array, tensor, DataFrame or a
+    dict/tuple of them); None for a generator or dataset (no rows taken from it)."""
+    if x is None:
+        return None
+    schema = data_schema(x)
+    if schema is None:
+        return None
+    rows = first_rows(x)
+    return schema, rows.copy() if hasattr(rows, "copy") else rows
 
 
 def _fit_arguments(model: Any) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -48,7 +49,17 @@ except ImportError as _exc:  # pragma: no cover - exercised only without lightgb
 
 import autotrack
 from autotrack import InvalidArgumentError, Run
-from autotrack.integrations.base import RunSlot, guarded, log_data, patch, unpatch
+from autotrack.integrations.base import (
+    RunSlot,
+    columns_schema,
+    data_schema,
+    first_rows,
+    guarded,
+    log_data,
+    model_io,
+    patch,
+    unpatch,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import override
@@ -103,6 +114,8 @@ class AutotrackCallback:
         self._prepared: dict[str, Any] | None = None  # data fingerprinted by autolog before training
         self._call: _TrainingCall | None = None
         self._model: Model | None = None  # the model being trained, until training ends
+        self._raw_input: Any = None  # the training data as given (autolog, before LightGBM frees it)
+        self._input: tuple[Any, Any] | None = None  # (schema, first rows) of the training data
         self._step = -1
         self._last_time = 0.0
 
@@ -136,6 +149,7 @@ class AutotrackCallback:
         run.log_params({**params, **call.extra_params(), "lightgbm": _effective_config(_booster(env.model))})
         run.set_info("config", self._config_section(env, call))
         self._log_data(call)
+        self._input = self._training_input(call) if self.log_model else None
         if not self._deferred:
             call.watch_early_stopping(self)
 
@@ -197,7 +211,32 @@ class AutotrackCallback:
         if self.log_model:
             metadata = {"format": "lightgbm text", "lightgbm_version": lightgbm.__version__,
                         "num_trees": stored.num_trees(), "best_iteration": best_iteration or None}
+            metadata.update(self._signature(stored))
             run.log_bytes(text.encode("utf-8"), MODEL_NAME, "model", step=step, metadata=metadata)
+
+    def _training_input(self, call: _TrainingCall) -> tuple[Any, Any] | None:
+        """Schema and first rows of the training data as the user gave it: autolog's copy, the
+        ``X`` of a scikit-learn API ``fit``, or the Dataset's data when LightGBM kept it."""
+        data = self._raw_input
+        if data is None:
+            data = call.raw_input
+        if data is None:
+            data = getattr(call.local.get("train_set"), "data", None)
+        self._raw_input = None
+        if data is None or isinstance(data, (str, os.PathLike)):  # a file LightGBM read itself
+            return None
+        rows = first_rows(data)
+        return data_schema(data), rows.copy() if hasattr(rows, "copy") else rows
+
+    def _signature(self, stored: lightgbm.Booster) -> dict[str, Any]:
+        """The stored model's ``signature`` (output: ``Booster.predict`` on the first training rows)
+        and ``input_example``; only the feature names when the training data was not at hand."""
+        if self._input is None:
+            return model_io(None, input_schema=columns_schema(stored.feature_name(), None, stored.num_feature()),
+                            where="lightgbm: model signature")
+        schema, rows = self._input
+        self._input = None
+        return model_io(rows, stored.predict, input_schema=schema, where="lightgbm: model signature")
 
     def _abort(self, error: BaseException) -> None:
         """Training raised (called by autolog): end the run this callback started as failed/killed."""
@@ -234,6 +273,7 @@ class AutotrackCallback:
         state = self.__dict__.copy()
         given = self._slot.given
         state.update(_slot=RunSlot(INTEGRATION), _run=None, _active=False, _call=None, _prepared=None, _model=None,
+                     _raw_input=None, _input=None,
                      _parent_id=given.id if given is not None else self._parent_id)
         return state
 
@@ -270,6 +310,8 @@ class _TrainingCall:
     estimator: str | None = None
     user_params: dict[str, Any] = field(default_factory=dict)
     started: float | None = None
+    #: ``X`` of the scikit-learn API's ``fit`` (for the stored model's signature)
+    raw_input: Any = None
 
     @classmethod
     def find(cls) -> _TrainingCall:
@@ -284,6 +326,7 @@ class _TrainingCall:
                 estimator = frame.f_locals["self"]
                 found.estimator = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
                 found.user_params = _changed_params(estimator)
+                found.raw_input = frame.f_locals.get("X")
                 break
             frame = frame.f_back  # type: ignore[assignment]
         if found.estimator is None:
@@ -486,6 +529,8 @@ def _call_with_callback(original: Any, function: str, signature: inspect.Signatu
     callback._deferred = True
     a = bound.arguments
     callback._prepared = _prepare_data(function, a.get("train_set"), a.get("valid_sets"), a.get("valid_names"))
+    if function == "train":  # the data as given, before LightGBM frees it (the model's signature)
+        callback._raw_input = getattr(a.get("train_set"), "data", None)
     try:
         result = original(*bound.args, **bound.kwargs)
     except BaseException as exc:

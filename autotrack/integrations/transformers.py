@@ -134,6 +134,7 @@ class AutotrackCallback(TrainerCallback):
         self._owns_run = False
         self._active = False
         self._checkpoints: Any = None  # autotrack.integrations.torch.CheckpointRecorder
+        self._probe: Any = None  # autotrack.integrations.torch.signature.ForwardProbe, while training
         self._recorded: dict[str, str] = {}  # checkpoint folder -> artifact name
         self._deleted: set[str] = set()  # folders the Trainer rotated away
         self._best: str | None = None
@@ -189,6 +190,12 @@ class AutotrackCallback(TrainerCallback):
 
             self._checkpoints = CheckpointRecorder(run, copy=False)
         model = objects.get("model")
+        if self.log_checkpoints and model is not None and hasattr(model, "register_forward_hook"):
+            from autotrack.integrations.torch.signature import ForwardProbe
+
+            # the checkpoints' signature: the model's first forward in training, labels left out
+            self._probe = ForwardProbe(model, drop_inputs=("labels", "label", "num_items_in_batch"),
+                                       drop_outputs=("loss",))
         training_args, filtered = _training_arguments(args)
         params: dict[str, Any] = dict(training_args)
         config = getattr(model, "config", None)
@@ -263,10 +270,11 @@ class AutotrackCallback(TrainerCallback):
             if weights is not None:
                 name = f"{os.path.basename(folder)}/{weights}"
                 self._recorded[folder] = name
+                signature = self._probe.metadata(where="transformers: model signature") if self._probe else {}
                 self._checkpoints.record(os.path.join(folder, weights), name, step=int(state.global_step),
                                          metadata={"step": int(state.global_step), "epoch": state.epoch,
                                                    "folder": os.path.abspath(folder), "files": files,
-                                                   "best": False})
+                                                   "best": False, **signature})
         self._update_checkpoints(state)
 
     def _update_checkpoints(self, state: Any) -> None:
@@ -298,6 +306,9 @@ class AutotrackCallback(TrainerCallback):
 
     def _close(self, status: str, error: BaseException | None = None) -> None:
         self._active = False
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.close()
         self._exit_framework_recording()
         if self._owns_run and self._run is not None and not self._run.ended:
             if _search.get() is not None:
@@ -365,7 +376,7 @@ class AutotrackCallback(TrainerCallback):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         given = state["_given_run"]
-        state.update(_given_run=None, _run=None, _owns_run=False, _active=False, _checkpoints=None,
+        state.update(_given_run=None, _run=None, _owns_run=False, _active=False, _checkpoints=None, _probe=None,
                      _framework_ctx=None, _parent_id=given.id if given is not None else self._parent_id)
         return state
 

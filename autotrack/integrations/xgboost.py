@@ -69,9 +69,11 @@ from autotrack.integrations._wrapped import inner_slot
 from autotrack.integrations.base import (
     InvalidArgumentError,
     autolog_tags,
+    columns_schema,
     fingerprint,
     guarded,
     log_data,
+    model_io,
     patch,
     patched,
     unpatch,
@@ -302,7 +304,8 @@ class AutotrackCallback(TrainingCallback):
         run.set_info("model", {**_describe_booster(model, config), **best, "importance": _importance(model, config)})
         if self.log_model:
             metadata = {"format": "ubj", "xgboost_version": xgboost.__version__,
-                        "num_boosted_rounds": model.num_boosted_rounds(), **best}
+                        "num_boosted_rounds": model.num_boosted_rounds(), **best,
+                        **_model_signature(model, self._call.dtrain)}
             run.log_bytes(_stored_bytes(model, run.id), MODEL_NAME, "model", step=max(self._step, 0), metadata=metadata)
             if self.register_as is not None:  # opt-in registration (model versioning)
                 self.model_version = autotrack.register_model(self.register_as, run=run, artifact=MODEL_NAME)
@@ -358,6 +361,72 @@ class AutotrackCallback(TrainingCallback):
                      _checkpoints={},
                      _parent_id=given.id if given is not None else self._parent_id)
         return state
+
+
+# -- the stored model's signature -------------------------------------------------------------------
+
+#: ``X`` as the user passed it to a scikit-learn API ``fit`` (set by autolog's patch of those fits).
+_sklearn_input: contextvars.ContextVar[Any] = contextvars.ContextVar("autotrack_xgboost_sklearn_input", default=None)
+
+
+def _model_signature(booster: xgboost.Booster, dtrain: Any) -> dict[str, Any]:
+    """``signature`` and ``input_example`` of the stored booster: from ``X`` as given to the
+    scikit-learn API's ``fit`` (under autolog), else from the training ``DMatrix`` (its columns
+    with XGBoost's feature types; rows only when it can give its data back, which a
+    ``QuantileDMatrix`` cannot). The output schema is ``Booster.predict`` on the first rows."""
+    raw = _sklearn_input.get()
+    if raw is not None:
+        return model_io(raw, booster.inplace_predict, where="xgboost: model signature")
+    names, types = booster.feature_names, booster.feature_types
+    table = columns_schema(names, types, booster.num_features())
+    rows = _dmatrix_rows(dtrain, names) if dtrain is not None else None
+    if rows is None:
+        return model_io(None, input_schema=table, where="xgboost: model signature")
+    count = min(5, int(dtrain.num_row()))
+
+    def predict(_rows: Any) -> Any:
+        return booster.predict(dtrain.slice(list(range(count))))
+
+    return model_io(rows, predict, input_schema=table, where="xgboost: model signature")
+
+
+def _dmatrix_rows(dtrain: xgboost.DMatrix, names: Any) -> Any:
+    """The first rows of a DMatrix as a dense frame (named columns) or array, missing values as
+    NaN; None when the DMatrix cannot give its data back."""
+    import numpy as np
+
+    try:
+        data = dtrain.get_data()[:5]
+    except Exception:  # noqa: BLE001 - QuantileDMatrix and external-memory ones keep no rows
+        return None
+    dense = np.full(data.shape, np.nan, dtype=np.float32)
+    for i in range(data.shape[0]):
+        start, end = data.indptr[i], data.indptr[i + 1]
+        dense[i, data.indices[start:end]] = data.data[start:end]
+    if names:
+        import pandas as pd
+
+        return pd.DataFrame(dense, columns=list(names))
+    return dense
+
+
+def _remember_input(original: Any, self: Any, X: Any, *args: Any, **kwargs: Any) -> Any:
+    if _sklearn_input.get() is not None:  # XGBRFClassifier.fit -> XGBClassifier.fit: the outer one
+        return original(self, X, *args, **kwargs)
+    token = _sklearn_input.set(X)
+    try:
+        return original(self, X, *args, **kwargs)
+    finally:
+        _sklearn_input.reset(token)
+
+
+def _patch_sklearn_fits() -> None:
+    from xgboost import sklearn as xgb_sklearn
+
+    for cls in (xgb_sklearn.XGBModel, xgb_sklearn.XGBClassifier, xgb_sklearn.XGBRFClassifier,
+                xgb_sklearn.XGBRFRegressor, xgb_sklearn.XGBRanker):
+        if "fit" in cls.__dict__:
+            patch(INTEGRATION, cls, "fit", _remember_input, inside_recording=True)
 
 
 # -- what xgboost.train / xgboost.cv was called with ----------------------------------------------
@@ -575,6 +644,7 @@ def autolog(*, disable: bool = False, log_models: bool = True, **_other_integrat
 
     for module, name in _TARGETS:
         patch(INTEGRATION, importlib.import_module(module), name, with_callback)
+    _patch_sklearn_fits()  # X as given, for the stored model's signature and input example
 
 
 def _call_with_callback(original: Any, log_models: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -485,8 +485,24 @@
             '<a class="download" href="' + base + "/artifacts/" + a.id + '/file" title="kept by reference: served while the file exists and matches its sha256">download</a> <span class="muted">(reference)</span>';
           return '<tr data-artifact="' + a.id + '"><td>' + esc(a.name) + "</td><td>" + esc(a.kind) + '</td><td class="num">' + esc(fmt(a.step)) + '</td><td class="num">' + esc(fmt(a.size)) +
             '</td><td class="mono">' + esc((a.sha256 || "").slice(0, 12)) + "</td><td>" + (a.preview ? '<button class="preview" data-id="' + a.id + '">preview</button> ' : "") + dl +
-            '</td><td class="meta">' + esc(Object.keys(a.metadata || {}).length ? JSON.stringify(a.metadata) : "") + "</td></tr>";
+            '</td><td class="meta">' + artifactMeta(a.metadata || {}) + "</td></tr>";
         }).join("") + "</tbody></table>";
+    }
+    // a model's signature in one line, its input example as a row count; the rest as JSON
+    function schemaText(x) {
+      if (!x) return "?";
+      if (x.columns) return x.columns.slice(0, 8).map(function (c) { return (c.name == null ? "" : c.name + " ") + (c.dtype || "?"); }).join(", ") +
+        (x.columns.length > 8 ? ", … (" + x.n_columns + " columns)" : "");
+      if (x.fields) return "{" + Object.keys(x.fields).map(function (k) { return k + ": " + schemaText(x.fields[k]); }).join("; ") + "}";
+      if (x.items) return "(" + x.items.map(schemaText).join("; ") + ")";
+      return (x.shape ? "[" + x.shape.join(", ") + "] " : "") + (x.dtype || "");
+    }
+    function artifactMeta(m) {
+      var rest = {}, out = "";
+      Object.keys(m).forEach(function (k) { if (k !== "signature" && k !== "input_example") rest[k] = m[k]; });
+      if (m.signature) out += '<div class="signature">signature: ' + esc(schemaText(m.signature.inputs)) + " → " + esc(schemaText(m.signature.outputs)) + "</div>";
+      if (m.input_example) out += '<div class="muted">input example: ' + esc(String(m.input_example.rows)) + " rows</div>";
+      return out + esc(Object.keys(rest).length ? JSON.stringify(rest) : "");
     }
     function preview(aid) {
       var box = document.getElementById("artifact-preview");

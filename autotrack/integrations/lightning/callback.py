@@ -28,6 +28,7 @@ from autotrack.integrations.lightning._packages import CALLBACK_BASES, EARLY_STO
 from autotrack.integrations.lightning.logger import AutotrackLogger
 from autotrack.integrations.lightning.session import ASIDE, INTEGRATION, Session, plain_hparams
 from autotrack.integrations.torch import GradNormTracker, LossTracker, lr_keys, model_info, optimizer_info
+from autotrack.integrations.torch.signature import ForwardProbe
 
 try:
     from typing import override  # type: ignore[attr-defined]
@@ -142,12 +143,16 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
         self._keys_seen = 0
         #: (stage, the run's status before) while a later stage writes into a fit's run
         self._reopened: tuple[str, str] | None = None
+        probe = getattr(self, "_probe", None)
+        if probe is not None:
+            probe.close()
+        self._probe: ForwardProbe | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.update(_per_optimizer={}, _loss=None, _scaler=None, _ckpt_callbacks=[],
                      _wrapped_connector=None, _wrapped_module=None, _on=False, _rank_sampler=None, _recording=None,
-                     model_version=None)
+                     model_version=None, _probe=None)
         return state
 
     @property
@@ -204,6 +209,8 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._step_checkpointing:
             self._poll_checkpoints(trainer)
+        if self._probe is not None and not self._probe.fired and self._probe.rows is None:
+            self._probe.offer_batch(batch)  # forward() was not called in the step: keep its first rows
 
     @override
     @guarded(HOOKS)
@@ -290,6 +297,8 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
         # only checkpoints saved between training batches need a look after every batch
         self._step_checkpointing = any(checkpoints.saves_between_batches(cb) for cb in self._ckpt_callbacks)
         self._watch_user_keys(pl_module)
+        if (self.log_model or self.register_best_as is not None) and stage == "fit":  # the stored model's signature
+            self._probe = ForwardProbe(pl_module)
         self._on = True
 
     def _reopen_fit_run(self, pl_module: Any, stage: str) -> bool:
@@ -494,6 +503,9 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
             if self._session._checkpoints is not None:
                 self._session._checkpoints.wait()  # the best checkpoint's record is in the run
             artifact = os.path.basename(monitored[0].best_model_path)
+            meta = self._probe.metadata(where="lightning: model signature") if self._probe is not None else {}
+            if meta:  # the registered checkpoint gets the signature model.pt would have
+                run.update_artifact(artifact, metadata=meta)
         else:
             if not self.log_model:
                 self._log_final_weights(trainer, run)
@@ -507,8 +519,10 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
             path = os.path.join(tmp, "model.pt")
             with suspended():  # not a checkpoint for the plain-PyTorch autolog's torch.save patch
                 torch.save(trainer.lightning_module.state_dict(), path)
-            run.log_artifact(path, "model.pt", "model", step=trainer.global_step,
-                             metadata={"format": "torch state_dict", "load_with": "torch.load(path, weights_only=True)"})
+            metadata = {"format": "torch state_dict", "load_with": "torch.load(path, weights_only=True)"}
+            if self._probe is not None:
+                metadata.update(self._probe.metadata(where="lightning: model signature"))
+            run.log_artifact(path, "model.pt", "model", step=trainer.global_step, metadata=metadata)
 
     def _stop(self, status: str, error: BaseException | None) -> None:
         self._unwrap_logged_metrics()

@@ -48,7 +48,7 @@ _hooked: dict[str, Any] = {}  # the __init_subclass__ we replaced on BaseEstimat
 def autolog(*, disable: bool = False, log_models: bool = True, log_metrics: bool = True, log_data: bool = True,
             max_child_runs: int | None = None, experiment: str | None = None, run_name: str | None = None,
             log_transformer_models: bool = False, tags: Mapping[str, Any] | None = None,
-            **_other_integrations_options: Any) -> None:
+            log_input_examples: bool | None = None, **_other_integrations_options: Any) -> None:
     global _settings
     if not isinstance(disable, bool):
         raise InvalidArgumentError("disable", disable, "pass True or False")
@@ -57,7 +57,9 @@ def autolog(*, disable: bool = False, log_models: bool = True, log_metrics: bool
     settings = Settings(run_name=run_name, experiment=experiment, tags=tags or None, log_model=log_models,
                         log_metrics=log_metrics, log_data=log_data and bool(autolog_setting("log_datasets")),
                         max_child_runs=max_child_runs,
-                        log_transformer_models=log_transformer_models)
+                        log_transformer_models=log_transformer_models,
+                        log_input_examples=bool(autolog_setting("log_input_examples") if log_input_examples is None
+                                                else log_input_examples))
     if not disable:
         check_settings(settings)
     _unhook()

@@ -14,7 +14,7 @@ from typing import Any
 import sklearn
 
 import autotrack
-from autotrack.integrations.base import InvalidArgumentError
+from autotrack.integrations.base import InvalidArgumentError, model_io
 
 from ._describe import class_path
 
@@ -62,8 +62,13 @@ def skops_io() -> ModuleType:
     return sio
 
 
-def log_model(run: autotrack.Run, model: Any) -> None:
+def log_model(run: autotrack.Run, model: Any, X: Any = None, log_example: bool = True) -> None:
+    """Store the fitted ``model``, with its signature from the training data ``X`` (and the first
+    rows of ``X`` as its input example when ``log_example``)."""
     meta: dict[str, Any] = {"class": class_path(model), "sklearn_version": sklearn.__version__}
+    if X is not None:
+        method = next((getattr(model, m) for m in ("predict", "transform") if hasattr(model, m)), None)
+        meta.update(model_io(X, method, log_example=log_example, where="sklearn: model signature"))
     data, name, problem = None, None, None
     try:
         sio = skops_io()

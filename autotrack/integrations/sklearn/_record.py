@@ -153,7 +153,7 @@ def log_fit(run: autotrack.Run, est: Any, X: Any, y: Any, settings: Settings, fi
     if settings.log_model and (settings.log_transformer_models or not _standalone_transformer(est)):
         model = getattr(est, "best_estimator_", None) if search else est
         if model is not None:
-            _piece(failures, "model file", _models.log_model, run, model)
+            _piece(failures, "model file", _models.log_model, run, model, X, settings.log_input_examples)
 
 
 def _log_params(run: autotrack.Run, est: Any) -> None:

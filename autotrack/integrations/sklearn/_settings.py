@@ -25,6 +25,8 @@ class Settings:
     max_child_runs: int | None = None
     #: store the models of standalone transformers (a MinMaxScaler fitted for a plot); autolog: False
     log_transformer_models: bool = True
+    #: store the first training rows with the model (its ``input_example``); the signature always
+    log_input_examples: bool = True
 
 
 def check_settings(s: Settings) -> None:
@@ -34,7 +36,7 @@ def check_settings(s: Settings) -> None:
         raise InvalidArgumentError("experiment", s.experiment, "pass a non-empty str, or None for the default")
     if s.tags is not None and not isinstance(s.tags, Mapping):
         raise InvalidArgumentError("tags", s.tags, "pass a dict of name -> text")
-    for name in ("log_model", "log_metrics", "log_data", "log_transformer_models"):
+    for name in ("log_model", "log_metrics", "log_data", "log_transformer_models", "log_input_examples"):
         if not isinstance(getattr(s, name), bool):
             raise InvalidArgumentError(name, getattr(s, name), "pass True or False")
     if s.eval_set is not None and not (isinstance(s.eval_set, (tuple, list)) and len(s.eval_set) == 2):

@@ -58,6 +58,8 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
     eval_set : ``(X_val, y_val)``: the same metrics on it under ``val/``.
     max_child_runs : for a search CV, record at most this many candidates as child runs
         (None: all).
+    log_input_examples : store the first 5 training rows with the model (its ``input_example``,
+        secret filter applied); the model's signature is stored either way.
     register_as : a model name: after each fit, register the stored model as the next version of
         that model (``autotrack.register_model``); the version is in ``model_version_``.
 
@@ -71,7 +73,7 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
     def __init__(self, estimator: Any, *, run_name: str | None = None, experiment: str | None = None,
                  tags: Mapping[str, Any] | None = None, log_model: bool = True, log_metrics: bool = True,
                  log_data: bool = True, eval_set: Any = None, max_child_runs: int | None = None,
-                 register_as: str | None = None) -> None:
+                 register_as: str | None = None, log_input_examples: bool = True) -> None:
         self.estimator = estimator
         self.run_name = run_name
         self.experiment = experiment
@@ -82,6 +84,7 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         self.eval_set = eval_set
         self.max_child_runs = max_child_runs
         self.register_as = register_as
+        self.log_input_examples = log_input_examples
 
     # -- fitting ----------------------------------------------------------------------------
 
@@ -109,7 +112,8 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
 
     def _fit(self, method: str, X: Any, y: Any, fit_params: dict[str, Any]) -> Any:
         settings = Settings(self.run_name, self.experiment, self.tags, self.log_model, self.log_metrics,
-                            self.log_data, self.eval_set, self.max_child_runs)
+                            self.log_data, self.eval_set, self.max_child_runs,
+                            log_input_examples=self.log_input_examples)
         check_settings(settings)
         if self.register_as is not None and (not isinstance(self.register_as, str) or not self.log_model):
             raise autotrack.InvalidArgumentError("register_as", self.register_as, "pass a model name (str) with "

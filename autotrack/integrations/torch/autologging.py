@@ -38,6 +38,7 @@ from autotrack.integrations.base import RunSlot, being_recorded, guarded, patch,
 from autotrack.integrations.torch.buffers import GradNormTracker, ScalarBuffer
 from autotrack.integrations.torch.checkpoints import CheckpointRecorder
 from autotrack.integrations.torch.describe import lr_keys, model_info, optimizer_info, training_params
+from autotrack.integrations.torch.signature import ForwardProbe
 
 INTEGRATION = "pytorch"
 
@@ -76,6 +77,8 @@ class _Session:
             self.run.set_info("model", model_info(self.models[0]))
         elif self.models:
             self.run.set_info("model", {"models": [model_info(m) for m in self.models]})
+        # the next forward of the model: its input/output shapes and first rows (the signature)
+        self.probe = ForwardProbe(self.models[0]) if options.get("log_models") and len(self.models) == 1 else None
         self.run.add_end_hook(self._on_end)
         with _lock:
             _sessions.add(self)
@@ -147,6 +150,8 @@ class _Session:
         self.buffer.flush()
         if self.options.get("log_models") and self.models and status == "finished":
             self._log_final_weights()
+        if self.probe is not None:
+            self.probe.close()
 
     def _log_final_weights(self) -> None:
         import tempfile
@@ -157,8 +162,10 @@ class _Session:
                 f"{i}.{type(m).__name__}": m.state_dict() for i, m in enumerate(self.models)}
             with suspended():
                 torch.save(state, path)
-            self.run.log_artifact(path, "model.pt", "model", step=self.step,
-                                  metadata={"format": "torch state_dict", "load_with": "torch.load(path, weights_only=True)"})
+            metadata = {"format": "torch state_dict", "load_with": "torch.load(path, weights_only=True)"}
+            if self.probe is not None:
+                metadata.update(self.probe.metadata())
+            self.run.log_artifact(path, "model.pt", "model", step=self.step, metadata=metadata)
 
 
 class _State:
