@@ -54,14 +54,16 @@ class Artifact:
     def signature(self) -> dict[str, Any] | None:
         """A model's ``{"inputs": schema, "outputs": schema}`` as its integration recorded it (None
         when it has none); check data against it with ``autotrack.check_input(artifact, X)``."""
-        sig = self.metadata.get("signature")
-        return sig if isinstance(sig, dict) else None
+        from ._signature import recorded
+
+        return recorded(self.metadata, "signature")
 
     @property
     def input_example(self) -> dict[str, Any] | None:
         """A model's first training rows as JSON (secret filter applied), or None."""
-        example = self.metadata.get("input_example")
-        return example if isinstance(example, dict) else None
+        from ._signature import recorded
+
+        return recorded(self.metadata, "input_example")
 
 
 class RunRecord:

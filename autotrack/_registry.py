@@ -100,14 +100,16 @@ class ModelVersion:
         """The model's ``{"inputs": schema, "outputs": schema}`` as its integration recorded it
         (None for a model stored without one); ``autotrack.check_input(version, X)`` checks data
         against it."""
-        sig = self.meta.get("signature")
-        return sig if isinstance(sig, dict) else None
+        from ._signature import recorded
+
+        return recorded(self.meta, "signature")
 
     @property
     def input_example(self) -> dict[str, Any] | None:
         """The first training rows the model saw, as JSON (secret filter applied), or None."""
-        example = self.meta.get("input_example")
-        return example if isinstance(example, dict) else None
+        from ._signature import recorded
+
+        return recorded(self.meta, "input_example")
 
     def run(self) -> RunRecord:
         """The run this version was made from."""

@@ -486,3 +486,9 @@ def _check_array(expected: Mapping[str, Any], X: Any, arg: str) -> None:
             if not _compatible(family, dtype_family(actual)):
                 raise InvalidArgumentError(arg, actual, f"the data has dtype {actual}; the model expects {dtype} "
                                            f"({family}). Convert it, e.g. X.astype({dtype!r})")
+
+
+def recorded(metadata: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """A stored model's ``signature`` or ``input_example`` from its metadata (None when it has none)."""
+    value = metadata.get(key)
+    return value if isinstance(value, dict) else None

@@ -531,10 +531,10 @@ def _hyperparameter_search(original: Any, self: Any, *args: Any, **kwargs: Any) 
     try:
         best = original(self, *args, **kwargs)
     except BaseException as exc:
-        _search.reset(token)
         parent.end("killed" if isinstance(exc, KeyboardInterrupt) else "failed", error=exc)
         raise
-    _search.reset(token)
+    finally:
+        _search.reset(token)
     try:
         hyperparameters = getattr(best, "hyperparameters", None) or {}
         parent.log_params({f"best.{k}": v for k, v in hyperparameters.items()})
