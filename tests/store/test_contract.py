@@ -411,6 +411,28 @@ def test_numeric_comparison_of_params_of_every_stored_type(backend):
         assert got == expected, where
 
 
+def test_a_large_tables_concurrent_column_reads_build_the_same_frame(backend, monkeypatch):
+    """From `CONCURRENT_READS_FROM` runs on, `runs()` reads params, last values and tags on reader
+    threads (their own connections): the frame is the one the sequential reads build."""
+    from autotrack import _query
+
+    for i in range(6):
+        with autotrack.start_run(params={"i": i, "lr": 10.0 ** -i, "opt": ["sgd", "adam"][i % 2]},
+                                 tags={"team": "a" if i < 3 else "b"}) as run:
+            run.log_metric("loss", 1.0 / (i + 1), step=0)
+            if i % 2:
+                run.log_metric("acc", 0.1 * i, step=3)
+    autotrack.flush()
+    monkeypatch.setattr(_query, "CONCURRENT_READS_FROM", 10**9)
+    sequential = autotrack.runs(order_by="params.i")
+    monkeypatch.setattr(_query, "CONCURRENT_READS_FROM", 1)
+    concurrent = autotrack.runs(order_by="params.i")
+    assert _query._READERS is not None and _query._READERS[0] == os.getpid()  # the threaded path ran
+    pd.testing.assert_frame_equal(concurrent, sequential)
+    assert list(concurrent["params.i"]) == list(range(6)) and concurrent["tags.team"].tolist() == list("aaabbb")
+    assert concurrent["metrics.acc"].isna().tolist() == [True, False] * 3
+
+
 def test_table_columns_read_in_sql_equal_the_per_run_reads(backend):
     """`runs()` builds its columns from `param_columns` / `last_value_columns` (grouped by key in
     the database): the same values as the per-run reads (`params`, `stats`), which the base
