@@ -160,6 +160,12 @@ def _is_library(filename: str) -> bool:
     return known
 
 
+def is_library(filename: str) -> bool:
+    """Whether code in ``filename`` is the standard library's, an installed package's or
+    scikit-learn's (not the user's)."""
+    return _is_library(filename)
+
+
 def called_from_user_code() -> bool:
     """Whether the code that called the fit is the user's (not the standard library, an installed
     package or scikit-learn). Reads only the calling code's file name: the first frame outside
