@@ -66,6 +66,7 @@ def autolog(*, disable: bool = False, log_models: bool = True, log_metrics: bool
         check_settings(settings)
     _unhook()
     unpatch(INTEGRATION)
+    _post_training.metrics_unpatched()
     _grouping.uninstall_groups()
     _post_training_on = False
     if disable:

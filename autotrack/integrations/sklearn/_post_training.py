@@ -41,6 +41,7 @@ from typing import Any
 
 import autotrack
 from autotrack.integrations import _fitting
+from autotrack.integrations._wrapped import inner_slot
 from autotrack.integrations.base import (
     autolog_setting,
     disabled,
@@ -202,9 +203,13 @@ def predicted(estimator: Any, X: Any, output: Any, *, user: bool) -> None:
     name = _dataset(link, X)
     if name is None:
         return
+    # a view (XGBoost's predict_proba is a transposed stack): its owner too, so that another view
+    # of the same memory (proba[:, 1], whose base is that owner) is told apart as well
+    owner = getattr(output, "base", None)
     with _lock:
-        _predictions[id(output)] = (output, link, name)
-        _predictions.move_to_end(id(output))
+        for held in (output, owner) if owner is not None else (output,):
+            _predictions[id(held)] = (held, link, name)
+            _predictions.move_to_end(id(held))
         while len(_predictions) > KEEP:
             _predictions.popitem(last=False)
 
@@ -238,6 +243,8 @@ def _tracked(value: Any) -> tuple[Any, Link, str] | None:
 
 
 _signatures: dict[str, inspect.Signature] = {}
+#: code of the decorator wrappers around the patched metric functions (validate_params)
+_wrapper_codes: set[Any] = set()
 
 
 def _metric_called(
@@ -245,7 +252,7 @@ def _metric_called(
 ) -> None:
     if not any(_tracked(v) is not None for v in (*args, *kwargs.values())):
         return
-    if not _grouping.called_from_user_code() or not _is_number(value):
+    if not _grouping.called_from_user_code(skip=_wrapper_codes) or not _is_number(value):
         return
     signature = _signatures.get(name)
     if signature is None:
@@ -332,15 +339,46 @@ def _metric_replacement(name: str, function: Callable[..., Any]) -> Callable[...
     return replacement
 
 
+_metrics_patched = False
+
+
+def metrics_unpatched() -> None:
+    """The sklearn integration's patches were undone (``autolog`` starts afresh)."""
+    global _metrics_patched
+    _metrics_patched = False
+
+
+def ensure_metrics() -> None:
+    """``Tracked``'s first recorded fit: the metric functions are patched (once) as under autolog."""
+    if not _metrics_patched and not disabled():
+        module = sys.modules.get("sklearn.metrics")
+        if module is not None:
+            install_metrics(module)
+
+
 def install_metrics(module: ModuleType) -> None:
-    """Patch ``sklearn.metrics``' scoring functions, and rebind the names user modules hold."""
+    """Patch ``sklearn.metrics``' scoring functions. scikit-learn's are ``validate_params``
+    wrappers: the function inside the wrapper is patched (its ``func`` cell, as the grouping does
+    for the model-selection functions), so every reference -- a name bound before autolog, a
+    pickled one -- reaches the patch and the public object stays the one pickle looks up. A
+    function of another shape is patched as a module attribute, and the names user modules
+    bound to it before autolog are rebound to the patched one."""
+    global _metrics_patched
+    _metrics_patched = True
     originals: dict[int, tuple[str, Any]] = {}
     for name in metric_names(module):
         function = getattr(module, name)
         if getattr(function, "__autotrack_patch__", None) == INTEGRATION:
-            function = function.__wrapped__
+            continue  # patched as a module attribute already
+        slot = inner_slot(function)
+        if slot is not None:
+            _wrapper_codes.add(function.__code__)  # the wrapper's frame is not the caller's
+            patch(INTEGRATION, slot, "func", _metric_replacement(name, slot.func))
+            continue
         originals[id(function)] = (name, function)
         patch(INTEGRATION, module, name, _metric_replacement(name, function))
+    if not originals:
+        return
     for user_module in _user_modules():
         for attr, value in list(vars(user_module).items()):
             found = originals.get(id(value))

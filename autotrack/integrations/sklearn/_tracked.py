@@ -106,6 +106,8 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
         result, run, _ = record(self.estimator_, lambda: fitted(X, y, **fit_params), X, y, settings,
                                  explicit=True, sample_weight=fit_params.get("sample_weight"))
         self.run_id_ = run.id if run is not None else None
+        if run is not None and _post_training.enabled():
+            _post_training.guarded_call(_post_training.ensure_metrics)  # sklearn.metrics calls are recorded
         if self.register_as is not None and run is not None:  # opt-in registration (model versioning)
             self.model_version_ = autotrack.register_model(self.register_as, run=run)
         return result
