@@ -157,12 +157,18 @@ def patch(
 
 
 def unpatch(integration: str | None = None) -> int:
-    """Undo the patches of ``integration`` (all when None), newest first. Returns how many."""
+    """Undo the patches of ``integration`` (all when None), newest first. Returns how many. An
+    attribute someone else has replaced since it was patched keeps their value."""
     undone = 0
     for p in reversed(list(_registry)):
         if integration is not None and p.integration != integration:
             continue
-        if p.original is _MISSING:
+        current = getattr(p.owner, "__dict__", {}).get(p.name, _MISSING)
+        if current is _MISSING:  # a property-like slot (a closure cell's holder) or no __dict__
+            current = getattr(p.owner, p.name, None)
+        if getattr(current, "__func__", current) is not p.wrapper:
+            pass  # replaced since by someone else (a test's monkeypatch, the user): theirs stays
+        elif p.original is _MISSING:
             try:
                 delattr(p.owner, p.name)
             except AttributeError:

@@ -214,11 +214,14 @@ def test_score_on_new_data_is_test_score(store):
     tracked = Tracked(LogisticRegression(max_iter=300), log_model=False).fit(X[::2], y[::2])
     tracked.score(X[::2], y[::2])  # the training data: not a test score
     first = tracked.score(X[1::2], y[1::2])
-    second = tracked.score(X[1::4], y[1::4])
+    again = tracked.score(X[1::2], y[1::2])  # the same data: the same name, a second point
+    second = tracked.score(X[1::4], y[1::4])  # other data: the next name
     autotrack.flush()
-    scores = autotrack.get_run(tracked.run_id_).metric("test/score")
+    rec = autotrack.get_run(tracked.run_id_)
+    scores = rec.metric("test/score")
     assert list(scores["step"]) == [0, 1]
-    np.testing.assert_allclose(scores["value"], [first, second])
+    np.testing.assert_allclose(scores["value"], [first, again])
+    np.testing.assert_allclose(rec.metric("test_1/score")["value"], [second])
     assert first == pytest.approx(skm.accuracy_score(y[1::2], tracked.predict(X[1::2])))
 
 

@@ -115,6 +115,22 @@ def test_patch_passes_framework_errors_through_untouched():
         unpatch("test")
 
 
+def test_unpatch_leaves_a_value_someone_set_after_the_patch():
+    """Undoing a patch restores the original only where the patch is still in place: a value
+    assigned after it (the user's, a test's monkeypatch since undone) is not overwritten with
+    what was there before."""
+    import types
+
+    module = types.SimpleNamespace(score=lambda: "original")
+    patch("test", module, "score", lambda original: original() + "+patched")
+    assert module.score() == "original+patched"
+    module.score = theirs = lambda: "theirs"
+    patch("test", Target, "work", lambda original, self, x: original(self, x))
+    assert unpatch("test") == 2
+    assert module.score is theirs  # not put back to "original"
+    assert Target().work(1) == 2 and not hasattr(Target.__dict__["work"], "__autotrack_patch__")
+
+
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_patch_turns_own_failures_into_one_warning(monkeypatch, when):
     monkeypatch.delenv("AUTOTRACK_STRICT")

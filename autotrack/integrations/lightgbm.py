@@ -49,6 +49,7 @@ except ImportError as _exc:  # pragma: no cover - exercised only without lightgb
 
 import autotrack
 from autotrack import InvalidArgumentError, Run
+from autotrack.integrations._fitting import training_run
 from autotrack.integrations.base import (
     RunSlot,
     columns_schema,
@@ -141,6 +142,7 @@ class AutotrackCallback:
         self._active = self._finished = False
         call = self._call = _TrainingCall.find()
         self._run = self._slot.open(parent=self._parent_id)
+        training_run(self._run)  # an LGBMClassifier/LGBMRegressor fit: post-training metrics go to this run
         self._active = True
         self._step = env.begin_iteration - 1
         self._last_time = call.started or time.perf_counter()

@@ -65,6 +65,7 @@ from xgboost.callback import EarlyStopping, TrainingCallback, TrainingCheckPoint
 
 import autotrack
 from autotrack import Run
+from autotrack.integrations._fitting import training_run
 from autotrack.integrations._wrapped import inner_slot
 from autotrack.integrations.base import (
     InvalidArgumentError,
@@ -191,6 +192,7 @@ class AutotrackCallback(TrainingCallback):
             return  # distributed training: rank 0 records the one run
         booster = _booster(model)
         self._run = self._open_run()
+        training_run(self._run)  # an XGBClassifier/XGBRegressor fit: post-training metrics go to this run
         self._first_step = booster.num_boosted_rounds() if isinstance(model, xgboost.Booster) else 0
         self._step = self._first_step - 1
         self._history, self._rounds_logged, self._checkpoints = None, 0, {}

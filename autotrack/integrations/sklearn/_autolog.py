@@ -37,10 +37,11 @@ from autotrack.integrations.base import (
     when_submodules_imported,
 )
 
-from . import _grouping
+from . import _grouping, _post_training
 from ._settings import INTEGRATION, Settings, check_settings
 
 FIT_METHODS = ("fit", "fit_transform", "fit_predict")
+_post_training_on = False  # post-training metrics: predict/score/fit patches of classes, sklearn.metrics
 _settings = Settings(log_transformer_models=False)
 _hooked: dict[str, Any] = {}  # the __init_subclass__ we replaced on BaseEstimator ({} when none)
 
@@ -48,10 +49,14 @@ _hooked: dict[str, Any] = {}  # the __init_subclass__ we replaced on BaseEstimat
 def autolog(*, disable: bool = False, log_models: bool = True, log_metrics: bool = True, log_data: bool = True,
             max_child_runs: int | None = None, experiment: str | None = None, run_name: str | None = None,
             log_transformer_models: bool = False, tags: Mapping[str, Any] | None = None,
-            log_input_examples: bool | None = None, **_other_integrations_options: Any) -> None:
-    global _settings
+            log_input_examples: bool | None = None, post_training_metrics: bool | None = None,
+            **_other_integrations_options: Any) -> None:
+    global _settings, _post_training_on
     if not isinstance(disable, bool):
         raise InvalidArgumentError("disable", disable, "pass True or False")
+    if post_training_metrics is not None and not isinstance(post_training_metrics, bool):
+        raise InvalidArgumentError("post_training_metrics", post_training_metrics,
+                                   "pass True or False, or None to follow autotrack.autolog(post_training_metrics=)")
     # autotrack.autolog(tags=, log_datasets=) apply here as in every integration
     tags = {**autolog_tags(), **(tags or {})} if tags is None or isinstance(tags, Mapping) else tags
     settings = Settings(run_name=run_name, experiment=experiment, tags=tags or None, log_model=log_models,
@@ -64,11 +69,18 @@ def autolog(*, disable: bool = False, log_models: bool = True, log_metrics: bool
         check_settings(settings)
     _unhook()
     unpatch(INTEGRATION)
+    _post_training.metrics_unpatched()
     _grouping.uninstall_groups()
+    _post_training_on = False
     if disable:
+        _post_training.configure(None)
         return
     _settings = settings  # skops is imported by the first model saved, not here
+    _post_training.configure(post_training_metrics)
+    _post_training_on = _post_training.enabled()
     when_imported("sklearn.model_selection", _install_groups)
+    if _post_training_on:
+        when_imported("sklearn.metrics", _post_training.install_metrics)
     for cls in _subclasses(BaseEstimator):
         patch_class(cls)
     when_submodules_imported("sklearn", _on_sklearn_module)
@@ -97,10 +109,41 @@ def patch_class(cls: type) -> None:
         if owner.__module__.startswith("sklearn"):
             _patch_method(owner, name)
         elif owner is cls and any(getattr(base.__dict__.get(name), "__autotrack_patch__", None) == INTEGRATION
-                                  for base in cls.__mro__[1:]):
+                                  for base in cls.__mro__[1:]
+                                  if not base.__module__.startswith(_post_training.THIRD_PARTY)):
             own = cls.__dict__[name]
             if callable(own) and not isinstance(own, (staticmethod, classmethod, property)):
                 patch(INTEGRATION, cls, name, _replacement(name))
+    if _post_training_on:
+        _patch_predictions(cls)
+
+
+def _patch_predictions(cls: type) -> None:
+    """Post-training metrics: ``predict``/``predict_proba``/``decision_function``/``score`` of the
+    scikit-learn, XGBoost or LightGBM class defining each, and ``fit`` of XGBoost's and LightGBM's
+    scikit-learn-API estimators (their integrations record the training; this links the run)."""
+    for name in (*_post_training.PREDICT_METHODS, "score", "fit"):
+        owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
+        if owner is None:
+            continue
+        module = owner.__module__
+        if name == "fit":
+            if module.startswith(_post_training.THIRD_PARTY):
+                _patch_plain(owner, name, _post_training.third_party_fit)
+        elif module.startswith(("sklearn.", *_post_training.THIRD_PARTY)):
+            replacement = (_post_training.score_replacement if name == "score"
+                           else _post_training.predict_replacement(name))
+            _patch_plain(owner, name, replacement)
+
+
+def _patch_plain(owner: type, name: str, replacement: Callable[..., Any]) -> None:
+    value = owner.__dict__[name]
+    if getattr(getattr(value, "fn", value), "__autotrack_patch__", None) == INTEGRATION:
+        return  # patched already (cheap: no wrapper is built)
+    if isinstance(value, _AvailableIfDescriptor):
+        patch(INTEGRATION, value, "fn", replacement)
+    elif callable(value) and not isinstance(value, (staticmethod, classmethod)):
+        patch(INTEGRATION, owner, name, replacement)
 
 
 def _patch_method(owner: type, name: str) -> None:
@@ -189,6 +232,7 @@ def _initialising(name: str) -> bool:
 
 def _unhook() -> None:
     cancel_when_imported("sklearn.model_selection", _install_groups)
+    cancel_when_imported("sklearn.metrics", _post_training.install_metrics)
     cancel_submodules("sklearn", _on_sklearn_module)
     if not _hooked:
         return

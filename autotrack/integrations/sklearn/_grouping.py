@@ -23,7 +23,7 @@ import sys
 import sysconfig
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import sklearn
@@ -160,12 +160,19 @@ def _is_library(filename: str) -> bool:
     return known
 
 
-def called_from_user_code() -> bool:
+def is_library(filename: str) -> bool:
+    """Whether code in ``filename`` is the standard library's, an installed package's or
+    scikit-learn's (not the user's)."""
+    return _is_library(filename)
+
+
+def called_from_user_code(skip: Collection[Any] = ()) -> bool:
     """Whether the code that called the fit is the user's (not the standard library, an installed
     package or scikit-learn). Reads only the calling code's file name: the first frame outside
-    autotrack; no locals, no writes."""
+    autotrack (and outside the code objects in ``skip``: a decorator's wrapper); no locals, no
+    writes."""
     frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_OWN_ROOT):
+    while frame is not None and (frame.f_code.co_filename.startswith(_OWN_ROOT) or frame.f_code in skip):
         frame = frame.f_back
     return frame is not None and not _is_library(frame.f_code.co_filename)
 

@@ -26,7 +26,7 @@ from autotrack.integrations.base import (
     report_failure,
 )
 
-from . import _describe, _grouping, _metrics, _models, _search
+from . import _describe, _grouping, _metrics, _models, _post_training, _search
 from ._settings import INTEGRATION, Settings
 
 
@@ -89,7 +89,13 @@ def record(estimator: Any, call: Callable[[], Any], X: Any, y: Any, settings: Se
         if token is not None:
             _grouping.finished(token)
     train = described.get("train")
-    return result, run, train.get("hash") if train else None
+    train_hash = train.get("hash") if train else None
+    if _post_training.enabled():  # what user code scores the fitted estimator with goes to this run
+        try:
+            _post_training.link(estimator, run, train_hash or _post_training.data_hash(X))
+        except Exception as exc:  # noqa: BLE001
+            report_failure("sklearn: linking the estimator to its run", exc)
+    return result, run, train_hash
 
 
 def _end(run: autotrack.Run, failures: list[str], *, keep_open: bool = False) -> None:

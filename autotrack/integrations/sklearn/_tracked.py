@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from copy import deepcopy
 from typing import Any
@@ -13,25 +12,11 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 import autotrack
-from autotrack.integrations.base import disabled, report_failure
+from autotrack.integrations.base import disabled, recording
 
-from . import _grouping
-from ._describe import data_hash
+from . import _grouping, _post_training
 from ._record import record
-from ._settings import Settings, check_settings
-
-_late_lock = threading.Lock()
-
-
-def _log_late_metric(run_id: str, key: str, value: Any) -> None:
-    """Append a point to a run that has ended (``Tracked.score`` after ``fit``): the run is
-    reopened through the public ``resume`` and ended again; its steps continue."""
-    with _late_lock:
-        run = autotrack.start_run(resume=run_id, activate=False)
-        try:
-            run.log_metric(key, value)
-        finally:
-            run.end("finished")
+from ._settings import INTEGRATION, Settings, check_settings
 
 
 def _estimator_has(attr: str) -> Callable[[Any], bool]:
@@ -122,11 +107,11 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
             _grouping.install_groups(searches=True)  # so that cross_validate(Tracked(...)) is one group
         self.estimator_ = clone(self.estimator)
         fitted = getattr(self.estimator_, method)
-        result, run, train_hash = record(self.estimator_, lambda: fitted(X, y, **fit_params), X, y, settings,
-                                          explicit=True, sample_weight=fit_params.get("sample_weight"))
+        result, run, _ = record(self.estimator_, lambda: fitted(X, y, **fit_params), X, y, settings,
+                                 explicit=True, sample_weight=fit_params.get("sample_weight"))
         self.run_id_ = run.id if run is not None else None
-        # tells test data from the training data in score()
-        self._train_fingerprint = train_hash or (data_hash(X) if run is not None else None)
+        if run is not None and _post_training.enabled():
+            _post_training.guarded_call(_post_training.ensure_metrics)  # sklearn.metrics calls are recorded
         if self.register_as is not None and run is not None:  # opt-in registration (model versioning)
             self.model_version_ = autotrack.register_model(self.register_as, run=run)
         return result
@@ -136,12 +121,12 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
     @available_if(_estimator_has("predict"))
     def predict(self, X: Any, **kwargs: Any) -> Any:
         check_is_fitted(self)
-        return self.estimator_.predict(X, **kwargs)
+        return self._predicted(X, self.estimator_.predict, kwargs)
 
     @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X: Any, **kwargs: Any) -> Any:
         check_is_fitted(self)
-        return self.estimator_.predict_proba(X, **kwargs)
+        return self._predicted(X, self.estimator_.predict_proba, kwargs)
 
     @available_if(_estimator_has("predict_log_proba"))
     def predict_log_proba(self, X: Any, **kwargs: Any) -> Any:
@@ -151,7 +136,7 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
     @available_if(_estimator_has("decision_function"))
     def decision_function(self, X: Any, **kwargs: Any) -> Any:
         check_is_fitted(self)
-        return self.estimator_.decision_function(X, **kwargs)
+        return self._predicted(X, self.estimator_.decision_function, kwargs)
 
     @available_if(_estimator_has("score_samples"))
     def score_samples(self, X: Any, **kwargs: Any) -> Any:
@@ -171,17 +156,22 @@ class Tracked(MetaEstimatorMixin, BaseEstimator):
     @available_if(_estimator_has("score"))
     def score(self, X: Any, y: Any = None, **kwargs: Any) -> float:
         """The inner estimator's score; on data other than the training data it is also
-        recorded in the fit's run as ``test/score`` (step = how many times before)."""
+        recorded in the fit's run as ``<dataset>/score`` (``test/score``, ``test_1/score`` for
+        other data; see post-training metrics). Recorded when user code calls it, and for a fold
+        of a model-selection function (``cross_validate(Tracked(...))``: its held-out score)."""
         check_is_fitted(self)
-        value = self.estimator_.score(X, y, **kwargs)
-        run_id = getattr(self, "run_id_", None)
-        if run_id is not None:
-            try:
-                if data_hash(X) != getattr(self, "_train_fingerprint", None):
-                    _log_late_metric(run_id, "test/score", value)
-            except Exception as exc:  # noqa: BLE001
-                report_failure("sklearn: recording test/score", exc)
+        with recording(INTEGRATION):  # what the inner score calls is not the user's
+            value = self.estimator_.score(X, y, **kwargs)
+        user = _grouping.called_from_user_code() or _grouping.current_group() is not None
+        _post_training.guarded_call(_post_training.scored, self.estimator_, X, value, user=user)
         return value
+
+    def _predicted(self, X: Any, method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        with recording(INTEGRATION):  # the inner estimator's own (autolog) patch stays out
+            output = method(X, **kwargs)
+        user = _grouping.called_from_user_code()
+        _post_training.guarded_call(_post_training.predicted, self.estimator_, X, output, user=user)
+        return output
 
     @available_if(_estimator_has("get_feature_names_out"))
     def get_feature_names_out(self, input_features: Any = None) -> Any:
