@@ -83,9 +83,11 @@ class _Patch:
     name: str
     original: Any  # the attribute as found in owner.__dict__, or _MISSING when inherited
     wrapper: Any
+    make_inert: Callable[[], None]
 
 
 _registry: list[_Patch] = []
+_inert: dict[int, _Patch] = {}  # undone patches still inside someone else's wrapper, by id(wrapper)
 
 
 class _CallState:
@@ -134,9 +136,15 @@ def patch(
     if isinstance(found, classmethod):
         raise TypeError("classmethods are not supported by autotrack's patch()")
 
+    inert = False  # undone while wrapped by someone else: it stays in their chain, passing calls through
+
+    def make_inert() -> None:
+        nonlocal inert
+        inert = True
+
     @functools.wraps(unbound)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not inside_recording and _recording.get() is not None:  # the hot path: one lookup
+        if inert or (not inside_recording and _recording.get() is not None):  # the hot path: one lookup
             return unbound(*args, **kwargs)
         state = _CallState(unbound)
         try:
@@ -153,12 +161,13 @@ def patch(
 
     wrapper.__autotrack_patch__ = integration  # type: ignore[attr-defined]
     setattr(owner, name, staticmethod(wrapper) if isinstance(found, staticmethod) else wrapper)
-    _registry.append(_Patch(integration, owner, name, found, wrapper))
+    _registry.append(_Patch(integration, owner, name, found, wrapper, make_inert))
 
 
 def unpatch(integration: str | None = None) -> int:
     """Undo the patches of ``integration`` (all when None), newest first. Returns how many. An
-    attribute someone else has replaced since it was patched keeps their value."""
+    attribute someone else has replaced since it was patched keeps their value (the patch's
+    wrapper then does nothing more than call what it wrapped)."""
     undone = 0
     for p in reversed(list(_registry)):
         if integration is not None and p.integration != integration:
@@ -167,17 +176,30 @@ def unpatch(integration: str | None = None) -> int:
         if current is _MISSING:  # a property-like slot (a closure cell's holder) or no __dict__
             current = getattr(p.owner, p.name, None)
         if getattr(current, "__func__", current) is not p.wrapper:
-            pass  # replaced since by someone else (a test's monkeypatch, the user): theirs stays
-        elif p.original is _MISSING:
+            # replaced since (the user, a test's monkeypatch, another integration's patch around
+            # this one): theirs stays, and this wrapper, if still in their chain, passes calls through
+            p.make_inert()
+            _inert[id(p.wrapper)] = p
+        elif (restore := _unwrapped(p.original)) is _MISSING:
             try:
                 delattr(p.owner, p.name)
             except AttributeError:
                 pass
         else:
-            setattr(p.owner, p.name, p.original)
+            setattr(p.owner, p.name, restore)
         _registry.remove(p)
         undone += 1
     return undone
+
+
+def _unwrapped(value: Any) -> Any:
+    """``value`` with the inert wrappers it is (undone patches another one wrapped) taken off."""
+    while True:
+        inner = _inert.get(id(getattr(value, "__func__", value)))
+        if inner is None or getattr(value, "__func__", value) is not inner.wrapper:
+            return value
+        del _inert[id(inner.wrapper)]
+        value = inner.original
 
 
 def patched(integration: str | None = None) -> list[tuple[Any, str]]:

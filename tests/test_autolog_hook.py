@@ -131,6 +131,33 @@ def test_unpatch_leaves_a_value_someone_set_after_the_patch():
     assert Target().work(1) == 2 and not hasattr(Target.__dict__["work"], "__autotrack_patch__")
 
 
+def test_patches_of_two_integrations_on_one_attribute_undo_in_any_order():
+    """Two integrations wrap the same method (scikit-learn's post-training link and XGBoost's
+    plots both wrap ``XGBClassifier.fit``): undoing the inner one first leaves the outer one
+    working and the inner one doing nothing; undoing both restores the original."""
+    original = Target.__dict__["work"]
+    calls = []
+
+    def tracer(tag):
+        def replacement(fn, self, x):
+            calls.append(tag)
+            return fn(self, x)
+        return replacement
+
+    patch("inner", Target, "work", tracer("inner"))
+    patch("outer", Target, "work", tracer("outer"))
+    assert Target().work(1) == 2 and calls == ["outer", "inner"]
+    unpatch("inner")
+    calls.clear()
+    assert Target().work(1) == 2 and calls == ["outer"]  # the inner wrapper passes calls through
+    patch("inner", Target, "work", tracer("inner"))  # enabled again: on top, recorded once
+    calls.clear()
+    assert Target().work(1) == 2 and calls == ["inner", "outer"]
+    unpatch("inner")
+    unpatch("outer")
+    assert Target.__dict__["work"] is original
+
+
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_patch_turns_own_failures_into_one_warning(monkeypatch, when):
     monkeypatch.delenv("AUTOTRACK_STRICT")
