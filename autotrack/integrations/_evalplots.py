@@ -45,7 +45,12 @@ from typing import Any
 
 import numpy as np
 
-from autotrack.integrations.base import Run, autolog_setting, register_buffer, report_failure
+from autotrack.integrations.base import (
+    Run,
+    autolog_setting,
+    register_buffer,
+    report_failure,
+)
 
 #: longest curve stored point by point; longer ones are thinned to about this many points
 MAX_POINTS = 1000
@@ -58,8 +63,10 @@ EXIT_WAIT_S = 10.0
 KIND = "report"
 PLOTS = ("confusion_matrix", "roc_curve", "precision_recall_curve")
 FORMAT = "autotrack.eval_plot/1"
-NONFINITE = ('non-finite numbers are the strings "Infinity", "-Infinity" and "NaN" '
-             "(float() and JavaScript's Number() read them)")
+NONFINITE = (
+    'non-finite numbers are the strings "Infinity", "-Infinity" and "NaN" '
+    "(float() and JavaScript's Number() read them)"
+)
 
 Fail = Callable[[str, BaseException], None]
 
@@ -72,8 +79,9 @@ def enabled() -> bool:
 # -- the arrays ---------------------------------------------------------------------------------
 
 
-def classifier_plots(y_true: Any, y_pred: Any, scores: Any, classes: Any,
-                     sample_weight: Any = None) -> dict[str, dict[str, Any]]:
+def classifier_plots(
+    y_true: Any, y_pred: Any, scores: Any, classes: Any, sample_weight: Any = None
+) -> dict[str, dict[str, Any]]:
     """The three plots' JSON documents (``scores``: ``predict_proba`` (n, k), a binary
     classifier's 1-d ``decision_function``, or None for the confusion matrix alone)."""
     from sklearn import metrics as skm
@@ -81,11 +89,24 @@ def classifier_plots(y_true: Any, y_pred: Any, scores: Any, classes: Any,
     labels = np.asarray(classes)
     y_true = np.asarray(y_true)
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    header = {"format": FORMAT, "labels": _jsonable(labels.tolist()), "weighted": w is not None,
-              "nonfinite": NONFINITE}
-    cm = skm.confusion_matrix(y_true, np.asarray(y_pred), labels=labels, sample_weight=w)
-    out = {"confusion_matrix": {"plot": "confusion_matrix", **header, "rows": "true label",
-                                "columns": "predicted label", "matrix": _jsonable(cm.tolist())}}
+    header = {
+        "format": FORMAT,
+        "labels": _jsonable(labels.tolist()),
+        "weighted": w is not None,
+        "nonfinite": NONFINITE,
+    }
+    cm = skm.confusion_matrix(
+        y_true, np.asarray(y_pred), labels=labels, sample_weight=w
+    )
+    out = {
+        "confusion_matrix": {
+            "plot": "confusion_matrix",
+            **header,
+            "rows": "true label",
+            "columns": "predicted label",
+            "matrix": _jsonable(cm.tolist()),
+        }
+    }
     targets = _targets(labels, scores)
     if not targets:
         return out
@@ -96,23 +117,49 @@ def classifier_plots(y_true: Any, y_pred: Any, scores: Any, classes: Any,
         positive = y_true == label
         npos = int(positive.sum())
         if npos == 0 or npos == len(y_true):
-            skipped[str(label)] = "no positive samples" if npos == 0 else "no negative samples"
+            skipped[str(label)] = (
+                "no positive samples" if npos == 0 else "no negative samples"
+            )
             continue
         fpr, tpr, thresholds = skm.roc_curve(positive, score, sample_weight=w)
-        roc.append({"label": _jsonable(label), "auc": _num(skm.auc(fpr, tpr)),
-                    **_thinned({"fpr": fpr, "tpr": tpr, "thresholds": thresholds}, "fpr", "tpr")})
-        precision, recall, pr_thresholds = skm.precision_recall_curve(positive, score, sample_weight=w)
-        curve = _thinned({"precision": precision, "recall": recall}, "recall", "precision")
+        roc.append(
+            {
+                "label": _jsonable(label),
+                "auc": _num(skm.auc(fpr, tpr)),
+                **_thinned(
+                    {"fpr": fpr, "tpr": tpr, "thresholds": thresholds}, "fpr", "tpr"
+                ),
+            }
+        )
+        precision, recall, pr_thresholds = skm.precision_recall_curve(
+            positive, score, sample_weight=w
+        )
+        curve = _thinned(
+            {"precision": precision, "recall": recall}, "recall", "precision"
+        )
         kept = np.asarray(curve.get("index", range(len(precision))), dtype=int)
         curve["thresholds"] = _floats(pr_thresholds[kept[kept < len(pr_thresholds)]])
-        pr.append({"label": _jsonable(label),
-                   "average_precision": _num(skm.average_precision_score(positive, score, sample_weight=w)),
-                   **curve})
-    convention = ({"pos_label": _jsonable(labels[1]), "multiclass": None} if len(labels) == 2
-                  else {"pos_label": None, "multiclass": "one-vs-rest"})
+        pr.append(
+            {
+                "label": _jsonable(label),
+                "average_precision": _num(
+                    skm.average_precision_score(positive, score, sample_weight=w)
+                ),
+                **curve,
+            }
+        )
+    convention = (
+        {"pos_label": _jsonable(labels[1]), "multiclass": None}
+        if len(labels) == 2
+        else {"pos_label": None, "multiclass": "one-vs-rest"}
+    )
     common = {**header, **convention, "max_points": MAX_POINTS, "skipped": skipped}
     out["roc_curve"] = {"plot": "roc_curve", **common, "curves": roc}
-    out["precision_recall_curve"] = {"plot": "precision_recall_curve", **common, "curves": pr}
+    out["precision_recall_curve"] = {
+        "plot": "precision_recall_curve",
+        **common,
+        "curves": pr,
+    }
     return out
 
 
@@ -180,8 +227,16 @@ def _jsonable(value: Any) -> Any:
 # -- logging ------------------------------------------------------------------------------------
 
 
-def log_classifier_plots(run: Run, prefix: str, y_true: Any, y_pred: Any, scores: Any, classes: Any,
-                         fail: Fail, sample_weight: Any = None) -> None:
+def log_classifier_plots(
+    run: Run,
+    prefix: str,
+    y_true: Any,
+    y_pred: Any,
+    scores: Any,
+    classes: Any,
+    fail: Fail,
+    sample_weight: Any = None,
+) -> None:
     """Store the three plots of one data set in ``run`` (JSON now, PNG in the background). A
     failure is reported through ``fail`` and nothing else of the run is affected."""
     try:
@@ -190,14 +245,25 @@ def log_classifier_plots(run: Run, prefix: str, y_true: Any, y_pred: Any, scores
             doc["data"] = prefix
             png = _renderer.submit(run, f"{prefix}/{name}.png", doc)
             text = json.dumps(doc, allow_nan=False, separators=(",", ":"))
-            run.log_bytes(text.encode("utf-8"), f"{prefix}/{name}.json", KIND,
-                          metadata={"plot": name, "data": prefix, "format": FORMAT, "png": png})
+            run.log_bytes(
+                text.encode("utf-8"),
+                f"{prefix}/{name}.json",
+                KIND,
+                metadata={"plot": name, "data": prefix, "format": FORMAT, "png": png},
+            )
     except Exception as exc:  # noqa: BLE001 - a plot failing leaves the run and its metrics
         fail(f"{prefix} evaluation plots", exc)
 
 
-def log_estimator_plots(run: Run, est: Any, X: Any, y: Any, prefix: str, fail: Fail,
-                        sample_weight: Any = None) -> None:
+def log_estimator_plots(
+    run: Run,
+    est: Any,
+    X: Any,
+    y: Any,
+    prefix: str,
+    fail: Fail,
+    sample_weight: Any = None,
+) -> None:
     """For an integration that has made no predictions yet (XGBoost's and LightGBM's scikit-learn
     classifiers): one ``predict_proba`` pass, the label of each row its highest-scoring class
     (what their ``predict`` returns), then :func:`log_classifier_plots`."""
@@ -215,13 +281,23 @@ def log_estimator_plots(run: Run, est: Any, X: Any, y: Any, prefix: str, fail: F
     except Exception as exc:  # noqa: BLE001
         fail(f"{prefix} evaluation plots", exc)
         return
-    log_classifier_plots(run, prefix, y_true, y_pred, proba, classes, fail, sample_weight)
+    log_classifier_plots(
+        run, prefix, y_true, y_pred, proba, classes, fail, sample_weight
+    )
 
 
-def log_fit_plots(run: Run, est: Any, X: Any, y: Any, eval_sets: Sequence[tuple[str, Any, Any, Any]],
-                  sample_weight: Any, integration: str) -> None:
+def log_fit_plots(
+    run: Run,
+    est: Any,
+    X: Any,
+    y: Any,
+    eval_sets: Sequence[tuple[str, Any, Any, Any]],
+    sample_weight: Any,
+    integration: str,
+) -> None:
     """``train`` plots of ``(X, y)`` and one set per ``(name, X, y, weight)`` eval set; failures are one
     warning each (``AUTOTRACK_STRICT=1``: raised)."""
+
     def fail(what: str, exc: BaseException) -> None:
         report_failure(f"{integration}: {what}", exc)
 
@@ -271,7 +347,9 @@ class _Renderer:
         if not self.available:
             return "none: matplotlib is not installed"
         with self.lock:
-            if self.pid != os.getpid():  # first use, or a forked child: a queue and thread of its own
+            if (
+                self.pid != os.getpid()
+            ):  # first use, or a forked child: a queue and thread of its own
                 self.queue, self.thread, self.pid = queue.Queue(), None, os.getpid()
             if self.queue.qsize() >= MAX_PENDING:
                 return f"skipped: {MAX_PENDING} figures were waiting to be drawn"
@@ -279,7 +357,9 @@ class _Renderer:
             register_buffer(job)
             self.queue.put(job)
             if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._loop, name="autotrack-plots", daemon=True)
+                self.thread = threading.Thread(
+                    target=self._loop, name="autotrack-plots", daemon=True
+                )
                 self.thread.start()
                 atexit.register(self.drain)
         return name
@@ -290,8 +370,20 @@ class _Renderer:
             try:
                 data = render_png(job.doc)
                 blob = job.run.store.blobs.put_bytes(data)
-                job.run.record_artifact(job.name, KIND, blob.sha256, blob.size, None, None, True,
-                                        {"plot": job.doc.get("plot"), "data": job.doc.get("data"), "format": "png"})
+                job.run.record_artifact(
+                    job.name,
+                    KIND,
+                    blob.sha256,
+                    blob.size,
+                    None,
+                    None,
+                    True,
+                    {
+                        "plot": job.doc.get("plot"),
+                        "data": job.doc.get("data"),
+                        "format": "png",
+                    },
+                )
             except Exception as exc:  # noqa: BLE001 - a background thread cannot raise to anyone
                 try:
                     report_failure(f"drawing {job.name}", exc)
@@ -304,7 +396,11 @@ class _Renderer:
     def drain(self) -> None:
         """At interpreter exit: let the figures already queued be drawn (up to EXIT_WAIT_S)."""
         deadline = time.monotonic() + EXIT_WAIT_S
-        while self.pid == os.getpid() and self.queue.unfinished_tasks and time.monotonic() < deadline:
+        while (
+            self.pid == os.getpid()
+            and self.queue.unfinished_tasks
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.02)
 
 
@@ -327,7 +423,9 @@ def render_png(doc: dict[str, Any]) -> bytes:
         fig = Figure(figsize=(side + 0.8, side), dpi=80)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-        matrix = np.asarray([[_float(v) for v in row] for row in doc["matrix"]], dtype=float)
+        matrix = np.asarray(
+            [[_float(v) for v in row] for row in doc["matrix"]], dtype=float
+        )
         image = ax.imshow(matrix, cmap="Blues", interpolation="nearest")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
         if k <= 20:
@@ -335,9 +433,18 @@ def render_png(doc: dict[str, Any]) -> bytes:
             for i in range(k):
                 for j in range(k):
                     v = matrix[i, j]
-                    ax.text(j, i, f"{v:.0f}" if float(v).is_integer() else f"{v:.3g}", ha="center", va="center",
-                            fontsize=9, color="white" if top and v > top / 2 else "black")
-        ax.set_xticks(range(k), labels if k <= 30 else [""] * k, rotation=45 if k > 6 else 0)
+                    ax.text(
+                        j,
+                        i,
+                        f"{v:.0f}" if float(v).is_integer() else f"{v:.3g}",
+                        ha="center",
+                        va="center",
+                        fontsize=9,
+                        color="white" if top and v > top / 2 else "black",
+                    )
+        ax.set_xticks(
+            range(k), labels if k <= 30 else [""] * k, rotation=45 if k > 6 else 0
+        )
         ax.set_yticks(range(k), labels if k <= 30 else [""] * k)
         ax.set_xlabel("predicted label")
         ax.set_ylabel("true label")
@@ -352,16 +459,28 @@ def render_png(doc: dict[str, Any]) -> bytes:
             ys = [_float(v) for v in curve["tpr" if roc else "precision"]]
             score = curve["auc" if roc else "average_precision"]
             name = "" if doc.get("pos_label") is not None else f"{curve['label']}: "
-            ax.plot(xs, ys, linewidth=1.5, drawstyle="default" if roc else "steps-post",
-                    label=f"{name}{'AUC' if roc else 'AP'} {_float(score):.3f}")
+            ax.plot(
+                xs,
+                ys,
+                linewidth=1.5,
+                drawstyle="default" if roc else "steps-post",
+                label=f"{name}{'AUC' if roc else 'AP'} {_float(score):.3f}",
+            )
         if roc:
             ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("false positive rate" if roc else "recall")
         ax.set_ylabel("true positive rate" if roc else "precision")
-        positive = f" of {doc['pos_label']}" if doc.get("pos_label") is not None else " (one-vs-rest)"
-        ax.set_title(f"{doc.get('data', '')} {'ROC' if roc else 'precision-recall'}{positive}", fontsize=10)
+        positive = (
+            f" of {doc['pos_label']}"
+            if doc.get("pos_label") is not None
+            else " (one-vs-rest)"
+        )
+        ax.set_title(
+            f"{doc.get('data', '')} {'ROC' if roc else 'precision-recall'}{positive}",
+            fontsize=10,
+        )
         if doc["curves"]:
             ax.legend(loc="lower right" if roc else "lower left", fontsize=8)
     fig.tight_layout()
