@@ -338,13 +338,10 @@ class _Renderer:
         self.thread: threading.Thread | None = None
         self.pid = 0
         self.lock = threading.Lock()
-        self.available: bool | None = None
 
     def submit(self, run: Run, name: str, doc: dict[str, Any]) -> str:
         """Queue a PNG of ``doc``; returns what the JSON's metadata says about it."""
-        if self.available is None:
-            self.available = matplotlib_available()
-        if not self.available:
+        if not matplotlib_available():
             return "none: matplotlib is not installed"
         with self.lock:
             if (
