@@ -240,7 +240,7 @@ def test_long_curves_are_thinned_keeping_points_of_the_full_curve(store):
 def test_classifier_without_predict_proba_gets_the_confusion_matrix_only(store):
     X, y = load_iris(return_X_y=True)
     model = Tracked(LinearSVC(max_iter=5000)).fit(X, y)
-    rec, docs = plots_of(model.run_id_)
+    _rec, docs = plots_of(model.run_id_)
     assert set(docs) == {"train/confusion_matrix.json"}
     np.testing.assert_array_equal(
         np.array(docs["train/confusion_matrix.json"]["matrix"]),
@@ -254,7 +254,7 @@ def test_a_class_missing_from_the_eval_set_has_no_curve(store):
     model = Tracked(LogisticRegression(max_iter=1000), eval_set=(X[keep], y[keep])).fit(
         X, y
     )
-    rec, docs = plots_of(model.run_id_)
+    _rec, docs = plots_of(model.run_id_)
     roc = docs["val/roc_curve.json"]
     assert [c["label"] for c in roc["curves"]] == [0, 1]
     assert roc["skipped"] == {"2": "no positive samples"}
@@ -376,7 +376,7 @@ def test_lgbm_binary_under_autolog(store):
         X[:400], y[:400], eval_X=(X[400:],), eval_y=(y[400:],)
     )
     autotrack.autolog(disable=True)
-    rec, docs = plots_of("latest")
+    _rec, docs = plots_of("latest")
     check_plots(
         docs,
         "valid_0",
@@ -465,9 +465,13 @@ def test_a_failing_png_is_one_warning_and_the_json_stays(store, monkeypatch):
 
     monkeypatch.setattr(Figure, "savefig", broken)
     X, y = load_iris(return_X_y=True)
-    with pytest.warns(RuntimeWarning, match="savefig exploded"):
+
+    def fit_and_wait():
         model = Tracked(LogisticRegression(max_iter=1000)).fit(X, y)
-        rec, docs = plots_of(model.run_id_)  # waits for the background figures
+        return plots_of(model.run_id_)  # waits for the background figures
+
+    with pytest.warns(RuntimeWarning, match="savefig exploded"):
+        rec, docs = fit_and_wait()
     assert set(docs) == {f"train/{p}.json" for p in PLOTS}
     assert not [a for a in rec.artifacts if a.name.endswith(".png")]
     assert rec.status == "finished" and "train/accuracy" in rec.summary
