@@ -11,8 +11,8 @@ arrays, exactly what ``sklearn.metrics`` returns on the predictions the training
   ``decision_function``); for more classes one curve per class, one-vs-rest, scored by that
   class's column. A class with no positive or no negative sample in the data has no curve
   (``skipped`` says why);
-* ``<data>/precision_recall_curve.json`` -- ``precision_recall_curve`` with
-  ``average_precision_score``, same convention.
+* ``<data>/precision_recall_curve.json`` -- ``precision_recall_curve`` with average precision
+  (``average_precision_score``'s definition, computed on that curve), same convention.
 
 Curves longer than :data:`MAX_POINTS` points are thinned: the kept points are points of the full
 curve, unchanged (their positions in it are in ``index``), chosen evenly along the curve's length so
@@ -95,9 +95,7 @@ def classifier_plots(
         "weighted": w is not None,
         "nonfinite": NONFINITE,
     }
-    cm = skm.confusion_matrix(
-        y_true, np.asarray(y_pred), labels=labels, sample_weight=w
-    )
+    cm = confusion_matrix(y_true, np.asarray(y_pred), labels, w)
     out = {
         "confusion_matrix": {
             "plot": "confusion_matrix",
@@ -142,9 +140,8 @@ def classifier_plots(
         pr.append(
             {
                 "label": _jsonable(label),
-                "average_precision": _num(
-                    skm.average_precision_score(positive, score, sample_weight=w)
-                ),
+                # average_precision_score's definition, on the curve already made (no third sort)
+                "average_precision": _num(-np.sum(np.diff(recall) * precision[:-1])),
                 **curve,
             }
         )
@@ -161,6 +158,31 @@ def classifier_plots(
         "curves": pr,
     }
     return out
+
+
+def confusion_matrix(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray, w: np.ndarray | None
+) -> np.ndarray:
+    """``sklearn.metrics.confusion_matrix(y_true, y_pred, labels=labels, sample_weight=w)``, by one
+    ``bincount`` (without its input checks: ~10 ms on 20,000 rows). Rows or predictions with a label
+    outside ``labels`` are left out, as there; labels that cannot be ordered go to scikit-learn."""
+    k = len(labels)
+    try:
+        order = np.argsort(labels, kind="stable")
+        ranked = labels[order]
+        codes = []
+        for values in (y_true, y_pred):
+            pos = np.clip(np.searchsorted(ranked, values), 0, k - 1)
+            codes.append((order[pos], ranked[pos] == values))
+    except TypeError:  # mixed label types numpy cannot sort
+        from sklearn import metrics as skm
+
+        return skm.confusion_matrix(y_true, y_pred, labels=labels, sample_weight=w)
+    (t, t_ok), (p, p_ok) = codes
+    keep = t_ok & p_ok
+    weights = None if w is None else w[keep]
+    counts = np.bincount(t[keep] * k + p[keep], weights=weights, minlength=k * k)
+    return counts.reshape(k, k).astype(np.int64 if w is None else np.float64)
 
 
 def _targets(labels: np.ndarray, scores: Any) -> list[tuple[Any, np.ndarray]]:
