@@ -671,9 +671,9 @@ def test_a_classifier_runs_page_draws_its_confusion_matrix_and_curves(browser: A
     matrices (cell for cell sklearn.metrics.confusion_matrix of the model's predictions) and ROC /
     precision-recall curves with their AUC, and previews the PNG twin through the artifact table."""
     pytest.importorskip("sklearn")
+    from PIL import Image
     from sklearn.datasets import load_iris
     from sklearn.ensemble import RandomForestClassifier
-    from PIL import Image
     from sklearn.metrics import confusion_matrix, roc_auc_score
 
     from autotrack import _run
