@@ -455,26 +455,43 @@ def test_a_failing_plot_is_one_warning_and_the_run_keeps_its_metrics(
     assert model.predict(X).shape == y.shape
 
 
-def test_a_failing_png_is_one_warning_and_the_json_stays(store, monkeypatch):
-    from matplotlib.figure import Figure
-
+def test_a_figure_worker_that_cannot_start_is_one_warning_and_the_json_stays(
+    store, monkeypatch
+):
     monkeypatch.setenv("AUTOTRACK_STRICT", "0")
-
-    def broken(self, *args, **kwargs):
-        raise OSError("savefig exploded")
-
-    monkeypatch.setattr(Figure, "savefig", broken)
+    _evalplots._renderer.stop()  # the next figure starts a worker: with no interpreter to run it
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
     X, y = load_iris(return_X_y=True)
 
     def fit_and_wait():
         model = Tracked(LogisticRegression(max_iter=1000)).fit(X, y)
-        return plots_of(model.run_id_)  # waits for the background figures
+        return plots_of(model.run_id_)
 
-    with pytest.warns(RuntimeWarning, match="savefig exploded"):
+    with pytest.warns(RuntimeWarning, match="nonexistent") as caught:
         rec, docs = fit_and_wait()
+    monkeypatch.undo()
+    _evalplots._renderer.stop()  # forget the failure: later figures start a worker again
+    assert (
+        "could not start"
+        in {a.name: a.metadata for a in rec.artifacts}["train/roc_curve.json"]["png"]
+    )
+    assert len([w for w in caught if "autotrack" in str(w.message)]) == 1
     assert set(docs) == {f"train/{p}.json" for p in PLOTS}
     assert not [a for a in rec.artifacts if a.name.endswith(".png")]
     assert rec.status == "finished" and "train/accuracy" in rec.summary
+
+
+def test_a_figure_the_worker_cannot_draw_is_one_warning(store, monkeypatch):
+    monkeypatch.setenv("AUTOTRACK_STRICT", "0")
+    with autotrack.start_run("by hand") as run:
+        _evalplots._renderer.submit(
+            run, "odd/roc_curve.png", {"plot": "roc_curve"}, '{"plot": "roc_curve"}'
+        )
+        with pytest.warns(
+            RuntimeWarning, match="drawing roc_curve.png failed.*KeyError"
+        ):
+            autotrack.flush()
+    assert autotrack.get_run(run.id).artifacts == []
 
 
 def test_drawing_leaves_pyplot_and_rcparams_alone(store):

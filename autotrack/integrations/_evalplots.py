@@ -22,24 +22,29 @@ full curve. Non-finite numbers (``roc_curve``'s first threshold is ``inf``) are 
 read back. A fit with ``sample_weight`` gets weighted plots, like its training metrics.
 
 Each JSON artifact has a PNG twin (``<data>/roc_curve.png`` ...) drawn with matplotlib when it is
-installed (silently none otherwise). Drawing costs ~0.1 s a figure, so it happens in one background
-thread, off the training's path, on matplotlib's object API with the Agg canvas (never ``pyplot``,
-``rcParams`` or the backend setting: the user's figures are not touched). ``run.flush()`` and
-``autotrack.flush()`` wait for a run's pending figures, interpreter exit for up to
-:data:`EXIT_WAIT_S` seconds; while more than :data:`MAX_PENDING` figures wait, new ones are not
-drawn (a tight loop of small fits does not pile up work) and the JSON's artifact metadata says so.
+installed (silently none otherwise). Drawing costs ~0.1 s a figure and holds the GIL, so it happens in
+one worker process (:mod:`autotrack.integrations._plotdraw`, started on first use), off the training's
+path and out of its interpreter, on matplotlib's object API with the Agg canvas (never ``pyplot``: the
+user's figures and settings are not touched). A thread stores the PNGs it sends back (also into a run
+that has ended meanwhile). ``run.flush()`` and ``autotrack.flush()`` wait for a run's pending figures,
+interpreter exit for up to :data:`EXIT_WAIT_S` seconds; while more than :data:`MAX_PENDING` figures
+wait, new ones are not drawn (a tight loop of small fits does not pile up work) and the JSON's artifact
+metadata (``png``) says so. A worker that cannot start or dies is one warning; the JSON stays.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
 import importlib.util
 import json
 import math
 import os
-import queue
+import subprocess
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -262,11 +267,15 @@ def log_classifier_plots(
     """Store the three plots of one data set in ``run`` (JSON now, PNG in the background). A
     failure is reported through ``fail`` and nothing else of the run is affected."""
     try:
-        docs = classifier_plots(y_true, y_pred, scores, classes, sample_weight)
+        with warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore"
+            )  # scikit-learn's, on data it finds odd: not the user's
+            docs = classifier_plots(y_true, y_pred, scores, classes, sample_weight)
         for name, doc in docs.items():
             doc["data"] = prefix
-            png = _renderer.submit(run, f"{prefix}/{name}.png", doc)
             text = json.dumps(doc, allow_nan=False, separators=(",", ":"))
+            png = _renderer.submit(run, f"{prefix}/{name}.png", doc, text)
             run.log_bytes(
                 text.encode("utf-8"),
                 f"{prefix}/{name}.json",
@@ -293,7 +302,11 @@ def log_estimator_plots(
         classes = getattr(est, "classes_", None)
         if classes is None or y is None or np.ndim(classes) != 1:
             return
-        proba = np.asarray(est.predict_proba(X))
+        with warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore"
+            )  # predicting the training data may warn (feature names...)
+            proba = np.asarray(est.predict_proba(X))
         if proba.ndim != 2 or proba.shape[1] != len(classes):
             return
         y_pred = np.asarray(classes).take(np.argmax(proba, axis=1))
@@ -330,7 +343,7 @@ def log_fit_plots(
         log_estimator_plots(run, est, X_eval, y_eval, name, fail, w_eval)
 
 
-# -- the PNGs, drawn in the background --------------------------------------------------------
+# -- the PNGs, drawn in a worker process ------------------------------------------------------------
 
 
 def matplotlib_available() -> bool:
@@ -350,163 +363,155 @@ class _Job:
         self.done = threading.Event()
 
     def flush(self) -> None:
-        if threading.current_thread() is not _renderer.thread:
-            self.done.wait(EXIT_WAIT_S)
+        self.done.wait(EXIT_WAIT_S)
 
 
 class _Renderer:
-    def __init__(self) -> None:
-        self.queue: queue.Queue[_Job] = queue.Queue()
-        self.thread: threading.Thread | None = None
-        self.pid = 0
-        self.lock = threading.Lock()
+    """One worker process per process that draws (started on first use, again after a fork or
+    when it died), fed through its stdin; a reader thread stores what it sends back."""
 
-    def submit(self, run: Run, name: str, doc: dict[str, Any]) -> str:
-        """Queue a PNG of ``doc``; returns what the JSON's metadata says about it."""
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pid = 0
+        self.jobs: dict[int, _Job] = {}
+        self.next_id = 0
+        self.hooked = False
+        self.broken: str | None = (
+            None  # why this process draws no PNGs (the worker could not start)
+        )
+
+    def submit(self, run: Run, name: str, doc: dict[str, Any], text: str) -> str:
+        """Queue a PNG of ``doc`` (``text``: its JSON); returns what the JSON's metadata says about it."""
         if not matplotlib_available():
             return "none: matplotlib is not installed"
         with self.lock:
             if (
                 self.pid != os.getpid()
-            ):  # first use, or a forked child: a queue and thread of its own
-                self.queue, self.thread, self.pid = queue.Queue(), None, os.getpid()
-            if self.queue.qsize() >= MAX_PENDING:
+            ):  # first use, or a forked child: a worker of its own
+                self.proc, self.jobs, self.pid = None, {}, os.getpid()
+            if len(self.jobs) >= MAX_PENDING:
                 return f"skipped: {MAX_PENDING} figures were waiting to be drawn"
+            if self.broken is not None:
+                return self.broken
+            if self.proc is None or self.proc.poll() is not None:
+                try:
+                    self._start()
+                except (
+                    OSError,
+                    ValueError,
+                ) as exc:  # no interpreter to run it: no PNGs in this process
+                    self.broken = f"none: the figure worker could not start ({type(exc).__name__}: {exc})"[
+                        :300
+                    ]
+                    report_failure("starting the figure worker", exc)
+                    return self.broken
             job = _Job(run, name, doc)
+            self.next_id += 1
+            key, proc = self.next_id, self.proc
+            self.jobs[key] = job
             register_buffer(job)
-            self.queue.put(job)
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(
-                    target=self._loop, name="autotrack-plots", daemon=True
-                )
-                self.thread.start()
-                atexit.register(self.drain)
+        # written outside self.lock: a full pipe must never keep the reader from taking replies
+        with self.write_lock:
+            try:
+                assert proc is not None and proc.stdin is not None
+                proc.stdin.write(b'{"id":%d,"doc":%s}\n' % (key, text.encode("utf-8")))
+                proc.stdin.flush()
+            except (
+                OSError,
+                ValueError,
+            ):  # the worker died just now: the reader fails what it had
+                pass
         return name
 
-    def _loop(self) -> None:
-        while True:
-            job = self.queue.get()
-            try:
-                data = render_png(job.doc)
-                blob = job.run.store.blobs.put_bytes(data)
-                job.run.record_artifact(
-                    job.name,
-                    KIND,
-                    blob.sha256,
-                    blob.size,
-                    None,
-                    None,
-                    True,
-                    {
-                        "plot": job.doc.get("plot"),
-                        "data": job.doc.get("data"),
-                        "format": "png",
-                    },
-                )
-            except Exception as exc:  # noqa: BLE001 - a background thread cannot raise to anyone
-                try:
-                    report_failure(f"drawing {job.name}", exc)
-                except Exception:  # noqa: BLE001, S110 - strict mode: keep the thread alive
-                    pass
-            finally:
-                job.done.set()
-                self.queue.task_done()
+    def _start(self) -> None:
+        worker = os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "_plotdraw.py"
+        )
+        env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, worker],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+        )
+        self.proc = proc
+        threading.Thread(
+            target=self._read, args=(proc,), name="autotrack-plots", daemon=True
+        ).start()
+        if not self.hooked:
+            self.hooked = True
+            atexit.register(self.stop)
 
-    def drain(self) -> None:
-        """At interpreter exit: let the figures already queued be drawn (up to EXIT_WAIT_S)."""
-        deadline = time.monotonic() + EXIT_WAIT_S
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                continue
+            with self.lock:
+                job = self.jobs.pop(reply.get("id"), None)
+            if job is not None:
+                self._store(job, reply)
+        # the worker ended: what it still had will not be drawn
+        with self.lock:
+            if self.proc is proc:
+                self.proc = None
+            lost = list(self.jobs.items()) if self.proc is None else []
+            for key, _ in lost:
+                self.jobs.pop(key, None)
+        for _, job in lost:
+            self._store(
+                job, {"error": f"the figure worker exited (code {proc.wait()})"}
+            )
+
+    def _store(self, job: _Job, reply: dict[str, Any]) -> None:
+        try:
+            if "png" not in reply:
+                raise RuntimeError(reply.get("error") or "no figure")
+            blob = job.run.store.blobs.put_bytes(base64.b64decode(reply["png"]))
+            meta = {
+                "plot": job.doc.get("plot"),
+                "data": job.doc.get("data"),
+                "format": "png",
+            }
+            job.run.record_artifact(
+                job.name, KIND, blob.sha256, blob.size, None, None, True, meta
+            )
+        except Exception as exc:  # noqa: BLE001 - a background thread cannot raise to anyone
+            try:
+                report_failure(f"drawing {job.name.rsplit('/', 1)[-1]}", exc)
+            except Exception:  # noqa: BLE001, S110 - strict mode: keep the thread alive
+                pass
+        finally:
+            job.done.set()
+
+    def stop(self, timeout: float = EXIT_WAIT_S) -> None:
+        """Let the figures already queued be drawn (up to ``timeout``), then end the worker (at
+        interpreter exit; tests too)."""
+        deadline = time.monotonic() + timeout
         while (
             self.pid == os.getpid()
-            and self.queue.unfinished_tasks
+            and self.jobs
+            and self.proc is not None
             and time.monotonic() < deadline
         ):
             time.sleep(0.02)
+        with self.lock:
+            proc, self.proc = (
+                (self.proc, None) if self.pid == os.getpid() else (None, None)
+            )
+            self.broken = None
+        if proc is not None:
+            try:
+                proc.stdin.close()  # type: ignore[union-attr]
+                proc.wait(2.0)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
 
 
 _renderer = _Renderer()
-
-
-def render_png(doc: dict[str, Any]) -> bytes:
-    """One plot's PNG, drawn on a Figure of its own with the Agg canvas (no pyplot, no global
-    matplotlib state)."""
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    plot = doc["plot"]
-    labels = [str(v) for v in doc["labels"]]
-    if plot == "confusion_matrix":
-        k = len(labels)
-        side = min(9.0, 3.2 + 0.35 * k)
-        fig = Figure(figsize=(side + 0.8, side), dpi=80)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-        matrix = np.asarray(
-            [[_float(v) for v in row] for row in doc["matrix"]], dtype=float
-        )
-        image = ax.imshow(matrix, cmap="Blues", interpolation="nearest")
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-        if k <= 20:
-            top = np.nanmax(matrix) if matrix.size else 0
-            for i in range(k):
-                for j in range(k):
-                    v = matrix[i, j]
-                    ax.text(
-                        j,
-                        i,
-                        f"{v:.0f}" if float(v).is_integer() else f"{v:.3g}",
-                        ha="center",
-                        va="center",
-                        fontsize=9,
-                        color="white" if top and v > top / 2 else "black",
-                    )
-        ax.set_xticks(
-            range(k), labels if k <= 30 else [""] * k, rotation=45 if k > 6 else 0
-        )
-        ax.set_yticks(range(k), labels if k <= 30 else [""] * k)
-        ax.set_xlabel("predicted label")
-        ax.set_ylabel("true label")
-        ax.set_title(f"{doc.get('data', '')} confusion matrix")
-    else:
-        fig = Figure(figsize=(4.8, 4.2), dpi=80)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-        roc = plot == "roc_curve"
-        for curve in doc["curves"]:
-            xs = [_float(v) for v in curve["fpr" if roc else "recall"]]
-            ys = [_float(v) for v in curve["tpr" if roc else "precision"]]
-            score = curve["auc" if roc else "average_precision"]
-            name = "" if doc.get("pos_label") is not None else f"{curve['label']}: "
-            ax.plot(
-                xs,
-                ys,
-                linewidth=1.5,
-                drawstyle="default" if roc else "steps-post",
-                label=f"{name}{'AUC' if roc else 'AP'} {_float(score):.3f}",
-            )
-        if roc:
-            ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
-        ax.set_xlim(-0.02, 1.02)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("false positive rate" if roc else "recall")
-        ax.set_ylabel("true positive rate" if roc else "precision")
-        positive = (
-            f" of {doc['pos_label']}"
-            if doc.get("pos_label") is not None
-            else " (one-vs-rest)"
-        )
-        ax.set_title(
-            f"{doc.get('data', '')} {'ROC' if roc else 'precision-recall'}{positive}",
-            fontsize=10,
-        )
-        if doc["curves"]:
-            ax.legend(loc="lower right" if roc else "lower left", fontsize=8)
-    fig.tight_layout()
-    out = io.BytesIO()
-    fig.savefig(out, format="png")
-    return out.getvalue()
-
-
-def _float(value: Any) -> float:
-    return float(value)  # "Infinity" / "NaN" as written by _num read back too

@@ -61,9 +61,9 @@ def log_task_metrics(run: autotrack.Run, est: Any, X: Any, y: Any, prefix: str, 
                 run.log_metric(f"{prefix}/{key}", compute(), step=0, time=now)
             except Exception as exc:  # noqa: BLE001 - one metric failing leaves the others
                 note(f"metric {prefix}/{key}", exc)
-        if plots and made.get("y_pred") is not None and made.get("classes") is not None:
-            _evalplots.log_classifier_plots(run, prefix, made["y_true"], made["y_pred"], made["scores"],
-                                            made["classes"], note, w)
+    if plots and made.get("y_pred") is not None and made.get("classes") is not None:
+        _evalplots.log_classifier_plots(run, prefix, made["y_true"], made["y_pred"], made["scores"],
+                                        made["classes"], note, w)
     for what, exc in failed:
         fail(what, exc)
 
