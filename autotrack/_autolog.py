@@ -44,6 +44,7 @@ def autolog(
     log_datasets: bool = True,
     post_training_metrics: bool = True,
     log_input_examples: bool = True,
+    log_plots: bool = True,
     **switches: bool,
 ) -> None:
     """Record every training in this process with no other change to the code.
@@ -73,6 +74,9 @@ def autolog(
             estimators' predictions of other data in the fit's run (scikit-learn, XGBoost and
             LightGBM estimators).
         log_input_examples: store a few input rows with each stored model (secret filter applied).
+        log_plots: evaluation plots (confusion matrix, ROC and precision-recall curves: JSON
+            arrays, and PNGs when matplotlib is installed) of recorded classifier fits
+            (scikit-learn, XGBoost's and LightGBM's scikit-learn classifiers).
 
     ``AUTOTRACK_DISABLE=1`` in the environment turns it all off.
     """
@@ -96,7 +100,7 @@ def autolog(
     if tags is not None and (not isinstance(tags, Mapping) or not all(isinstance(k, str) and k for k in tags)):
         raise InvalidArgumentError("tags", tags, "pass a dict of tag name -> value, e.g. tags={'team': 'vision'}")
     for name, flag in (("log_datasets", log_datasets), ("post_training_metrics", post_training_metrics),
-                       ("log_input_examples", log_input_examples)):
+                       ("log_input_examples", log_input_examples), ("log_plots", log_plots)):
         if not isinstance(flag, bool):
             raise InvalidArgumentError(name, flag, f"pass {name}=True or {name}=False")
     if experiment is not None:
@@ -107,7 +111,7 @@ def autolog(
         _options.clear()
         _options.update(log_models=log_models, log_every_n_steps=log_every_n_steps, grad_norm_every=grad_norm_every,
                         tags=dict(tags or {}), log_datasets=log_datasets, post_training_metrics=post_training_metrics,
-                        log_input_examples=log_input_examples)
+                        log_input_examples=log_input_examples, log_plots=log_plots)
         for name, on in wanted.items():
             (_switched_off.discard if on else _switched_off.add)(name)
         _configure_capture(system_metrics, seeds)

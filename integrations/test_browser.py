@@ -10,6 +10,7 @@ or to $AUTOTRACK_SCREENSHOT_DIR when set.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -727,5 +728,52 @@ def test_a_large_studys_trials_compare_with_importance_that_sees_any_shape(brows
     assert [r["param"] for r in rows][-1] == "noise" and by_param["noise"]["explained"] < 0.1
     assert by_param["x"]["explained"] > 0.3 and by_param["kind"]["explained"] > 0.2
     _screenshot(page, tmp_path, "study-trials.png")
+    assert errors == [], errors
+    page.close()
+
+
+def test_a_classifier_runs_page_draws_its_confusion_matrix_and_curves(browser: Any, own_ui: str, tmp_path: Path) -> None:
+    """A RandomForest fit with an eval set through Tracked: the run page draws the stored confusion
+    matrices (cell for cell sklearn.metrics.confusion_matrix of the model's predictions) and ROC /
+    precision-recall curves with their AUC, and previews the PNG twin through the artifact table."""
+    pytest.importorskip("sklearn")
+    from PIL import Image
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.metrics import confusion_matrix, roc_auc_score
+
+    from autotrack.integrations.sklearn import Tracked
+
+    X, y = load_iris(return_X_y=True)
+    X_val, y_val = X[1::2], y[1::2]
+    model = Tracked(RandomForestClassifier(n_estimators=3, max_depth=2, random_state=0),
+                    eval_set=(X_val, y_val)).fit(X[::2], y[::2])
+    autotrack.flush()
+    rec = autotrack.get_run(model.run_id_)
+    est = model.estimator_
+    page, errors = _page(browser)
+    _open(page, own_ui + f"#/run/{rec.id}", "run")
+    _no_panel_errors(page)
+    for data, (Xd, yd) in (("train", (X[::2], y[::2])), ("val", (X_val, y_val))):
+        svg = page.locator(f'#run-evalplots svg.confusion-matrix[data-data="{data}"]')
+        assert svg.count() == 1
+        cells = svg.locator("g.cm-cell").evaluate_all(
+            "gs => gs.map(g => [Number(g.dataset.row), Number(g.dataset.col), Number(g.dataset.value), g.textContent])")
+        truth = confusion_matrix(yd, est.predict(Xd), labels=est.classes_)
+        assert len(cells) == truth.size
+        for i, j, value, text in cells:
+            assert value == truth[i, j] and text.startswith(str(truth[i, j]))
+        legends = page.locator(f'#run-evalplots svg[data-plot="roc_curve"][data-data="{data}"] text.curve-legend').evaluate_all(
+            "ts => ts.map(t => t.textContent)")
+        proba = est.predict_proba(Xd)
+        assert legends == [f"{c}: AUC {roc_auc_score(yd == c, proba[:, i]):.3f}" for i, c in enumerate(est.classes_)]
+        assert page.locator(f'#run-evalplots svg[data-plot="precision_recall_curve"][data-data="{data}"] polyline.curve-line').count() == 3
+    _screenshot(page, tmp_path, "eval-plots.png", full_page=True)
+    png = next(a for a in rec.artifacts if a.name == "val/confusion_matrix.png")
+    page.click(f"button.preview[data-id='{png.id}']")
+    page.wait_for_selector("#preview-img")
+    _wait_for(page, "document.querySelector('#preview-img').naturalWidth > 0")
+    width, height = Image.open(io.BytesIO(rec.read_artifact(png.name))).size
+    assert page.evaluate("[document.querySelector('#preview-img').naturalWidth, document.querySelector('#preview-img').naturalHeight]") == [width, height]
     assert errors == [], errors
     page.close()

@@ -148,8 +148,8 @@ def test_classifier_metrics_params_data_and_model(store):
     assert autotrack.get_run(other.run_id_).info("data")["train"]["hash"] != data["train"]["hash"]
     model = rec.info("model")
     assert model["class"] == "sklearn.linear_model.LogisticRegression" and model["classes"] == [0, 1, 2]
-    (artifact,) = rec.artifacts
-    assert artifact.kind == "model" and artifact.metadata["format"] == "skops" and artifact.metadata["safe_to_load"]
+    (artifact,) = [a for a in rec.artifacts if a.kind == "model"]  # besides the evaluation plots (kind report)
+    assert artifact.metadata["format"] == "skops" and artifact.metadata["safe_to_load"]
     loaded = load_model(tracked.run_id_)
     np.testing.assert_array_equal(loaded.predict_proba(X), tracked.predict_proba(X))
 
@@ -253,7 +253,7 @@ def test_settings_are_validated_in_fit_not_init(store):
 def test_model_with_untrusted_types_needs_trusted_and_pickles_need_allow_pickle(store):
     X, y = load_iris(return_X_y=True)
     forest = Tracked(RandomForestClassifier(n_estimators=3, random_state=0)).fit(X, y)
-    meta = autotrack.get_run(forest.run_id_).artifacts[0].metadata
+    meta = next(a for a in autotrack.get_run(forest.run_id_).artifacts if a.kind == "model").metadata
     assert meta["untrusted_types"]  # sklearn.tree._tree.Tree is not in skops' default trust
     with pytest.raises(autotrack.InvalidArgumentError, match="trusted="):
         load_model(forest.run_id_)

@@ -30,6 +30,7 @@ A callback never stops or changes training.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import inspect
 import os
@@ -49,6 +50,7 @@ except ImportError as _exc:  # pragma: no cover - exercised only without lightgb
 
 import autotrack
 from autotrack import InvalidArgumentError, Run
+from autotrack.integrations import _evalplots
 from autotrack.integrations._fitting import training_run
 from autotrack.integrations.base import (
     RunSlot,
@@ -59,6 +61,7 @@ from autotrack.integrations.base import (
     log_data,
     model_io,
     patch,
+    patched,
     unpatch,
 )
 
@@ -105,6 +108,7 @@ class AutotrackCallback:
             raise InvalidArgumentError("log_model", log_model, "pass True or False")
         self.log_model = log_model
         self.order = ORDER  # an instance attribute: LightGBM overwrites a missing one
+        install_classifier_plots()
         self.before_iteration = False
         self._slot = RunSlot(INTEGRATION, run)  # a given run is never ended here
         self._parent_id: str | None = None  # the given run's id, in a pickled or copied callback
@@ -179,7 +183,9 @@ class AutotrackCallback:
             self._log_outcome(model, best_iteration, results)
         finally:
             self._active, self._finished, self._model, self._call = False, True, None, None
-            if self._slot.created:
+            if self._run is not None and _handed_to_classifier_fit(self):
+                pass  # LGBMClassifier.fit stores its evaluation plots, then ends the run
+            elif self._slot.created:
                 self._slot.end("finished")
 
     def _log_outcome(self, model: Model | None, best_iteration: int | None, results: Any) -> None:
@@ -487,6 +493,73 @@ def _log_data_entry(run: Run, name: str, entry: dict[str, Any]) -> None:
     log_data(run, name, entry if entry.get("hash") is not None else {**entry, "hash": None})
 
 
+# -- evaluation plots of LGBMClassifier fits -------------------------------------------------------
+
+PLOTS = "lightgbm_plots"  # the patch group adding evaluation plots to LGBMClassifier fits
+#: inside a patched LGBMClassifier.fit: the callbacks that recorded its training (their runs stay
+#: open until the fit has returned and its plots are stored)
+_classifier_fit: contextvars.ContextVar[list[AutotrackCallback] | None] = contextvars.ContextVar(
+    "autotrack_lightgbm_classifier_fit", default=None)
+
+
+def install_classifier_plots() -> None:
+    """Patch (once) ``LGBMClassifier.fit`` for the evaluation plots of its fits."""
+    if not patched(PLOTS):
+        patch(PLOTS, lightgbm.LGBMClassifier, "fit", _classifier_fit_with_plots)
+
+
+def _handed_to_classifier_fit(callback: AutotrackCallback) -> bool:
+    pending = _classifier_fit.get()
+    if pending is None:
+        return False
+    pending.append(callback)
+    return True
+
+
+def _classifier_fit_with_plots(original: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
+    """``LGBMClassifier.fit``, then (when an :class:`AutotrackCallback` recorded it) the evaluation
+    plots of the training data (``train/``) and of each eval set (named as LightGBM names it:
+    ``eval_names``, else ``valid_<i>``) in its run, which ends after them."""
+    if _classifier_fit.get() is not None or not _evalplots.enabled():
+        return original(model, *args, **kwargs)
+    pending: list[AutotrackCallback] = []
+    token = _classifier_fit.set(pending)
+    try:
+        result = original(model, *args, **kwargs)
+    except BaseException as exc:
+        _classifier_fit.reset(token)
+        for callback in pending:
+            callback._abort(exc)
+        raise
+    _classifier_fit.reset(token)
+    try:
+        if pending and pending[0]._run is not None:
+            bound = inspect.signature(getattr(original, "original", original)).bind(model, *args, **kwargs).arguments
+            _evalplots.log_fit_plots(pending[0]._run, model, bound.get("X"), bound.get("y"), _eval_sets(bound),
+                                     bound.get("sample_weight"), INTEGRATION)
+    finally:
+        for callback in pending:
+            if callback._slot.created:
+                callback._slot.end("finished")
+    return result
+
+
+def _eval_sets(bound: Mapping[str, Any]) -> list[tuple[str, Any, Any, Any]]:
+    """``(name, X, y, weight)`` of each eval set of an ``LGBMModel.fit`` call (``eval_set`` or
+    ``eval_X``/``eval_y``)."""
+    pairs = bound.get("eval_set")
+    if pairs is None and bound.get("eval_X") is not None:
+        xs, ys = bound["eval_X"], bound.get("eval_y")
+        xs, ys = (list(xs), list(ys)) if isinstance(xs, tuple) else ([xs], [ys])
+        pairs = list(zip(xs, ys))
+    if isinstance(pairs, tuple):
+        pairs = [pairs]
+    names = list(bound.get("eval_names") or ())
+    weights = list(bound.get("eval_sample_weight") or ())
+    return [(names[i] if i < len(names) else f"valid_{i}", X_eval, y_eval, weights[i] if i < len(weights) else None)
+            for i, (X_eval, y_eval) in enumerate(pairs or ())]
+
+
 # -- autolog ------------------------------------------------------------------------------------------
 
 _TARGETS = (("lightgbm", "train"), ("lightgbm.engine", "train"), ("lightgbm.sklearn", "train"),
@@ -509,6 +582,7 @@ def autolog(*, disable: bool = False, log_models: bool = True, log_every_n_steps
     if disable:
         return
 
+    install_classifier_plots()
     signatures = {name: inspect.signature(getattr(lightgbm.engine, name)) for name in ("train", "cv")}
 
     def replacement(name: str) -> Any:
@@ -553,3 +627,9 @@ def _names(data: str, metric: str) -> tuple[str, str]:
     if data == "cv_agg" and " " in metric:
         data, metric = metric.split(" ", 1)
     return data, metric
+
+
+# A callback is usually made in the call (``model.fit(X, y, callbacks=[AutotrackCallback()])``),
+# after ``fit`` was looked up: the patch must be in place before, so importing this module makes it
+# (it does nothing unless a callback of this module recorded the fit).
+install_classifier_plots()

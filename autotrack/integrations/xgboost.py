@@ -65,6 +65,7 @@ from xgboost.callback import EarlyStopping, TrainingCallback, TrainingCheckPoint
 
 import autotrack
 from autotrack import Run
+from autotrack.integrations import _evalplots
 from autotrack.integrations._fitting import training_run
 from autotrack.integrations._wrapped import inner_slot
 from autotrack.integrations.base import (
@@ -101,6 +102,7 @@ __all__ = ["AutotrackCallback", "autolog", "load_model"]
 
 INTEGRATION = "xgboost"
 CALLS = "xgboost_calls"  # the patch group passing train/cv arguments to callbacks
+PLOTS = "xgboost_plots"  # the patch group adding evaluation plots to XGBClassifier fits
 RUN_ATTR = "autotrack_run_id"
 
 EvalsLog = TrainingCallback.EvalsLog
@@ -288,7 +290,9 @@ class AutotrackCallback(TrainingCallback):
             self._log_outcome(model)
         finally:
             self._active = False
-            if self._owns_run and self._run is not None:
+            if self._run is not None and _handed_to_classifier_fit(self):
+                pass  # XGBClassifier.fit stores its evaluation plots, then ends the run
+            elif self._owns_run and self._run is not None:
                 self._run.end("finished")
 
     def _log_outcome(self, model: Model) -> None:
@@ -516,13 +520,64 @@ def _capturing(function: str, inner: Any) -> Any:
 def install_call_capture() -> None:
     """Patch (once) the ``func`` cell of ``xgboost.train`` and ``xgboost.cv``: their bound
     arguments reach the callbacks of that call. Without the cell (a release that changed the
-    wrapper) callbacks record without them (the guard test says so)."""
+    wrapper) callbacks record without them (the guard test says so). Also ``XGBClassifier.fit``,
+    for the evaluation plots of its fits."""
+    if not patched(PLOTS):
+        patch(PLOTS, xgboost.XGBClassifier, "fit", _classifier_fit_with_plots)
     if patched(CALLS):
         return
     for name in ("train", "cv"):
         slot = inner_slot(getattr(xgboost.training, name))
         if slot is not None:
             patch(CALLS, slot, "func", _capturing(name, slot.func))
+
+
+# -- evaluation plots of XGBClassifier fits --------------------------------------------------------
+
+#: inside a patched XGBClassifier.fit: the callbacks that recorded its training (their runs stay
+#: open until the fit has returned and its plots are stored)
+_classifier_fit: contextvars.ContextVar[list[AutotrackCallback] | None] = contextvars.ContextVar(
+    "autotrack_xgboost_classifier_fit", default=None)
+
+
+def _handed_to_classifier_fit(callback: AutotrackCallback) -> bool:
+    pending = _classifier_fit.get()
+    if pending is None:
+        return False
+    pending.append(callback)
+    return True
+
+
+def _classifier_fit_with_plots(original: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
+    """``XGBClassifier.fit``, then (when an :class:`AutotrackCallback` recorded it) the evaluation
+    plots of the training data (``train/``) and of each ``eval_set`` (``validation_<i>/``, XGBoost's
+    names) in its run, which ends after them."""
+    if _classifier_fit.get() is not None or not _evalplots.enabled():
+        return original(model, *args, **kwargs)
+    pending: list[AutotrackCallback] = []
+    token = _classifier_fit.set(pending)
+    try:
+        result = original(model, *args, **kwargs)
+    except BaseException as exc:
+        _classifier_fit.reset(token)
+        for callback in pending:
+            callback._abort(exc)
+        raise
+    _classifier_fit.reset(token)
+    try:
+        if pending and pending[0]._run is not None:
+            bound = _signature(getattr(original, "original", original)).bind(model, *args, **kwargs).arguments
+            evals = list(bound.get("eval_set") or ())
+            weights = list(bound.get("sample_weight_eval_set") or ())
+            _evalplots.log_fit_plots(pending[0]._run, model, bound.get("X"), bound.get("y"),
+                                     [(f"validation_{i}", X_eval, y_eval, weights[i] if i < len(weights) else None)
+                                      for i, (X_eval, y_eval) in enumerate(evals)],
+                                     bound.get("sample_weight"), INTEGRATION)
+    finally:
+        for callback in pending:
+            if callback._owns_run and callback._run is not None:
+                callback._run.end("finished")
+    return result
 
 
 def _rounds(evals_log: EvalsLog) -> int:

@@ -395,6 +395,7 @@
           (curves.length ? '<h2>Charts</h2><div id="run-metrics"></div>' : "") +
           (layers.length ? '<details id="run-grads"><summary>per-layer gradient norms (' + layers.length + ")</summary><div id=\"run-grad-charts\"></div></details>" : "") +
           (split.system.length ? '<h2>System metrics</h2><div id="run-system"></div>' : "") +
+          (evalPlots().length ? '<h2>Evaluation plots</h2><div id="run-evalplots"></div>' : "") +
           '<h2>Artifacts</h2><div id="run-artifacts"></div><div id="artifact-preview"></div>' +
           (r.machine && Object.keys(r.machine).length ? "<h2>Machine</h2>" + kvTable(r.machine) : "") +
           '<h2>Captured sections</h2><div id="run-sections"></div>';
@@ -410,6 +411,7 @@
           }).join("") || '<p class="muted">no captured sections</p>';
         });
         var waits = [];
+        if (evalPlots().length) waits.push(loadEvalPlots());
         if (curves.length) waits.push(loadCharts("run-metrics", curves, function (p) { charts = p; }));
         if (split.system.length) waits.push(loadCharts("run-system", split.system, function (p) { system = p; }));
         if (layers.length) {
@@ -419,6 +421,36 @@
         }
         return Promise.all(waits).then(function () { ready("run"); schedule(); });
       });
+    }
+    // Classifier evaluation plots (JSON arrays stored with each recorded fit): drawn here from the
+    // arrays, one row per data set; the PNG twins stay in the artifact table (preview).
+    function evalPlots() {
+      return (run.artifacts || []).filter(function (a) {
+        return a.stored && a.preview === "json" && a.metadata && a.metadata.plot && /\.json$/.test(a.name);
+      });
+    }
+    function loadEvalPlots() {
+      var arts = evalPlots(), div = document.getElementById("run-evalplots"), rows = {};
+      arts.forEach(function (a) {
+        var data = a.metadata.data || a.name.split("/")[0];
+        if (!rows[data]) {
+          rows[data] = document.createElement("div");
+          rows[data].className = "evalplot-row";
+          rows[data].setAttribute("data-data", data);
+          div.appendChild(rows[data]);
+        }
+        var box = document.createElement("div");
+        box.className = "evalplot-box";
+        box.setAttribute("data-artifact", a.name);
+        rows[data].appendChild(box);
+        a._box = box;
+      });
+      return Promise.all(arts.map(function (a) {
+        return api("/api/artifacts/" + a.id).then(function (doc) {
+          if (myView !== view) return;
+          AT.guard(a._box, a.name, function () { AT.evalPlot(a._box, doc); });
+        }).catch(function (err) { a._box.innerHTML = '<p class="panel-error">' + esc(a.name) + ": " + esc(err.message) + "</p>"; });
+      }));
     }
     function loadCharts(divId, keys, keep) {
       return api(base + "/metrics?points=2000&keys=" + keys.map(encodeURIComponent).join(",")).then(function (m) {

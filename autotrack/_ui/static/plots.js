@@ -714,4 +714,81 @@
     flush();
     return out.join("");
   };
+
+  /* Evaluation plots (autotrack.integrations._evalplots JSON): a confusion-matrix heatmap, or ROC /
+     precision-recall curves (one per class one-vs-rest, or of the positive class), drawn in SVG from
+     the stored arrays. Non-finite numbers arrive as the strings "Infinity", "-Infinity", "NaN". */
+  AT.evalPlot = function (div, doc) {
+    var th = AT.theme();
+    div.innerHTML = "";
+    var title = (doc.data ? doc.data + " " : "") + (doc.plot === "confusion_matrix" ? "confusion matrix" :
+      doc.plot === "roc_curve" ? "ROC" : "precision-recall") +
+      (doc.plot === "confusion_matrix" ? "" : doc.pos_label !== null && doc.pos_label !== undefined ? " of " + doc.pos_label : " (one-vs-rest)");
+    var labels = (doc.labels || []).map(String);
+    if (doc.plot === "confusion_matrix") {
+      var m = doc.matrix || [], k = labels.length, cell = Math.max(18, Math.min(56, Math.floor(360 / Math.max(k, 1))));
+      var left = 90, top = 40, size = cell * k, width = left + size + 20, height = top + size + 56;
+      var svg = el("svg", {width: width, height: height, "class": "evalplot confusion-matrix", role: "img", "data-plot": doc.plot,
+                           "data-data": doc.data || ""}, div);
+      el("text", {x: left + size / 2, y: 16, "text-anchor": "middle", fill: th.fg, "font-size": 12, "font-weight": 700}, svg).textContent = title;
+      var top_ = 0;
+      m.forEach(function (row) { row.forEach(function (v) { v = Number(v); if (isFinite(v) && v > top_) top_ = v; }); });
+      m.forEach(function (row, i) {
+        row.forEach(function (v, j) {
+          var n = Number(v), t = top_ > 0 && isFinite(n) ? n / top_ : 0;
+          var g = el("g", {"class": "cm-cell", "data-row": i, "data-col": j, "data-value": v}, svg);
+          el("rect", {x: left + j * cell, y: top + i * cell, width: cell - 1, height: cell - 1,
+                      fill: "rgba(33,102,172," + (0.06 + 0.94 * t).toFixed(3) + ")"}, g);
+          if (k <= 20) {
+            var txt = el("text", {x: left + j * cell + cell / 2, y: top + i * cell + cell / 2 + 4, "text-anchor": "middle",
+                                  "font-size": Math.min(12, cell / 2.5), fill: t > 0.5 ? "#fff" : th.fg}, g);
+            txt.textContent = Number.isInteger(n) ? String(n) : AT.fmt(n);
+          }
+          el("title", {}, g).textContent = "true " + labels[i] + ", predicted " + labels[j] + ": " + AT.fmt(n);
+        });
+      });
+      labels.forEach(function (lab, i) {
+        if (k > 30) return;
+        el("text", {x: left - 6, y: top + i * cell + cell / 2 + 4, "text-anchor": "end", fill: th.muted, "font-size": 10}, svg).textContent = short(lab, 12);
+        el("text", {x: left + i * cell + cell / 2, y: top + size + 14, "text-anchor": "middle", fill: th.muted, "font-size": 10}, svg).textContent = short(lab, 8);
+      });
+      el("text", {x: left + size / 2, y: top + size + 36, "text-anchor": "middle", fill: th.fg, "font-size": 11}, svg).textContent = "predicted label";
+      el("text", {x: 14, y: top + size / 2, "text-anchor": "middle", fill: th.fg, "font-size": 11,
+                  transform: "rotate(-90 14 " + (top + size / 2) + ")"}, svg).textContent = "true label";
+      return svg;
+    }
+    var roc = doc.plot === "roc_curve", W = 380, H = 330, L = 46, R = 12, T = 26, B = 40, pw = W - L - R, ph = H - T - B;
+    var svg2 = el("svg", {width: W, height: H, "class": "evalplot curve", role: "img", "data-plot": doc.plot, "data-data": doc.data || ""}, div);
+    el("text", {x: L + pw / 2, y: 16, "text-anchor": "middle", fill: th.fg, "font-size": 12, "font-weight": 700}, svg2).textContent = title;
+    function X(v) { return L + Math.max(0, Math.min(1, v)) * pw; }
+    function Y(v) { return T + (1 - Math.max(0, Math.min(1, v))) * ph; }
+    [0, 0.25, 0.5, 0.75, 1].forEach(function (t) {
+      el("line", {x1: X(t), x2: X(t), y1: T, y2: T + ph, stroke: th.grid}, svg2);
+      el("line", {x1: L, x2: L + pw, y1: Y(t), y2: Y(t), stroke: th.grid}, svg2);
+      el("text", {x: X(t), y: T + ph + 14, "text-anchor": "middle", fill: th.muted, "font-size": 10}, svg2).textContent = String(t);
+      el("text", {x: L - 5, y: Y(t) + 3.5, "text-anchor": "end", fill: th.muted, "font-size": 10}, svg2).textContent = String(t);
+    });
+    el("text", {x: L + pw / 2, y: H - 6, "text-anchor": "middle", fill: th.fg, "font-size": 11}, svg2).textContent = roc ? "false positive rate" : "recall";
+    el("text", {x: 12, y: T + ph / 2, "text-anchor": "middle", fill: th.fg, "font-size": 11,
+                transform: "rotate(-90 12 " + (T + ph / 2) + ")"}, svg2).textContent = roc ? "true positive rate" : "precision";
+    if (roc) el("line", {x1: X(0), y1: Y(0), x2: X(1), y2: Y(1), stroke: th.axis, "stroke-dasharray": "4 3"}, svg2);
+    (doc.curves || []).forEach(function (c, i) {
+      var xs = (roc ? c.fpr : c.recall) || [], ys = (roc ? c.tpr : c.precision) || [], pts = [];
+      for (var q = 0; q < xs.length; q++) {
+        var x = Number(xs[q]), y = Number(ys[q]);
+        if (!isFinite(x) || !isFinite(y)) continue;
+        pts.push(X(x).toFixed(1) + "," + Y(y).toFixed(1));
+      }
+      var score = Number(roc ? c.auc : c.average_precision);
+      var name = (doc.pos_label !== null && doc.pos_label !== undefined ? "" : c.label + ": ") + (roc ? "AUC " : "AP ") + (isFinite(score) ? score.toFixed(3) : "n/a");
+      var line = el("polyline", {points: pts.join(" "), fill: "none", stroke: AT.color(i), "stroke-width": 1.8, "class": "curve-line",
+                                 "data-label": c.label}, svg2);
+      el("title", {}, line).textContent = name + (c.thinned ? " (" + xs.length + " of " + c.points + " points)" : "");
+      var ly = T + ph - 8 - 14 * ((doc.curves.length - 1) - i);  // bottom corner: where these curves rarely go
+      var lx = roc ? L + pw - 120 : L + 8;
+      el("line", {x1: lx, x2: lx + 14, y1: ly - 4, y2: ly - 4, stroke: AT.color(i), "stroke-width": 2}, svg2);
+      el("text", {x: lx + 18, y: ly, fill: th.fg, "font-size": 10, "class": "curve-legend"}, svg2).textContent = short(name, 22);
+    });
+    return svg2;
+  };
 })(typeof window !== "undefined" ? window : this);

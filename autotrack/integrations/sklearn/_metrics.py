@@ -26,18 +26,21 @@ from sklearn import metrics as skm
 from sklearn.utils import get_tags
 
 import autotrack
+from autotrack.integrations import _evalplots
 
 SILHOUETTE_MAX = 2000
 Fail = Callable[[str, BaseException], None]
 
 
 def log_task_metrics(run: autotrack.Run, est: Any, X: Any, y: Any, prefix: str, fail: Fail,
-                     sample_weight: Any = None) -> None:
+                     sample_weight: Any = None, plots: bool = False) -> None:
     """``<prefix>/<metric>`` of ``est`` on ``(X, y)``, weighted by ``sample_weight`` when the fit
-    was (the scores then mean what the fit optimised)."""
+    was (the scores then mean what the fit optimised). ``plots``: a classifier's evaluation plots
+    of the same predictions too (:mod:`autotrack.integrations._evalplots`)."""
     kind = get_tags(est).estimator_type
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     failed: list[tuple[str, BaseException]] = []  # reported after the block that silences warnings
+    made: dict[str, Any] = {}  # the classifier's predictions, shared with the plots
 
     def note(what: str, exc: BaseException) -> None:
         failed.append((what, exc))
@@ -45,7 +48,7 @@ def log_task_metrics(run: autotrack.Run, est: Any, X: Any, y: Any, prefix: str, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # predicting on the training data may warn; that is not the user's fit
         if kind == "classifier" and y is not None:
-            computed = _classifier(est, X, y, prefix, note, w)
+            computed = _classifier(est, X, y, prefix, note, w, made)
         elif kind == "regressor" and y is not None:
             computed = _regressor(est, X, y, prefix, note, w)
         elif kind == "clusterer":
@@ -58,6 +61,9 @@ def log_task_metrics(run: autotrack.Run, est: Any, X: Any, y: Any, prefix: str, 
                 run.log_metric(f"{prefix}/{key}", compute(), step=0, time=now)
             except Exception as exc:  # noqa: BLE001 - one metric failing leaves the others
                 note(f"metric {prefix}/{key}", exc)
+    if plots and made.get("y_pred") is not None and made.get("classes") is not None:
+        _evalplots.log_classifier_plots(run, prefix, made["y_true"], made["y_pred"], made["scores"],
+                                        made["classes"], note, w)
     for what, exc in failed:
         fail(what, exc)
 
@@ -87,8 +93,8 @@ def _argmax_predictors() -> tuple[type, ...]:
     return tuple(out)
 
 
-def _classifier(est: Any, X: Any, y: Any, prefix: str, fail: Fail,
-                w: np.ndarray | None = None) -> list[tuple[str, Callable[[], float]]]:
+def _classifier(est: Any, X: Any, y: Any, prefix: str, fail: Fail, w: np.ndarray | None = None,
+                made: dict[str, Any] | None = None) -> list[tuple[str, Callable[[], float]]]:
     y_true = np.asarray(y)
     if y_true.ndim == 2 and y_true.shape[1] == 1:
         y_true = y_true.ravel()
@@ -104,6 +110,8 @@ def _classifier(est: Any, X: Any, y: Any, prefix: str, fail: Fail,
         y_pred = np.asarray(classes).take(np.argmax(proba, axis=1))
     else:
         y_pred = _predict(f"{prefix} predict", lambda: np.asarray(est.predict(X)), fail)
+    if made is not None and classes is not None and np.ndim(classes) == 1:
+        made.update(y_true=y_true, y_pred=y_pred, classes=classes, scores=proba)
     out: list[tuple[str, Callable[[], float]]] = []
     if y_pred is not None:
         prf: dict[str, Any] = {}

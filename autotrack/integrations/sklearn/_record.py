@@ -16,6 +16,7 @@ import sklearn
 from sklearn.utils import get_tags
 
 import autotrack
+from autotrack.integrations import _evalplots
 from autotrack.integrations.base import (
     being_recorded,
     default_run_name,
@@ -148,11 +149,13 @@ def log_fit(run: autotrack.Run, est: Any, X: Any, y: Any, settings: Settings, fi
         _failed(failures, what, exc)
 
     if settings.log_metrics:
-        _piece(failures, "training metrics", _metrics.log_task_metrics, run, est, X, y, "train", fail, sample_weight)
+        plots = _evalplots.enabled()  # a classifier's plots, of the predictions its metrics make
+        _piece(failures, "training metrics", _metrics.log_task_metrics, run, est, X, y, "train", fail, sample_weight,
+               plots)
         _piece(failures, "iteration curves", _metrics.log_curves, run, est)
         if settings.eval_set is not None:
             _piece(failures, "validation metrics", _metrics.log_task_metrics, run, est, settings.eval_set[0],
-                   settings.eval_set[1], "val", fail)
+                   settings.eval_set[1], "val", fail, None, plots)
     search = _search.is_search(est)
     if search:
         _piece(failures, "search candidates", _search.log_search, run, est, settings)
