@@ -24,7 +24,7 @@ TARGETS = [
     ("autotrack.integrations.torch.autologging", "optimizer_info"),
     ("autotrack.integrations.torch.autologging", "lr_keys"),
     ("autotrack.integrations.torch.GradNormTracker", "step"),
-    ("autotrack.integrations.torch.ScalarBuffer", "add"),
+    ("autotrack.integrations.torch.ScalarBuffer", "add_step"),
     ("autotrack.integrations.torch.CheckpointRecorder", "record"),
     ("autotrack.integrations.torch.autologging._Session", "record_step"),
     ("autotrack.integrations.torch.autologging", "_record_loss"),

@@ -4,6 +4,7 @@ feature_importance, best_iteration, predict)."""
 
 from __future__ import annotations
 
+import inspect
 import pickle
 from typing import Any
 
@@ -16,6 +17,14 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 
 import autotrack
 from autotrack.integrations.lightgbm import AutotrackCallback, autolog
+
+def eval_data(X: Any, y: Any) -> dict[str, Any]:
+    """One eval set as this LightGBM takes it: ``eval_X``/``eval_y`` (4.6+; ``eval_set`` is
+    deprecated there) or ``eval_set`` (before)."""
+    if "eval_X" in inspect.signature(lgb.LGBMModel.fit).parameters:
+        return {"eval_X": (X,), "eval_y": (y,)}
+    return {"eval_set": [(X, y)]}
+
 
 PARAMS = {"objective": "binary", "metric": ["auc", "binary_logloss"], "num_leaves": 7, "learning_rate": 0.3,
           "num_threads": 1, "verbose": -1, "seed": 7}
@@ -169,7 +178,7 @@ def test_sklearn_api_with_the_callback(store, xy):
     X, y = load_diabetes(return_X_y=True)
     cb = AutotrackCallback()
     model = lgb.LGBMRegressor(n_estimators=5, num_leaves=5, verbose=-1, n_jobs=1)
-    model.fit(X[:300], y[:300], eval_X=(X[300:],), eval_y=(y[300:],), eval_names=["val"], callbacks=[cb])
+    model.fit(X[:300], y[:300], **eval_data(X[300:], y[300:]), eval_names=["val"], callbacks=[cb])
     rec = autotrack.get_run(cb.run.id)
     assert rec.metric("val/l2")["value"].tolist() == pytest.approx(model.evals_result_["val"]["l2"])
     config = rec.info("config")
@@ -182,7 +191,7 @@ def test_autolog_sklearn_api_fingerprints_the_raw_data(store, xy):
     X, y = xy
     autolog()
     model = lgb.LGBMClassifier(n_estimators=4, verbose=-1, n_jobs=1)
-    model.fit(X[:400], y[:400], eval_X=(X[400:],), eval_y=(y[400:],), eval_names=["val"])
+    model.fit(X[:400], y[:400], **eval_data(X[400:], y[400:]), eval_names=["val"])
     (row,) = autotrack.runs().itertuples()
     rec = autotrack.get_run(row.id)
     assert rec.status == "finished"

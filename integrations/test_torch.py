@@ -272,6 +272,44 @@ def test_checkpoint_recorder_hashes_in_background_and_marks_deleted(store, tmp_p
     assert arts["copied.pt"].stored and Path(arts["copied.pt"].path).read_bytes() == files[2].read_bytes()
 
 
+@pytest.mark.parametrize("always_buffer", [False, True], ids=["cpu-refs", "device-buffer-path"])
+def test_a_steps_row_in_one_call_keeps_every_value_and_its_step(store, monkeypatch, always_buffer):
+    """`ScalarBuffer.add_step` (the per-step path of the PyTorch and Lightning integrations):
+    tensors (grad-requiring and one-element ones too) and plain numbers of one step, None left
+    out; nothing reaches the run before a batch is full or a flush; then every value at its step."""
+    import autotrack.integrations.base as at
+
+    monkeypatch.setattr(at, "MAX_AGE_S", 600.0)  # only the batch size and flush() decide here
+    run = autotrack.start_run()
+    buffer = ScalarBuffer(run, flush_every=10, always_buffer=always_buffer)
+    w = torch.tensor([2.0], requires_grad=True)
+    truth: dict[str, list[tuple[int, float]]] = {"loss": [], "norm": [], "lr": [], "lr2": []}
+    keys = ("norm", "loss", "lr", "lr2")
+    logged: list[tuple] = []
+    buffer._log = lambda *point: (logged.append(point), run.log_metric(*point))
+    for step in range(7):
+        loss = (w * (step + 1)).sum()  # requires grad
+        norm = torch.tensor([0.5 * step]) if step % 3 else None  # one-element, and absent on some steps
+        lrs = (0.1 / (step + 1), torch.tensor(0.01 * step, dtype=torch.float64))
+        buffer.add_step(step, keys, (norm, loss, *lrs))
+        truth["loss"].append((step, 2.0 * (step + 1)))
+        truth["lr"].append((step, 0.1 / (step + 1)))
+        truth["lr2"].append((step, 0.01 * step))
+        if norm is not None:
+            truth["norm"].append((step, 0.5 * step))
+        if step == 1:
+            assert logged == []  # 7 values wait in the buffer
+        if step == 2:
+            assert len(logged) == 11  # the batch (10) is full: all handed over in one go
+    buffer.flush()
+    run.end()
+    rec = autotrack.get_run(run.id)
+    for key, want in truth.items():
+        steps, values, _ = rec.metric_arrays(key)
+        assert list(steps) == [s for s, _ in want], key
+        np.testing.assert_allclose(values, [v for _, v in want], rtol=1e-6, err_msg=key)
+
+
 @pytest.mark.parametrize("device", [
     "cpu",  # the accelerator code path (device buffer, batched copies), forced on the CPU
     pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")),

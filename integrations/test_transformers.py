@@ -117,14 +117,23 @@ def test_grad_norm_is_the_norm_before_clipping(store, tmp_path, tokenizer, monke
     seen: list[float] = []
     cb = AutotrackCallback()
     trainer = make_trainer(tmp_path, tokenizer, [cb], max_grad_norm=0.01)
-    clip = trainer._clip_grad_norm
 
-    def spy(model: Any) -> Any:
-        grads = [p.grad.detach().flatten() for p in model.parameters() if p.grad is not None]
+    def norm_now(parameters: Any) -> None:
+        grads = [p.grad.detach().flatten() for p in parameters if p.grad is not None]
         seen.append(float(torch.linalg.vector_norm(torch.cat(grads))))
-        return clip(model)
 
-    monkeypatch.setattr(trainer, "_clip_grad_norm", spy)
+    if hasattr(trainer, "_clip_grad_norm"):  # recent Transformers clip through this method
+        clip = trainer._clip_grad_norm
+        monkeypatch.setattr(trainer, "_clip_grad_norm", lambda model: (norm_now(model.parameters()), clip(model))[1])
+    else:  # earlier ones call Accelerate's clip_grad_norm_ in the training loop
+        accelerator_clip = trainer.accelerator.clip_grad_norm_
+
+        def spy(parameters: Any, *args: Any, **kwargs: Any) -> Any:
+            parameters = list(parameters)
+            norm_now(parameters)
+            return accelerator_clip(parameters, *args, **kwargs)
+
+        monkeypatch.setattr(trainer.accelerator, "clip_grad_norm_", spy)
     trainer.train()
     norms = recorded(autotrack.get_run(cb.run.id), "train/grad_norm")
     assert len(norms) == len(seen) == 8

@@ -252,7 +252,7 @@ class AutotrackCallback(keras.callbacks.Callback):
             if self._input is not None:  # the signature: predict() on the first training rows, after fit
                 schema, rows = self._input
                 self._input = None
-                metadata.update(model_io(rows, lambda r: model.predict(r, verbose=0), input_schema=schema,
+                metadata.update(model_io(rows, lambda r: _predict_keeping_history(model, r), input_schema=schema,
                                          where="keras: model signature"))
             self._run.log_artifact(path, MODEL_NAME, "model", step=max(self._step, 0), metadata=metadata)
 
@@ -416,6 +416,18 @@ def autolog(*, disable: bool = False, log_models: bool = True, log_every_n_steps
         return _fit_with_callback(original, log_models, self, args, kwargs)
 
     patch("keras", keras.Model, "fit", with_callback)
+
+
+def _predict_keeping_history(model: Any, rows: Any) -> Any:
+    """``model.predict(rows)`` at the end of ``fit``, leaving ``model.history`` as ``fit`` set it:
+    ``fit`` returns ``model.history``, and in Keras 3.0 ``predict`` replaces it with the History of
+    its own callback list (``fit`` then returned an empty one; later releases leave it)."""
+    kept = getattr(model, "history", None)
+    try:
+        return model.predict(rows, verbose=0)
+    finally:
+        if kept is not None and getattr(model, "history", None) is not kept:
+            model.history = kept
 
 
 def _fit_with_callback(original: Any, log_models: bool, model: Any, args: tuple[Any, ...],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -131,7 +131,7 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
         self._reset()
 
     def _reset(self) -> None:
-        self._per_optimizer: dict[int, tuple[GradNormTracker | None, list[str]]] = {}
+        self._per_optimizer: dict[int, tuple[GradNormTracker | None, Sequence[str]]] = {}
         self._loss: LossTracker | None = None
         self._loss_scale = 1.0
         self._scaler: Any = None
@@ -409,7 +409,7 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
                                           per=self.per_layer,
                                           key=f"train/grad_norm/opt{i}" if multi else "train/grad_norm")
                 self._session.flushers.append(tracker.flush)
-            self._per_optimizer[id(opt)] = (tracker, keys[i])
+            self._per_optimizer[id(opt)] = (tracker, ("train/loss", *keys[i]))  # one step's row: loss, rates
 
     def _record_data(self, trainer: Any) -> None:
         """Fingerprints of the train/val datasets that have a length."""
@@ -438,25 +438,24 @@ class AutotrackCallback(*CALLBACK_BASES):  # type: ignore[misc]
         run.step = step  # type: ignore[union-attr]
         if len(self._session.user_keys) != self._keys_seen:
             self._move_own_keys_aside()
-        if self._loss is not None:
-            self._loss.step(step)
+        loss = self._loss.take() if self._loss is not None else None  # the first optimizer's step takes it
         entry = self._per_optimizer.get(id(optimizer))
         if entry is None:
+            if loss is not None:
+                self._session.buffer.add(self._loss.key, step, loss)  # type: ignore[union-attr]
             return
         tracker, keys = entry
         if tracker is not None:
             tracker.step(step)
-        log = run.log_metric  # type: ignore[union-attr]
-        for key, group in zip(keys, optimizer.param_groups):
-            lr = group["lr"]
-            log(key, lr if type(lr) is float else float(lr), step)
+        # loss and learning rates in one call (a rate that is a tensor stays on the device)
+        self._session.buffer.add_step(step, keys, (loss, *[g["lr"] for g in optimizer.param_groups]))
 
     def _move_own_keys_aside(self) -> None:
         """The user logs keys autotrack writes too: autotrack's own series move to ``autotrack/...``."""
         session = self._session
         self._keys_seen = len(session.user_keys)
         if self._loss is not None:
-            self._loss.key = session.key("train/loss")
+            self._loss.key = session.key("train/loss")  # also the first key of each row below
         for opt_id, (tracker, keys) in list(self._per_optimizer.items()):
             if tracker is not None:
                 tracker.key = session.key(tracker.key)

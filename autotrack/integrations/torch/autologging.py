@@ -71,6 +71,7 @@ class _Session:
         self.checkpoints = CheckpointRecorder(self.run)
         self.saved: set[str] = set()
         self.lr_keys: list[list[str]] = []
+        self.step_keys: list[tuple[str, ...]] = []
         self.norms_done_step = -1
         self.add_optimizer(optimizer)
         if len(self.models) == 1:
@@ -91,6 +92,8 @@ class _Session:
             p for opt in self.optimizers for g in opt.param_groups for p in g["params"])]
         self.grad_norms = GradNormTracker(params, self.buffer, per_layer_every=self.options.get("grad_norm_every", 50))
         self.lr_keys = lr_keys(self.optimizers)
+        #: per optimizer, the keys of one step's row: gradient norm, loss, then each group's rate
+        self.step_keys = [("train/grad_norm", "train/loss", *keys) for keys in self.lr_keys]
         model = self.models[0] if len(self.models) == 1 else None
         schedulers = [s for s in list(_schedulers) if any(s.optimizer is o for o in self.optimizers)]
         self.run.set_info("optimizer", optimizer_info(self.optimizers, model, schedulers, scaler=_last_scaler()))
@@ -104,25 +107,25 @@ class _Session:
         return self.step % self.every == 0
 
     def record_step(self, state: _State, optimizer: torch.optim.Optimizer) -> None:
-        """Loss, gradient norm and learning rates of the step being taken."""
+        """Loss, gradient norm and learning rates of the step being taken: one row, handed to the
+        buffer in one call with keys made when the optimizer was found."""
         step = self.step
-        due = self.due()
-        if optimizer is self.optimizers[0]:
-            if not due or self.norms_done_step == step:
-                pass  # skipped, or recorded before clipping inside clip_grad_norm_
-            elif state.clip_norm is not None:
-                self.buffer.add("train/grad_norm", step, state.clip_norm)
-            elif self.grad_norms is not None:
-                self.grad_norms.step(step)
+        due = step % self.every == 0
+        first = optimizer is self.optimizers[0]
+        norm = loss = None
+        if first:
+            if due and self.norms_done_step != step:  # else: skipped, or taken before clipping
+                if state.clip_norm is not None:
+                    norm = state.clip_norm
+                elif self.grad_norms is not None:
+                    self.grad_norms.step(step)
             state.clip_norm = None
             losses, state.losses = state.losses, []
             if losses and due:
                 loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
-                self.buffer.add("train/loss", step, loss)
         if due:
-            index = next((i for i, o in enumerate(self.optimizers) if o is optimizer), 0)
-            for key, group in zip(self.lr_keys[index], optimizer.param_groups):
-                self.buffer.add(key, step, group["lr"])
+            index = 0 if first else next((i for i, o in enumerate(self.optimizers) if o is optimizer), 0)
+            self.buffer.add_step(step, self.step_keys[index], (norm, loss, *[g["lr"] for g in optimizer.param_groups]))
         self.run.step = step
 
     def per_layer_due(self) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -41,6 +41,7 @@ class ScalarBuffer:
         self._buf: Tensor | None = None
         self._meta: list[tuple[str, int, float]] = []
         self._refs: list[Tensor] = []  # CPU: the tensors themselves, converted at flush
+        self._numbers: list[tuple[str, int, float, float]] = []  # add_step's plain numbers, logged at flush
         self._log = run.log_metric
         #: also flushed by :meth:`flush` (a GradNormTracker built on this buffer registers here)
         self.flushers: list[Callable[[], None]] = []
@@ -75,26 +76,65 @@ class ScalarBuffer:
             if len(self._meta) >= self.flush_every:
                 self.flush()
 
+    def add_step(self, step: int, keys: Sequence[str], values: Sequence[Tensor | float | None]) -> None:
+        """The values one optimizer step records (loss, gradient norm, learning rates: tensors or
+        numbers, None for none this step) with one clock read, one lock and one batch check: the
+        per-step path of the PyTorch and Lightning integrations. Numbers wait in the batch too, so
+        that a step costs appends only; everything is handed to the run at :meth:`flush`."""
+        t = _now()
+        with self._lock:
+            meta, numbers = self._meta, self._numbers
+            for key, value in zip(keys, values):
+                if value is None:
+                    continue
+                if not isinstance(value, Tensor):
+                    numbers.append((key, step, value, t))
+                    continue
+                if value.requires_grad:
+                    value = value.detach()
+                if value.ndim:
+                    value = value.reshape(())
+                if value.is_cpu and not self.always_buffer:
+                    if self._buf is not None:
+                        self.flush()
+                        meta, numbers = self._meta, self._numbers
+                    self._refs.append(value)
+                else:
+                    if self._buf is None or self._device != value.device or len(meta) >= self._buf.numel():
+                        self.flush()
+                        meta, numbers = self._meta, self._numbers
+                        self._device = value.device
+                        self._buf = torch.empty(self.flush_every, dtype=torch.float64, device=value.device)
+                    self._buf[len(meta)].copy_(value, non_blocking=True)
+                meta.append((key, step, t))
+            if self._oldest is None:
+                self._oldest = t
+            if len(meta) + len(numbers) >= self.flush_every:
+                self.flush()
+
     def flush(self) -> None:
         """Convert the buffered values (one transfer / one conversion) and hand them to the run."""
         for flush in self.flushers:
             flush()
         with self._lock:
             self._oldest = None
-            if not self._meta:
-                return
+            numbers, self._numbers = self._numbers, []
             meta, self._meta = self._meta, []
-            if self._refs:
-                refs, self._refs = self._refs, []
-                dtype = refs[0].dtype
-                if any(r.dtype != dtype for r in refs):
-                    refs = [r.to(torch.float64) for r in refs]
-                values = torch.stack(refs).tolist()
-            else:
-                values = self._buf[: len(meta)].tolist()  # type: ignore[index]
-        if self.run.ended:
+            values: list[float] = []
+            if meta:
+                if self._refs:
+                    refs, self._refs = self._refs, []
+                    dtype = refs[0].dtype
+                    if any(r.dtype != dtype for r in refs):
+                        refs = [r.to(torch.float64) for r in refs]
+                    values = torch.stack(refs).tolist()
+                else:
+                    values = self._buf[: len(meta)].tolist()  # type: ignore[index]
+        if self.run.ended or not (meta or numbers):
             return
         log = self._log
+        for key, step, v, t in numbers:
+            log(key, v, step, t)
         for (key, step, t), v in zip(meta, values):
             log(key, v, step, t)
 
@@ -276,13 +316,17 @@ class LossTracker:
         self._count += 1
         self._scale = scale
 
+    def take(self) -> Tensor | None:
+        """The mean loss of this optimizer step (None if no loss was seen), and start the next."""
+        value = self._sum
+        if value is None:
+            return None
+        factor = self._scale / self._count
+        self._sum, self._count = None, 0
+        return value if factor == 1.0 else value * factor
+
     def step(self, step: int) -> None:
         """Record the mean loss of this optimizer step (no-op if no loss was seen)."""
-        if self._sum is None:
-            return
-        value, count, scale = self._sum, self._count, self._scale
-        self._sum, self._count = None, 0
-        factor = scale / count
-        if factor != 1.0:
-            value = value * factor
-        self.buffer.add(self.key, step, value)
+        value = self.take()
+        if value is not None:
+            self.buffer.add(self.key, step, value)
