@@ -205,7 +205,9 @@ class RunRecord:
 
     @property
     def children(self) -> list[RunRecord]:
-        return [RunRecord(self._store, row) for row in self._store.children(self.id)]
+        """The runs whose parent this run is; their params, tags and metric stats are read for
+        all of them at once (three statements, not three per child: a study of thousands of trials)."""
+        return _prefetched(self._store, [RunRecord(self._store, row) for row in self._store.children(self.id)])
 
     # -- edits: through the one write path (validated, secret-filtered); never touch status or times
 
@@ -418,6 +420,20 @@ def _read_columns(st: Backend, ids: list[str]) -> tuple[Any, Any, Any]:
     last = readers.submit(st.last_value_columns, ids)
     tags = readers.submit(st.tags, ids)
     return st.param_columns(ids), last.result(), tags.result()
+
+
+def _prefetched(st: Backend, records: list[RunRecord]) -> list[RunRecord]:
+    """``records`` with their ``params``, ``tags`` and metric stats read in one batch each (the
+    values their cached properties would read one run at a time)."""
+    if len(records) < 2:
+        return records
+    ids = [r.id for r in records]
+    params, tags, stats = st.params(ids), st.tags(ids), st.stats(ids)
+    for record in records:
+        record.__dict__["_params"] = params.get(record.id, {})
+        record.__dict__["tags"] = dict(sorted(tags.get(record.id, {}).items()))
+        record.__dict__["_stats"] = dict(sorted(stats.get(record.id, {}).items()))
+    return records
 
 
 def _fill_columns(columns: dict[str, list[Any]], prefix: str, ids: list[str], per_run: Mapping[str, Mapping[str, Any]],

@@ -137,3 +137,22 @@ def test_delete_run(grid):
     assert grid[0]["id"] not in set(autotrack.runs()["id"])
     with pytest.raises(RunNotFoundError):
         autotrack.get_run(grid[0]["id"])
+
+
+def test_children_read_in_one_batch_equal_each_childs_own_reads(store):
+    """`RunRecord.children` reads every child's params, tags and metric stats in one statement
+    each (a study's page with thousands of trials); the values are each child's own."""
+    with autotrack.start_run(name="parent") as parent:
+        for i in range(5):
+            with autotrack.start_run(name=f"c{i}", parent=parent, params={"i": i, "lr": 0.1 * i},
+                                     tags={"trial": str(i)} if i % 2 else None) as child:
+                for step in range(i + 1):
+                    child.log_metric("loss", 1.0 / (step + 1), step=step)
+    autotrack.flush()
+    children = autotrack.get_run(parent.id).children
+    assert [c.name for c in children] == [f"c{i}" for i in range(5)]
+    for c in children:
+        alone = autotrack.get_run(c.id)
+        assert "_params" in c.__dict__ and "tags" in c.__dict__  # filled by the batch, not read one by one
+        assert c.params == alone.params and c.tags == alone.tags
+        assert c.metric_stats() == alone.metric_stats() and c.summary == alone.summary
