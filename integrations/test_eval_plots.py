@@ -441,6 +441,46 @@ def test_a_figure_worker_that_cannot_start_is_one_warning_and_the_json_stays(sto
 
 
 @needs_matplotlib
+def test_a_busy_figure_worker_never_holds_up_the_fit(store, monkeypatch):
+    """Figures are queued for the worker, not written to its pipe by the training thread: with a
+    worker that reads nothing (a pipe full after the first figure), fits still return at once."""
+    import subprocess
+    import time
+
+    _evalplots._renderer.stop()
+    stalled = []
+
+    def start_stalled_worker(self):
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        stalled.append(proc)
+        self.proc = proc
+        if self.feeder is None or not self.feeder.is_alive():
+            import threading
+
+            self.feeder = threading.Thread(target=self._feed, daemon=True)
+            self.feeder.start()
+
+    monkeypatch.setattr(_evalplots._Renderer, "_start", start_stalled_worker)
+    X, y = make_classification(n_samples=20_000, n_features=8, random_state=0)  # curves of ~1,000 points
+    try:
+        started = time.perf_counter()
+        for _ in range(3):  # 9 figures of tens of kB each: far more than a pipe's 64 kB
+            Tracked(LogisticRegression(max_iter=200), log_model=False).fit(X, y)
+        took = time.perf_counter() - started
+        assert len(_evalplots._renderer.jobs) == 9  # all waiting for the stalled worker
+        assert took < 30, took  # a blocking write would have waited for the worker forever
+    finally:
+        for proc in stalled:
+            proc.kill()
+        monkeypatch.undo()
+        for job in _evalplots._renderer.jobs.values():
+            job.done.set()  # nothing later waits for these figures
+        _evalplots._renderer.jobs.clear()
+        _evalplots._renderer.stop(timeout=0.5)
+
+
+@needs_matplotlib
 def test_a_figure_the_worker_cannot_draw_is_one_warning(store, monkeypatch):
     monkeypatch.setenv("AUTOTRACK_STRICT", "0")
     with autotrack.start_run("by hand") as run:

@@ -40,6 +40,7 @@ import importlib.util
 import json
 import math
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -356,7 +357,8 @@ class _Renderer:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.write_lock = threading.Lock()
+        self.outbox: queue.SimpleQueue[tuple[subprocess.Popen[bytes], bytes]] = queue.SimpleQueue()
+        self.feeder: threading.Thread | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid = 0
         self.jobs: dict[int, _Job] = {}
@@ -371,6 +373,7 @@ class _Renderer:
         with self.lock:
             if self.pid != os.getpid():  # first use, or a forked child: a worker of its own
                 self.proc, self.jobs, self.pid = None, {}, os.getpid()
+                self.outbox, self.feeder = queue.SimpleQueue(), None  # the parent's queue and thread are not ours
             if len(self.jobs) >= MAX_PENDING:
                 return f"skipped: {MAX_PENDING} figures were waiting to be drawn"
             if self.broken is not None:
@@ -390,18 +393,20 @@ class _Renderer:
             key, proc = self.next_id, self.proc
             self.jobs[key] = job
             register_buffer(job)
-        # written outside self.lock: a full pipe must never keep the reader from taking replies
-        with self.write_lock:
-            try:
-                assert proc is not None and proc.stdin is not None
-                proc.stdin.write(b'{"id":%d,"doc":%s}\n' % (key, text.encode("utf-8")))
-                proc.stdin.flush()
-            except (
-                OSError,
-                ValueError,
-            ):  # the worker died just now: the reader fails what it had
-                pass
+        # handed to the feeder thread: a figure's JSON is larger than a pipe's buffer, and writing
+        # it here would make the training wait while the worker draws the figure before it
+        self.outbox.put((proc, b'{"id":%d,"doc":%s}\n' % (key, text.encode("utf-8"))))
         return name
+
+    def _feed(self) -> None:
+        """Write queued figures to their worker's stdin (this thread alone writes there)."""
+        while True:
+            proc, line = self.outbox.get()
+            try:
+                proc.stdin.write(line)
+                proc.stdin.flush()
+            except (OSError, ValueError, AttributeError):  # the worker died: its reader fails what it had
+                pass
 
     def _start(self) -> None:
         worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_plotdraw.py")
@@ -416,6 +421,9 @@ class _Renderer:
         )
         self.proc = proc
         threading.Thread(target=self._read, args=(proc,), name="autotrack-plots", daemon=True).start()
+        if self.feeder is None or not self.feeder.is_alive():  # one per process (a forked child starts its own)
+            self.feeder = threading.Thread(target=self._feed, name="autotrack-plots-feed", daemon=True)
+            self.feeder.start()
         if not self.hooked:
             self.hooked = True
             atexit.register(self.stop)
