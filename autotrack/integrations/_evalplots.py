@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextvars
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -326,6 +328,61 @@ def log_fit_plots(
         if X_eval is X and y_eval is y:
             continue  # the training data again: its plots are the train ones
         log_estimator_plots(run, est, X_eval, y_eval, name, fail, w_eval)
+
+
+class ClassifierFits:
+    """The evaluation plots of a scikit-learn-API classifier's ``fit`` whose training another
+    integration's callback records (``XGBClassifier``, ``LGBMClassifier``): :meth:`fit` wraps the
+    ``fit``; inside it, a callback that would end its run hands the run over instead
+    (:meth:`handed`); once ``fit`` has returned, the plots of the training data and of each eval set
+    go into the first callback's run, and then each callback's run is ended (``end``).
+
+    ``eval_sets(bound)``: ``(name, X, y, weight)`` of each eval set, from the call's bound arguments."""
+
+    def __init__(self, integration: str, eval_sets: Callable[[dict[str, Any]], list[tuple[str, Any, Any, Any]]],
+                 end: Callable[[Any], None]) -> None:
+        self.integration = integration
+        self.eval_sets = eval_sets
+        self.end = end
+        #: inside a wrapped fit: the callbacks that recorded its training (their runs stay open)
+        self._pending: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+            f"autotrack_{integration}_classifier_fit", default=None)
+        self._signatures: dict[int, inspect.Signature] = {}
+
+    def handed(self, callback: Any) -> bool:
+        """``callback``'s training ended inside a wrapped fit: its run is ended by :meth:`fit`."""
+        pending = self._pending.get()
+        if pending is None:
+            return False
+        pending.append(callback)
+        return True
+
+    def fit(self, original: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._pending.get() is not None or not enabled():
+            return original(model, *args, **kwargs)
+        pending: list[Any] = []
+        token = self._pending.set(pending)
+        try:
+            result = original(model, *args, **kwargs)
+        except BaseException as exc:
+            self._pending.reset(token)
+            for callback in pending:
+                callback._abort(exc)
+            raise
+        self._pending.reset(token)
+        try:
+            if pending and pending[0]._run is not None:
+                fn = getattr(original, "original", original)
+                signature = self._signatures.get(id(fn))
+                if signature is None:
+                    signature = self._signatures[id(fn)] = inspect.signature(fn)
+                bound = signature.bind(model, *args, **kwargs).arguments
+                log_fit_plots(pending[0]._run, model, bound.get("X"), bound.get("y"), self.eval_sets(bound),
+                              bound.get("sample_weight"), self.integration)
+        finally:
+            for callback in pending:
+                self.end(callback)
+        return result
 
 
 # -- the PNGs, drawn in a worker process ------------------------------------------------------------

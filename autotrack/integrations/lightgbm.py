@@ -30,7 +30,6 @@ A callback never stops or changes training.
 
 from __future__ import annotations
 
-import contextvars
 import importlib
 import inspect
 import os
@@ -183,7 +182,7 @@ class AutotrackCallback:
             self._log_outcome(model, best_iteration, results)
         finally:
             self._active, self._finished, self._model, self._call = False, True, None, None
-            if self._run is not None and _handed_to_classifier_fit(self):
+            if self._run is not None and _classifier_fits.handed(self):
                 pass  # LGBMClassifier.fit stores its evaluation plots, then ends the run
             elif self._slot.created:
                 self._slot.end("finished")
@@ -496,52 +495,10 @@ def _log_data_entry(run: Run, name: str, entry: dict[str, Any]) -> None:
 # -- evaluation plots of LGBMClassifier fits -------------------------------------------------------
 
 PLOTS = "lightgbm_plots"  # the patch group adding evaluation plots to LGBMClassifier fits
-#: inside a patched LGBMClassifier.fit: the callbacks that recorded its training (their runs stay
-#: open until the fit has returned and its plots are stored)
-_classifier_fit: contextvars.ContextVar[list[AutotrackCallback] | None] = contextvars.ContextVar(
-    "autotrack_lightgbm_classifier_fit", default=None)
-
-
 def install_classifier_plots() -> None:
     """Patch (once) ``LGBMClassifier.fit`` for the evaluation plots of its fits."""
     if not patched(PLOTS):
-        patch(PLOTS, lightgbm.LGBMClassifier, "fit", _classifier_fit_with_plots)
-
-
-def _handed_to_classifier_fit(callback: AutotrackCallback) -> bool:
-    pending = _classifier_fit.get()
-    if pending is None:
-        return False
-    pending.append(callback)
-    return True
-
-
-def _classifier_fit_with_plots(original: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
-    """``LGBMClassifier.fit``, then (when an :class:`AutotrackCallback` recorded it) the evaluation
-    plots of the training data (``train/``) and of each eval set (named as LightGBM names it:
-    ``eval_names``, else ``valid_<i>``) in its run, which ends after them."""
-    if _classifier_fit.get() is not None or not _evalplots.enabled():
-        return original(model, *args, **kwargs)
-    pending: list[AutotrackCallback] = []
-    token = _classifier_fit.set(pending)
-    try:
-        result = original(model, *args, **kwargs)
-    except BaseException as exc:
-        _classifier_fit.reset(token)
-        for callback in pending:
-            callback._abort(exc)
-        raise
-    _classifier_fit.reset(token)
-    try:
-        if pending and pending[0]._run is not None:
-            bound = inspect.signature(getattr(original, "original", original)).bind(model, *args, **kwargs).arguments
-            _evalplots.log_fit_plots(pending[0]._run, model, bound.get("X"), bound.get("y"), _eval_sets(bound),
-                                     bound.get("sample_weight"), INTEGRATION)
-    finally:
-        for callback in pending:
-            if callback._slot.created:
-                callback._slot.end("finished")
-    return result
+        patch(PLOTS, lightgbm.LGBMClassifier, "fit", _classifier_fits.fit)
 
 
 def _eval_sets(bound: Mapping[str, Any]) -> list[tuple[str, Any, Any, Any]]:
@@ -558,6 +515,16 @@ def _eval_sets(bound: Mapping[str, Any]) -> list[tuple[str, Any, Any, Any]]:
     weights = list(bound.get("eval_sample_weight") or ())
     return [(names[i] if i < len(names) else f"valid_{i}", X_eval, y_eval, weights[i] if i < len(weights) else None)
             for i, (X_eval, y_eval) in enumerate(pairs or ())]
+
+
+def _end_own_run(callback: AutotrackCallback) -> None:
+    if callback._slot.created:
+        callback._slot.end("finished")
+
+
+#: LGBMClassifier fits: their evaluation plots, named as LightGBM names the eval sets (``eval_names``,
+#: else ``valid_<i>``); the run ends after them
+_classifier_fits = _evalplots.ClassifierFits(INTEGRATION, _eval_sets, _end_own_run)
 
 
 # -- autolog ------------------------------------------------------------------------------------------

@@ -290,7 +290,7 @@ class AutotrackCallback(TrainingCallback):
             self._log_outcome(model)
         finally:
             self._active = False
-            if self._run is not None and _handed_to_classifier_fit(self):
+            if self._run is not None and _classifier_fits.handed(self):
                 pass  # XGBClassifier.fit stores its evaluation plots, then ends the run
             elif self._owns_run and self._run is not None:
                 self._run.end("finished")
@@ -523,7 +523,7 @@ def install_call_capture() -> None:
     wrapper) callbacks record without them (the guard test says so). Also ``XGBClassifier.fit``,
     for the evaluation plots of its fits."""
     if not patched(PLOTS):
-        patch(PLOTS, xgboost.XGBClassifier, "fit", _classifier_fit_with_plots)
+        patch(PLOTS, xgboost.XGBClassifier, "fit", _classifier_fits.fit)
     if patched(CALLS):
         return
     for name in ("train", "cv"):
@@ -534,50 +534,22 @@ def install_call_capture() -> None:
 
 # -- evaluation plots of XGBClassifier fits --------------------------------------------------------
 
-#: inside a patched XGBClassifier.fit: the callbacks that recorded its training (their runs stay
-#: open until the fit has returned and its plots are stored)
-_classifier_fit: contextvars.ContextVar[list[AutotrackCallback] | None] = contextvars.ContextVar(
-    "autotrack_xgboost_classifier_fit", default=None)
+def _eval_sets(bound: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
+    """``(name, X, y, weight)`` of each ``eval_set`` of an ``XGBModel.fit`` call (``validation_<i>``,
+    XGBoost's names)."""
+    evals = list(bound.get("eval_set") or ())
+    weights = list(bound.get("sample_weight_eval_set") or ())
+    return [(f"validation_{i}", X_eval, y_eval, weights[i] if i < len(weights) else None)
+            for i, (X_eval, y_eval) in enumerate(evals)]
 
 
-def _handed_to_classifier_fit(callback: AutotrackCallback) -> bool:
-    pending = _classifier_fit.get()
-    if pending is None:
-        return False
-    pending.append(callback)
-    return True
+def _end_own_run(callback: AutotrackCallback) -> None:
+    if callback._owns_run and callback._run is not None:
+        callback._run.end("finished")
 
 
-def _classifier_fit_with_plots(original: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
-    """``XGBClassifier.fit``, then (when an :class:`AutotrackCallback` recorded it) the evaluation
-    plots of the training data (``train/``) and of each ``eval_set`` (``validation_<i>/``, XGBoost's
-    names) in its run, which ends after them."""
-    if _classifier_fit.get() is not None or not _evalplots.enabled():
-        return original(model, *args, **kwargs)
-    pending: list[AutotrackCallback] = []
-    token = _classifier_fit.set(pending)
-    try:
-        result = original(model, *args, **kwargs)
-    except BaseException as exc:
-        _classifier_fit.reset(token)
-        for callback in pending:
-            callback._abort(exc)
-        raise
-    _classifier_fit.reset(token)
-    try:
-        if pending and pending[0]._run is not None:
-            bound = _signature(getattr(original, "original", original)).bind(model, *args, **kwargs).arguments
-            evals = list(bound.get("eval_set") or ())
-            weights = list(bound.get("sample_weight_eval_set") or ())
-            _evalplots.log_fit_plots(pending[0]._run, model, bound.get("X"), bound.get("y"),
-                                     [(f"validation_{i}", X_eval, y_eval, weights[i] if i < len(weights) else None)
-                                      for i, (X_eval, y_eval) in enumerate(evals)],
-                                     bound.get("sample_weight"), INTEGRATION)
-    finally:
-        for callback in pending:
-            if callback._owns_run and callback._run is not None:
-                callback._run.end("finished")
-    return result
+#: XGBClassifier fits: their evaluation plots, then the run ends
+_classifier_fits = _evalplots.ClassifierFits(INTEGRATION, _eval_sets, _end_own_run)
 
 
 def _rounds(evals_log: EvalsLog) -> int:
