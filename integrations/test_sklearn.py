@@ -26,6 +26,7 @@ from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import autotrack
@@ -152,6 +153,63 @@ def test_classifier_metrics_params_data_and_model(store):
     assert artifact.metadata["format"] == "skops" and artifact.metadata["safe_to_load"]
     loaded = load_model(tracked.run_id_)
     np.testing.assert_array_equal(loaded.predict_proba(X), tracked.predict_proba(X))
+
+
+def _label_truth(ys, pred, w=None, pos_label=None):
+    truth = {"accuracy": skm.accuracy_score(ys, pred, sample_weight=w),
+             "balanced_accuracy": skm.balanced_accuracy_score(ys, pred, sample_weight=w)}
+    for average in ("macro", "weighted"):
+        p, r, f, _ = skm.precision_recall_fscore_support(ys, pred, average=average, zero_division=0, sample_weight=w)
+        truth.update({f"precision_{average}": p, f"recall_{average}": r, f"f1_{average}": f})
+    if pos_label is not None:
+        p, r, f, _ = skm.precision_recall_fscore_support(ys, pred, average="binary", pos_label=pos_label,
+                                                         zero_division=0, sample_weight=w)
+        truth.update({"precision": p, "recall": r, "f1": f})
+    return truth
+
+
+@pytest.mark.parametrize("case", ["multiclass-weighted", "strings-missing-class", "binary-one-class-eval",
+                                  "eval-label-never-seen"])
+def test_label_metrics_equal_sklearn_on_odd_data(case, store):
+    """The label metrics come from one confusion matrix: equal to scikit-learn's functions on
+    weights, string labels, a class absent from the eval set, an eval set of one class, and (where
+    scikit-learn's own functions decide) a label the classifier never saw."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(600, 5))
+    raw = (X[:, 0] + 0.8 * X[:, 1] + rng.normal(scale=0.7, size=600) > 0).astype(int) + (X[:, 2] > 1.0)
+    w = None
+    if case == "multiclass-weighted":
+        y, w = raw, rng.uniform(0.0, 3.0, size=600)
+        X_val, y_val = X[:200], y[:200]
+    elif case == "strings-missing-class":
+        y = np.array(["cat", "dog", "emu"])[raw]
+        keep = (y != "emu") & (X[:, 2] < 0)
+        X_val, y_val = X[keep][:150], y[keep][:150]  # "emu" neither true nor (see below) predicted here
+    elif case == "binary-one-class-eval":
+        y = (raw > 0).astype(int)
+        X_val, y_val = X[y == 1][:80], y[y == 1][:80]
+    else:
+        y = raw % 2
+        X_val, y_val = X[:100], np.where(np.arange(100) % 10 == 0, 5, y[:100])  # 5: never in classes_
+    est = DecisionTreeClassifier(max_depth=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn's own warnings on the odd eval set
+        tracked = Tracked(est, eval_set=(X_val, y_val), log_model=False).fit(X, y, sample_weight=w)
+    rec = autotrack.get_run(tracked.run_id_)
+    fitted = tracked.estimator_
+    binary = len(fitted.classes_) == 2
+    if case == "strings-missing-class":  # a class of classes_ absent from the eval set's labels and predictions
+        assert "emu" not in set(y_val) | set(fitted.predict(X_val))
+    for prefix, (Xs, ys, ws) in {"train": (X, y, w), "val": (X_val, y_val, None)}.items():
+        pred = fitted.predict(Xs)
+        seen = np.isin(ys, fitted.classes_).all()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            truth = _label_truth(ys, pred, ws, fitted.classes_[1] if binary and seen else None)
+        for key, value in truth.items():
+            assert rec.summary[f"{prefix}/{key}"] == pytest.approx(value, rel=1e-9, abs=1e-12), (case, prefix, key)
+        if binary and not seen:
+            assert f"{prefix}/f1" not in rec.summary  # no positive-class scores for labels outside classes_
 
 
 def test_binary_classifier_roc_auc_and_imbalanced_precision(store):

@@ -172,12 +172,14 @@ class _BrokenPredict(BaseEstimator):
 
 def test_one_failing_metric_keeps_the_others_and_the_model(store, monkeypatch):
     monkeypatch.setenv("AUTOTRACK_STRICT", "0")
-    monkeypatch.setattr(skm, "balanced_accuracy_score", lambda *a, **k: 1 / 0)
-    with pytest.warns(RuntimeWarning, match="balanced_accuracy"):
+    monkeypatch.setattr(skm, "log_loss", lambda *a, **k: 1 / 0)
+    with pytest.warns(RuntimeWarning, match="log_loss"):
         tracked = Tracked(LogisticRegression(max_iter=300)).fit(X, y)
     rec = autotrack.get_run(tracked.run_id_)
     pred = tracked.predict(X)
-    assert "train/balanced_accuracy" not in rec.summary
+    assert "train/log_loss" not in rec.summary
+    assert rec.summary["train/roc_auc"] == pytest.approx(
+        skm.roc_auc_score(y, tracked.predict_proba(X), multi_class="ovr"))
     assert rec.summary["train/accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
     assert rec.summary["train/f1_macro"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
     assert [a.kind for a in rec.artifacts if a.kind != "report"] == ["model"]  # report: the evaluation plots

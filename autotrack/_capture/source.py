@@ -240,6 +240,25 @@ def git_state(folders: list[Path], secrets: list[str] | None = None,
 # -- local modules (runs outside git) ---------------------------------------------------------------
 
 
+#: a module file's resolved path when it may be user code (None: installed, autotrack's own, or no
+#: file), per ``__file__`` string: a process has thousands of modules and ends many runs (one per
+#: scikit-learn fit), and resolving every path again at each run end cost ~0.3 s with torch loaded
+_user_code_cache: dict[str, Path | None] = {}
+
+
+def _user_code(file: str) -> Path | None:
+    if file in _user_code_cache:
+        return _user_code_cache[file]
+    try:
+        path: Path | None = Path(file).resolve()
+        if not path.is_file() or path.is_relative_to(Path(__file__).resolve().parents[1]) or is_installed_code(path):
+            path = None
+    except OSError:
+        return None  # not cached: the file may appear (a module written while the run goes on)
+    _user_code_cache[file] = path
+    return path
+
+
 def local_modules(script: Path, stored: set[str] | None = None) -> tuple[list[LocalModule], dict[str, str]]:
     """The modules imported so far from the entry script's folder tree (``model.py``,
     ``pkg/data.py``), for runs whose code is not in git: (entries for the ``source`` section,
@@ -247,7 +266,7 @@ def local_modules(script: Path, stored: set[str] | None = None) -> tuple[list[Lo
     names in ``stored`` are left out; at most ``MAX_LOCAL_MODULES`` files and ``MAX_LOCAL_BYTES``
     in all are read (larger files are listed with ``skipped``)."""
     root = script.parent.resolve()
-    own = Path(__file__).resolve().parents[1]  # the autotrack package
+    script = script.resolve()
     stored = stored or set()
     secrets = secret_env_values()
     found: dict[Path, None] = {}
@@ -256,15 +275,8 @@ def local_modules(script: Path, stored: set[str] | None = None) -> tuple[list[Lo
         # a relative __file__ is no file on disk: torch's `torch._classes` and `torch._ops` say "_classes.py"
         if not isinstance(file, str) or not file.endswith(".py") or not os.path.isabs(file):
             continue
-        try:
-            path = Path(file).resolve()
-            if not path.is_file():
-                continue
-        except OSError:
-            continue
-        if path == script.resolve() or not path.is_relative_to(root) or path.is_relative_to(own):
-            continue
-        if is_installed_code(path):
+        path = _user_code(file)
+        if path is None or path == script or not path.is_relative_to(root):
             continue
         found[path] = None
     entries: list[LocalModule] = []
