@@ -35,6 +35,7 @@ import os
 import re
 import threading
 import time
+import weakref
 import zlib
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
@@ -392,15 +393,25 @@ class _Pool:
         self.by_thread: dict[tuple[int, int], Any] = {}
         self.lock = threading.Lock()
 
+    def close(self) -> None:
+        """Close this process's connections (a forked child's inherited ones are not in here)."""
+        pid = os.getpid()
+        with self.lock:
+            for key in [k for k in self.by_thread if k[0] == pid]:
+                with contextlib.suppress(Exception):
+                    self.by_thread.pop(key).close()
 
-_pools: list[_Pool] = []
+
+#: every backend's pool, for the fork hook; a pool's connections are closed when its backend is
+#: collected or at interpreter exit (weakref.finalize), not left to the garbage collector
+_pools: weakref.WeakSet[_Pool] = weakref.WeakSet()
 #: Connections a forked child inherited: kept referenced and never touched (closing one would end
 #: the parent's session on the shared socket).
 _inherited: list[Any] = []
 
 
 def _forget_inherited_connections() -> None:
-    for pool in _pools:
+    for pool in list(_pools):
         _inherited.append(dict(pool.by_thread))
         pool.by_thread.clear()
         pool.lock = threading.Lock()
@@ -438,7 +449,8 @@ class PostgresBackend(Backend):
         self._password = _url_password(url) or os.environ.get("PGPASSWORD") or None
         self.blobs = blobs if blobs is not None else blob_store_for(url)
         self._pool = _Pool()
-        _pools.append(self._pool)
+        _pools.add(self._pool)
+        weakref.finalize(self, self._pool.close)
         self._init_lock = threading.Lock()
         self._initialised_pid: int | None = None
         self._exists = False
@@ -513,11 +525,7 @@ class PostgresBackend(Backend):
                 conn.close()
 
     def close(self) -> None:
-        pid = os.getpid()
-        with self._pool.lock:
-            for key in [k for k in self._pool.by_thread if k[0] == pid]:
-                with contextlib.suppress(Exception):
-                    self._pool.by_thread.pop(key).close()
+        self._pool.close()
 
     @contextlib.contextmanager
     def _guard(self, what: str) -> Iterator[None]:
