@@ -249,9 +249,13 @@ _user_code_cache: dict[str, Path | None] = {}
 def _user_code(file: str) -> Path | None:
     if file in _user_code_cache:
         return _user_code_cache[file]
+    own = Path(__file__).resolve().parents[1]  # the autotrack package
+    if file.startswith(tuple(f"{root}{os.sep}" for root in (*_installed_roots(), own))):
+        _user_code_cache[file] = None  # spelled inside an installed folder: no need to resolve it
+        return None
     try:
         path: Path | None = Path(file).resolve()
-        if not path.is_file() or path.is_relative_to(Path(__file__).resolve().parents[1]) or is_installed_code(path):
+        if not path.is_file() or path.is_relative_to(own) or is_installed_code(path):
             path = None
     except OSError:
         return None  # not cached: the file may appear (a module written while the run goes on)
