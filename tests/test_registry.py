@@ -148,8 +148,14 @@ def test_eight_processes_registering_at_once_get_distinct_numbers(store, tmp_pat
     ctx = multiprocessing.get_context("fork")
     with ctx.Manager() as manager:
         barrier = manager.Barrier(8)
-        with ctx.Pool(8) as pool:
+        # close() and join(), not the context manager's terminate(): a worker that terminate()'s
+        # SIGTERM finds blocked on the task queue's lock was once left waiting there forever
+        pool = ctx.Pool(8)
+        try:
             numbers = pool.map(_register_in_child, [(str(store.root), rid, barrier)] * 8)
+        finally:
+            pool.close()
+            pool.join()
     assert sorted(numbers) == list(range(1, 9))
     assert [v.version for v in autotrack.get_model("race").versions] == list(range(1, 9))
 
