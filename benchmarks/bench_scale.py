@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 
 import autotrack  # noqa: E402
 from autotrack.store import EndRun, NewRun, Params, Points, open_backend, this_owner  # noqa: E402
-from bench_store import make_runs  # noqa: E402
+from bench_store import MLFLOW_LOAD, make_runs, run_mlflow  # noqa: E402
 
 WHERE = "params.lr < 0.01 and params.arch = 'vit'"
 ORDER = "metrics.val/loss"
@@ -105,35 +105,7 @@ def measure(location: str, runs: list[dict], points: int) -> dict[str, float]:
     return out
 
 
-MLFLOW_SCRIPT = r"""
-import json, sqlite3, sys, time
-import mlflow
-from mlflow.tracking import MlflowClient
-folder, data_file = sys.argv[1], sys.argv[2]
-runs = json.load(open(data_file))
-uri = f"sqlite:///{folder}/mlflow.db"
-client = MlflowClient(tracking_uri=uri)
-exp = client.create_experiment("scale")
-conn = sqlite3.connect(f"{folder}/mlflow.db")
-for r in runs:
-    rid = r["id"]
-    conn.execute("INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status,"
-                 " start_time, end_time, source_version, lifecycle_stage, artifact_uri, experiment_id, deleted_time)"
-                 " VALUES (?, ?, 'LOCAL', '', '', 'u', 'FINISHED', ?, ?, '', 'active', '', ?, NULL)",
-                 (rid, rid[-5:], int(r["start"] * 1000), int(r["start"] * 1000) + 10000, int(exp)))
-    conn.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
-                     [(k, str(v), rid) for k, v in r["params"].items()])
-    metrics = dict(r["metrics"], lr=r["params"]["lr"])
-    rows = []
-    for k, v in metrics.items():
-        rows.append((k, v + 1.0, int(r["start"] * 1000), rid, 0, 0))
-        rows.append((k, v, int(r["start"] * 1000) + 1000, rid, 1, 0))
-    conn.executemany("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)", rows)
-    conn.executemany("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
-                     [(k, v, int(r["start"] * 1000) + 1000, 1, 0, rid) for k, v in metrics.items()])
-conn.commit()
-conn.close()
-mlflow.set_tracking_uri(uri)
+MLFLOW_SCRIPT = MLFLOW_LOAD + r"""
 def best(fn, n=3):
     out = None
     for _ in range(n):
@@ -153,16 +125,9 @@ print(json.dumps({"where+order_by": t1, "where+order_by, limit 50": t2, "get_met
 
 
 def mlflow_side(python: str, runs: list[dict], folder: Path) -> dict | None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "runs.json").write_text(json.dumps(runs))
-    (folder / "bench.py").write_text(MLFLOW_SCRIPT)
-    done = subprocess.run([python, str(folder / "bench.py"), str(folder), str(folder / "runs.json")],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
-        print(f"(MLflow column skipped: {tail})")
+    result = run_mlflow(python, MLFLOW_SCRIPT, runs, folder)
+    if result is None:
         return None
-    result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["ids"] == expected(runs), "MLflow returned other rows"
     return result
 

@@ -178,7 +178,8 @@ def _timed(fn) -> float:  # noqa: ANN001
     return time.perf_counter() - start
 
 
-MLFLOW_SCRIPT = r"""
+#: MLflow's database filled with the runs of ``sys.argv[2]`` (its tables bulk-loaded), shared with bench_scale
+MLFLOW_LOAD = r"""
 import json, sqlite3, sys, time, uuid
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -208,6 +209,9 @@ for r in runs:
 conn.commit()
 conn.close()
 mlflow.set_tracking_uri(uri)
+"""
+
+MLFLOW_SCRIPT = MLFLOW_LOAD + r"""
 def timed(fn):
     best = None
     for _ in range(2):
@@ -221,16 +225,25 @@ print(json.dumps({"order_by": t1, "where": t2, "n_where": len(df2), "version": m
 """
 
 
-def mlflow_search(python: str, runs: list[dict], folder: Path) -> dict | None:
+def run_mlflow(python: str, script: str, runs: list[dict], folder: Path) -> dict | None:
+    """Run ``script`` (``MLFLOW_LOAD`` + queries printing one JSON line) with ``python`` on ``runs``;
+    its JSON, or None (said in a line) when it failed."""
+    folder.mkdir(parents=True, exist_ok=True)
     data = folder / "runs.json"
     data.write_text(json.dumps(runs))
-    script = folder / "mlflow_bench.py"
-    script.write_text(MLFLOW_SCRIPT)
-    done = subprocess.run([python, str(script), str(folder), str(data)], capture_output=True, text=True)
+    path = folder / "mlflow_bench.py"
+    path.write_text(script)
+    done = subprocess.run([python, str(path), str(folder), str(data)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         print(f"(mlflow column skipped: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'})")
         return None
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def mlflow_search(python: str, runs: list[dict], folder: Path) -> dict | None:
+    result = run_mlflow(python, MLFLOW_SCRIPT, runs, folder)
+    if result is None:
+        return None
     expected = [r["id"] for r in sorted(runs, key=lambda r: r["metrics"]["val/loss"])[:50]]
     assert result["best"] == expected and result["n_where"] == sum(r["params"]["lr"] < 0.01 for r in runs), "mlflow"
     return result
