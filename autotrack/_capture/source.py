@@ -246,11 +246,12 @@ def git_state(folders: list[Path], secrets: list[str] | None = None,
 _user_code_cache: dict[str, Path | None] = {}
 
 
-def _user_code(file: str) -> Path | None:
+def _user_code(file: str, own: Path, installed: tuple[str, ...]) -> Path | None:
+    """``own``: the autotrack package; ``installed``: the installed folders and ``own`` as
+    prefixes (``"/.../site-packages/"``)."""
     if file in _user_code_cache:
         return _user_code_cache[file]
-    own = Path(__file__).resolve().parents[1]  # the autotrack package
-    if file.startswith(tuple(f"{root}{os.sep}" for root in (*_installed_roots(), own))):
+    if file.startswith(installed):
         _user_code_cache[file] = None  # spelled inside an installed folder: no need to resolve it
         return None
     try:
@@ -271,6 +272,8 @@ def local_modules(script: Path, stored: set[str] | None = None) -> tuple[list[Lo
     in all are read (larger files are listed with ``skipped``)."""
     root = script.parent.resolve()
     script = script.resolve()
+    own = Path(__file__).resolve().parents[1]  # the autotrack package
+    installed = tuple(f"{folder}{os.sep}" for folder in (*_installed_roots(), own))
     stored = stored or set()
     secrets = secret_env_values()
     found: dict[Path, None] = {}
@@ -279,7 +282,7 @@ def local_modules(script: Path, stored: set[str] | None = None) -> tuple[list[Lo
         # a relative __file__ is no file on disk: torch's `torch._classes` and `torch._ops` say "_classes.py"
         if not isinstance(file, str) or not file.endswith(".py") or not os.path.isabs(file):
             continue
-        path = _user_code(file)
+        path = _user_code(file, own, installed)
         if path is None or path == script or not path.is_relative_to(root):
             continue
         found[path] = None
