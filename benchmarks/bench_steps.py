@@ -170,6 +170,7 @@ def _lightning_worker(model_name: str, variant: str, steps: int, tmp: str) -> li
         import mlflow
 
         mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
+        os.chdir(tmp)  # its artifacts (model_summary.txt) go to ./mlruns: keep them out of the repository
         mlflow.pytorch.autolog(log_every_n_step=1, log_models=False)
     trainer = L.Trainer(max_steps=steps, max_epochs=-1, logger=logger, callbacks=callbacks, accelerator="cpu",
                         devices=1, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

@@ -212,6 +212,44 @@ def test_label_metrics_equal_sklearn_on_odd_data(case, store):
             assert f"{prefix}/f1" not in rec.summary  # no positive-class scores for labels outside classes_
 
 
+@pytest.mark.parametrize("case", ["binary", "multiclass-frame-weighted", "strings-float32-plots-off"])
+def test_probability_metrics_of_a_forest_equal_sklearn(case, store):
+    """Log loss and ROC AUC (computed from the probabilities of the true class and from the plots'
+    own ROC curves) equal ``log_loss`` / ``roc_auc_score``; the forest's prediction pass over row
+    blocks (enough rows that it is split) gives the very predictions of ``predict_proba``."""
+    pd = pytest.importorskip("pandas")
+    n = 10_000
+    X, raw = make_classification(n_samples=n, n_features=8, n_informative=5, n_classes=2 if case == "binary" else 3,
+                                 random_state=3)
+    y, w = raw, None
+    if case == "multiclass-frame-weighted":
+        X, w = pd.DataFrame(X, columns=[f"f{i}" for i in range(8)]), np.random.default_rng(0).uniform(0.1, 3.0, n)
+    elif case == "strings-float32-plots-off":
+        X, y = X.astype(np.float32), np.array(["ant", "bee", "cat"])[raw]
+        autotrack.autolog(log_plots=False)
+    try:
+        # one unpruned tree (binary): rows it left out of its bootstrap get probability 0 for their
+        # class, where log loss's clipping decides the value
+        forest = (RandomForestClassifier(n_estimators=1, random_state=0) if case == "binary"
+                  else RandomForestClassifier(n_estimators=4, max_depth=6, random_state=0))
+        tracked = Tracked(forest, log_model=False).fit(X, y, sample_weight=w)
+    finally:
+        autotrack.autolog(disable=True)
+    rec = autotrack.get_run(tracked.run_id_)
+    fitted = tracked.estimator_
+    proba = fitted.predict_proba(X)
+    if case == "binary":
+        assert (proba[np.arange(n), y] == 0).any()
+    ovr = {} if case == "binary" else {"multi_class": "ovr", "labels": fitted.classes_}
+    truth = {"log_loss": skm.log_loss(y, proba, labels=fitted.classes_, sample_weight=w),
+             "roc_auc": skm.roc_auc_score(y, proba[:, 1] if case == "binary" else proba, sample_weight=w, **ovr),
+             "accuracy": skm.accuracy_score(y, fitted.predict(X), sample_weight=w)}
+    for key, value in truth.items():
+        assert rec.summary[f"train/{key}"] == pytest.approx(value, rel=1e-12, abs=1e-15), (case, key)
+    plots = [a for a in rec.artifacts if (a.metadata or {}).get("plot")]
+    assert bool(plots) == (case != "strings-float32-plots-off")
+
+
 def test_binary_classifier_roc_auc_and_imbalanced_precision(store):
     X, y = make_classification(n_samples=120, n_features=5, weights=[0.9], random_state=0)
     tracked = Tracked(LogisticRegression(C=1e-3), log_model=False).fit(X, y)

@@ -259,10 +259,27 @@ def log_classifier_plots(
 ) -> None:
     """Store the three plots of one data set in ``run`` (JSON now, PNG in the background). A
     failure is reported through ``fail`` and nothing else of the run is affected."""
+    docs = plot_docs(prefix, y_true, y_pred, scores, classes, fail, sample_weight)
+    if docs is not None:
+        store_plots(run, prefix, docs, fail)
+
+
+def plot_docs(prefix: str, y_true: Any, y_pred: Any, scores: Any, classes: Any, fail: Fail,
+              sample_weight: Any = None) -> dict[str, dict[str, Any]] | None:
+    """:func:`classifier_plots` with scikit-learn's warnings silenced; None (reported through
+    ``fail``) when they cannot be made."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scikit-learn's, on data it finds odd: not the user's
-            docs = classifier_plots(y_true, y_pred, scores, classes, sample_weight)
+            return classifier_plots(y_true, y_pred, scores, classes, sample_weight)
+    except Exception as exc:  # noqa: BLE001 - a plot failing leaves the run and its metrics
+        fail(f"{prefix} evaluation plots", exc)
+        return None
+
+
+def store_plots(run: Run, prefix: str, docs: dict[str, dict[str, Any]], fail: Fail) -> None:
+    """The documents of :func:`plot_docs` as JSON artifacts of ``run``, each with its PNG twin."""
+    try:
         for name, doc in docs.items():
             doc["data"] = prefix
             text = json.dumps(doc, allow_nan=False, separators=(",", ":"))
