@@ -34,8 +34,11 @@ class Dialect:
 
         return json.dumps(ids)
 
-    def param_value(self, key_ph: str) -> str:
-        return f"(SELECT p.value FROM params p WHERE p.run_id = r.id AND p.key = {key_ph})"
+    def param_value(self, key_ph: str, of: Any = None) -> str:
+        """A run's param ``key`` (JSON text); ``of``: a function of the SQL of the value, applied
+        inside the subquery (see :meth:`param_num_of`)."""
+        value = "p.value" if of is None else of("p.value")
+        return f"(SELECT {value} FROM params p WHERE p.run_id = r.id AND p.key = {key_ph})"
 
     def metric_value(self, key_ph: str) -> str:
         return f"(SELECT m.last FROM metric_keys m WHERE m.run_id = r.id AND m.key = {key_ph})"
@@ -57,6 +60,13 @@ class Dialect:
 
     def param_text(self, expr: str) -> str:
         return f"at_text_json({expr})"
+
+    def param_num_of(self, make: Any) -> str:
+        """``param_num`` of the param ``make`` builds (``make(of)``: :meth:`param_value`)."""
+        return self.param_num(make())
+
+    def param_text_of(self, make: Any) -> str:
+        return self.param_text(make())
 
     def text_num(self, expr: str) -> str:
         return f"at_num_text({expr})"
@@ -126,20 +136,20 @@ class Compiler:
         if prefix == "tags" and key:
             return (lambda: self.d.tag_value(self.bind(key))), "tag"
         if prefix == "params" and key:
-            return (lambda: self.d.param_value(self.bind(key))), "param"
+            return (lambda of=None: self.d.param_value(self.bind(key), of)), "param"
         # A bare name is a param: `lr < 0.01`, `model.depth = 3`.
-        return (lambda: self.d.param_value(self.bind(name))), "param"
+        return (lambda of=None: self.d.param_value(self.bind(name), of)), "param"
 
     def as_num(self, make: Any, kind: str) -> str:
         if kind == "param":
-            return self.d.param_num(make())
+            return self.d.param_num_of(make)
         if kind in ("tag", "text"):
             return self.d.text_num(make())
         return make()
 
     def as_text(self, make: Any, kind: str) -> str:
         if kind == "param":
-            return self.d.param_text(make())
+            return self.d.param_text_of(make)
         if kind == "num":
             return f"CAST({make()} AS TEXT)"
         return make()

@@ -380,6 +380,15 @@ class PgDialect(_sql.Dialect):
     def text_num(self, expr: str) -> str:
         return f"NULLIF(at_num_text({expr}), 'NaN'::double precision)"
 
+    # at_num_json / at_text_json name their argument several times: PostgreSQL inlines them only
+    # when that argument is cheap, so they are applied to the column inside the param's subquery,
+    # not to the subquery (which would then run once per mention: ~2.5x slower on 10,000 runs)
+    def param_num_of(self, make: Any) -> str:
+        return make(self.param_num)
+
+    def param_text_of(self, make: Any) -> str:
+        return make(self.param_text)
+
     def like(self, expr: str, ph: str) -> str:
         # SQLite's LIKE: case-insensitive (ASCII), % and _, no escape character
         return f"({expr} ILIKE {ph} ESCAPE '')"
@@ -877,8 +886,9 @@ class PostgresBackend(Backend):
     def get_runs(self, run_ids: Sequence[str]) -> list[RunRow]:
         if not run_ids:
             return []
-        return [RunRow(*row) for row in self._rows("read runs from", _RUN_SELECT + " WHERE r.id = ANY(%s)",
-                                                     (list(run_ids),))]
+        ids_sql, ids = _id_list(run_ids)
+        return [RunRow(*row) for row in self._rows("read runs from", _RUN_SELECT + f" WHERE r.id = ANY({ids_sql})",
+                                                     (ids,))]
 
     def match_runs(self, ref: str, limit: int = 5) -> tuple[list[RunRow], list[RunRow]]:
         by_id = [RunRow(*row) for row in self._rows(
@@ -898,7 +908,8 @@ class PostgresBackend(Backend):
         if not run_ids:
             return []
         joiner = " AND " if " WHERE " in select else " WHERE "
-        return self._rows("read", f"{select}{joiner}run_id = ANY(%s)", (list(run_ids),))
+        ids_sql, ids = _id_list(run_ids)
+        return self._rows("read", f"{select}{joiner}run_id = ANY({ids_sql})", (ids,))
 
     def params(self, run_ids: Sequence[str]) -> dict[str, dict[str, tuple[str, int | None]]]:
         out: dict[str, dict[str, tuple[str, int | None]]] = {rid: {} for rid in run_ids}
@@ -925,20 +936,27 @@ class PostgresBackend(Backend):
             return {}
         # grouped by key in SQL; concatenated text, not json_agg: jsonb has no NaN / Infinity. No
         # ORDER BY in the aggregates: the caller places values by run id, and both aggregates of a
-        # group take its rows in the same order (sorting each group twice was most of the time)
-        rows = self._rows("read", "SELECT key, array_agg(run_id), '[' || string_agg(value, ',')"
-                                  " || ']' FROM params WHERE run_id = ANY(%s) GROUP BY key", (list(run_ids),))
-        return {key: (list(ids), json.loads(values)) for key, ids, values in rows}
+        # group take its rows in the same order (sorting each group twice was most of the time).
+        # The run ids come back comma-joined: psycopg parses a text[] of 333,000 ids in ~0.15 s.
+        ids_sql, ids = _id_list(run_ids)
+        if not isinstance(ids, str):
+            return super().param_columns(run_ids)
+        rows = self._rows("read", "SELECT key, string_agg(run_id, ','), '[' || string_agg(value, ',')"
+                                  f" || ']' FROM params WHERE run_id = ANY({ids_sql}) GROUP BY key", (ids,))
+        return {key: (run_ids.split(","), json.loads(values)) for key, run_ids, values in rows}
 
     def last_value_columns(self, run_ids: Sequence[str]) -> dict[str, tuple[list[str], Any]]:
         import numpy as np
 
         if not run_ids:
             return {}
-        rows = self._rows("read", "SELECT key, array_agg(run_id), string_agg(last_value, ''::bytea)"
-                                  " FROM metric_keys WHERE run_id = ANY(%s) AND count > 0 AND last_value IS NOT NULL"
-                                  " GROUP BY key", (list(run_ids),))
-        return {key: (list(ids), np.frombuffer(bytes(values), dtype="<f8")) for key, ids, values in rows}
+        ids_sql, ids = _id_list(run_ids)
+        if not isinstance(ids, str):
+            return super().last_value_columns(run_ids)
+        rows = self._rows("read", "SELECT key, string_agg(run_id, ','), string_agg(last_value, ''::bytea)"
+                                  f" FROM metric_keys WHERE run_id = ANY({ids_sql}) AND count > 0"
+                                  " AND last_value IS NOT NULL GROUP BY key", (ids,))
+        return {key: (run_ids.split(","), np.frombuffer(bytes(values), dtype="<f8")) for key, run_ids, values in rows}
 
     def metric(self, run_id: str, key: str) -> tuple[Any, Any, Any] | None:
         return self.metric_since(run_id, key, 0)
@@ -1109,3 +1127,13 @@ class PostgresBackend(Backend):
 
 
 __all__ = ["PgDialect", "PostgresBackend", "blob_store_for", "redact_url"]
+
+
+def _id_list(run_ids: Sequence[str]) -> tuple[str, str | list[str]]:
+    """SQL for ``= ANY(...)`` over ``run_ids`` and its argument: one comma-joined string split by the
+    server (a text[] parameter of thousands of ids costs psycopg ~25 ms to send), or, for ids that
+    hold a comma themselves, the list."""
+    ids = list(run_ids)
+    if any("," in rid for rid in ids):
+        return "%s", ids
+    return "string_to_array(%s, ',')", ",".join(ids)

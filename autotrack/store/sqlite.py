@@ -952,7 +952,10 @@ class SQLiteBackend(_RegistrySQL, Backend):
 
     def param_columns(self, run_ids: Sequence[str]) -> dict[str, tuple[list[str], list[Any]]]:
         # grouped by key in SQL: one JSON array of values per key (concatenated text, not
-        # json_group_array, which rejects the NaN / Infinity params may hold), one decode each
+        # json_group_array, which rejects the NaN / Infinity params may hold), one decode each;
+        # the run ids comma-joined (ids that hold a comma: the per-run read of the base class)
+        if any("," in rid for rid in run_ids):
+            return super().param_columns(run_ids)
         rows = self._per_run("SELECT key, group_concat(run_id, ','), '[' || group_concat(value, ',') || ']' FROM params",
                              run_ids, " GROUP BY key")
         return {key: (ids.split(","), json.loads(values)) for key, ids, values in rows}
@@ -961,6 +964,8 @@ class SQLiteBackend(_RegistrySQL, Backend):
         import numpy as np
 
         # the packed float64 last values of each key, hex-joined in SQL and decoded in one call
+        if any("," in rid for rid in run_ids):
+            return super().last_value_columns(run_ids)
         rows = self._per_run("SELECT key, group_concat(run_id, ','), group_concat(hex(last_value), '') FROM metric_keys"
                              " WHERE count > 0 AND last_value IS NOT NULL", run_ids, " GROUP BY key")
         return {key: (ids.split(","), np.frombuffer(bytes.fromhex(values), dtype="<f8")) for key, ids, values in rows}

@@ -463,6 +463,15 @@ def test_table_columns_read_in_sql_equal_the_per_run_reads(backend):
             for rid in got:
                 a, b = got[rid], want[rid]
                 assert (a != a and b != b) or a == b, (read, key, a, b)
+    # ids the backends join with commas: one that holds a comma (a run synced from elsewhere could)
+    # takes the per-run path and keeps its values
+    from autotrack.store import NewRun, Params, Points, this_owner
+
+    odd = "odd,id"
+    st.write([NewRun(odd, "odd", "default", None, time.time(), this_owner()),
+              Params(odd, (("int", "7", None),)), Points(odd, "loss", [0], [0.25], [time.time()])])
+    assert st.param_columns([ids[1], odd])["int"] == ([ids[1], odd], [3, 7])
+    assert dict(zip(*st.last_value_columns([ids[1], odd])["loss"])) == {ids[1]: 0.1, odd: 0.25}
     frame = autotrack.runs().set_index("id")
     for run_id, params in zip(ids, logged):
         for key, value in values.items():
