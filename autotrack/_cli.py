@@ -164,14 +164,25 @@ def _varying_columns(frame: pd.DataFrame, prefix: str, limit: int) -> list[str]:
     from ._sections import metric_order
 
     cols = [c for c in frame.columns if c.startswith(prefix)]
-    varying = [c for c in cols if frame[c].astype(str).nunique(dropna=False) > 1] or cols
+    if prefix == "params.":
+        # differ among the runs that have it: a setting every Lightning run shares is no column to
+        # compare by, even beside scikit-learn runs that lack it
+        varying = [c for c in cols if frame[c].dropna().astype(str).nunique() > 1] or cols
+    else:  # a metric one run has is that run's result: worth its column
+        varying = [c for c in cols if frame[c].astype(str).nunique(dropna=False) > 1] or cols
     if prefix == "metrics.":
-        varying.sort(key=lambda c: (metric_order(c[len(prefix):])[0], -int(frame[c].notna().sum())))
+        # timings (cv/mean_fit_time, train/fit_time) after the scores of the same rank
+        varying.sort(key=lambda c: (metric_order(c[len(prefix):])[0], c.endswith("_time"),
+                                    -int(frame[c].notna().sum())))
         foreground = [c for c in varying if metric_order(c[len(prefix):])[0] < 4]
         varying = foreground or varying  # machine and per-layer metrics only when there is nothing else
     else:
         varying.sort(key=lambda c: -int(frame[c].notna().sum()))
     return varying[:limit]
+
+
+def _label(column: str) -> str:
+    return column.split(".", 1)[1] if "." in column else column
 
 
 def _print_runs_table(frame: pd.DataFrame, columns: str | None) -> None:
@@ -187,17 +198,35 @@ def _print_runs_table(frame: pd.DataFrame, columns: str | None) -> None:
     missing = [c for c in extra if c not in frame.columns]
     if missing:
         raise click.ClickException(f"no such column: {', '.join(missing)}. Use `autotrack runs --json` to see all.")
+    cells = {c: [_cell(v) for v in frame[c]] for c in extra}
+    widths = {c: max([len(v) for v in cells[c]] + [min(len(_label(c)), 12), 4]) for c in extra}
+    # A column is as wide as its widest value (a number cut to "0.0…" reads as another number).
+    # Names and experiments give up width first (down to 12 / 10); chosen columns that still do
+    # not fit the terminal are left out and named below the table.
+    name_w = min(28, max(8, *map(len, frame["name"].astype(str))))
+    exp_w = min(20, max(10, *map(len, frame["experiment"].astype(str))))  # 10: its header
+    for name_w, exp_w in ((name_w, exp_w), (min(name_w, 12), min(exp_w, 10))):
+        room = console.width - (8 + name_w + exp_w + 8 + 16 + 8) - 2 * 5  # 2 spaces between columns
+        shown, left_out = [], []
+        for column in extra:
+            if columns or widths[column] + 2 <= room:  # asked for by name: always shown
+                room -= widths[column] + 2
+                shown.append(column)
+            else:
+                left_out.append(column)
+        if not left_out:
+            break
     table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
     table.add_column("id", style="dim", no_wrap=True, min_width=8)
-    table.add_column("name", no_wrap=True, overflow="ellipsis", min_width=8, max_width=28)
-    table.add_column("experiment", no_wrap=True, overflow="ellipsis", min_width=6, max_width=20)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", min_width=min(8, name_w), max_width=name_w)
+    table.add_column("experiment", no_wrap=True, overflow="ellipsis", min_width=exp_w, max_width=exp_w)
     table.add_column("status", no_wrap=True, min_width=8)
     table.add_column("started", no_wrap=True, min_width=16)
     table.add_column("duration", justify="right", no_wrap=True, min_width=8)
-    for column in extra:
-        label = column.split(".", 1)[1] if "." in column else column
-        table.add_column(label, justify="right", no_wrap=True, overflow="ellipsis", min_width=4, max_width=20)
-    for row in frame.itertuples(index=False):
+    for column in shown:
+        table.add_column(_label(column), justify="right", no_wrap=True, overflow="ellipsis",
+                         min_width=widths[column], max_width=max(widths[column], 20))
+    for i, row in enumerate(frame.itertuples(index=False)):
         values = dict(zip(frame.columns, row))
         status = values["status"]
         started = values["start"].tz_convert(None).strftime("%Y-%m-%d %H:%M") if values["start"] is not None else ""
@@ -208,9 +237,11 @@ def _print_runs_table(frame: pd.DataFrame, columns: str | None) -> None:
             f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
             started,
             _duration(values["duration"]),
-            *[_cell(values[c]) for c in extra],
+            *[_e(cells[c][i]) for c in shown],
         )
     console.print(table)
+    if left_out:
+        console.print(f"[dim]not shown for the terminal's width: {_e(', '.join(left_out))} (choose with --columns)[/]")
     total = frame.attrs.get("total")
     if isinstance(total, int) and total > len(frame):
         console.print(f"[dim]showing {len(frame)} of {total} runs (use --limit N, or --limit 0 for all)[/]")

@@ -43,6 +43,31 @@ def test_runs_table_shows_varying_columns(store, two_runs):
     assert "0.35" in result.output and "1 run(s)" in result.output
 
 
+def test_runs_table_columns_differ_by_value_and_numbers_are_never_cut(store, monkeypatch):
+    """A param every run that has it shares (the trainer's accelerator of the Lightning runs beside
+    scikit-learn runs without it) is no column; on a narrow terminal the columns that do not fit
+    are named below the table instead of numbers cut to a different-looking prefix."""
+    for lr in (0.003, 0.0125):
+        with autotrack.start_run(params={"lr": lr, "accelerator": "CPUAccelerator"}) as run:
+            run.log_metric("train/loss", 0.123456 + lr, step=0)
+            run.log_metric("val/loss", 0.654321 + lr, step=0)
+    for c in (10, 0.5):
+        with autotrack.start_run(params={"C": c}) as run:
+            run.log_metric("test/accuracy", 0.9375, step=0)
+    wide = invoke(store, "runs")
+    header = wide.output.splitlines()[0].split()
+    assert "lr" in header and "C" in header and "accelerator" not in header
+    for text in ("0.003", "0.0125", "0.126456", "0.657321", "0.9375"):
+        assert text in wide.output, text
+    monkeypatch.setenv("COLUMNS", "100")
+    narrow = invoke(store, "runs").output
+    assert "…" not in "".join(line[60:] for line in narrow.splitlines())  # the extra columns: whole values
+    shown = narrow.splitlines()[0].split()
+    left_out = narrow.split("not shown for the terminal's width:")[1]
+    for key in ("params.lr", "params.C", "metrics.train/loss", "metrics.val/loss", "metrics.test/accuracy"):
+        assert (key.split(".", 1)[1] in shown) != (key in left_out), key
+
+
 def test_runs_bad_where_is_a_clear_error(store, two_runs):
     result = CliRunner().invoke(cli, ["runs", "--where", "lr <", "--store", str(store.root)])
     assert result.exit_code != 0 and "invalid where" in result.output
