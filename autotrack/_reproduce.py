@@ -138,16 +138,22 @@ def _requirements(record: RunRecord, env_section: dict[str, Any], limits: list[s
     return req, full
 
 
-def _needs_autotrack(record: RunRecord, source: dict[str, Any]) -> bool:
+def _needs_autotrack(record: RunRecord, source: dict[str, Any]) -> bool | None:
+    """Whether the run's code uses autotrack (True), does not (False: its stored code imports no
+    autotrack and it was not launched by ``autotrack run``), or None: nothing tells."""
     if source.get("launcher") == "autotrack run":
         return True
+    if record.tags.get("autotrack.integration"):  # a callback, wrapper or autolog() of the run's process
+        return True
+    stored = False
     for name in source_artifacts(record):
         if name == PATCH_ARTIFACT:
             continue
         text = artifact_text(record, name)
+        stored = stored or text is not None
         if text and _IMPORTS_AUTOTRACK.search(text):
             return True
-    return False
+    return False if stored else None
 
 
 def _portable_env(env_vars: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
@@ -367,15 +373,16 @@ def _script(record: RunRecord, *, commit: str | None, remote: str | None, has_pa
         '  PYTHON="$HERE/.venv/bin/python"',
         '  "$PYTHON" -m pip install -q -r "$HERE/requirements.txt"',
     ]
-    if needs_autotrack or launcher == "autotrack run":
+    if needs_autotrack is not False or launcher == "autotrack run":
         lines += [
             "  # autotrack itself: this project's code (distribution autotrack-ml), never the unrelated",
             '  # `autotrack` on PyPI. Kept when the environment already has the recorded version.',
-            '  if ! "$PYTHON" -c "import autotrack, sys; sys.exit(autotrack.__version__ != sys.argv[1])" "$AUTOTRACK_VERSION" 2>/dev/null; then',
+            '  # (no recorded version: any installed autotrack is kept, else the newest is installed)',
+            '  if ! "$PYTHON" -c "import autotrack, sys; sys.exit(bool(sys.argv[1]) and autotrack.__version__ != sys.argv[1])" "$AUTOTRACK_VERSION" 2>/dev/null; then',
             '    if [ -n "$AUTOTRACK_SOURCE" ] && [ -e "$AUTOTRACK_SOURCE" ]; then',
             '      "$PYTHON" -m pip install -q "$AUTOTRACK_SOURCE"',
             '    else',
-            '      "$PYTHON" -m pip install -q "autotrack-ml==$AUTOTRACK_VERSION"',
+            '      "$PYTHON" -m pip install -q "autotrack-ml${AUTOTRACK_VERSION:+==$AUTOTRACK_VERSION}"',
             '    fi',
             '  fi',
         ]
@@ -428,7 +435,8 @@ def _readme(record: RunRecord, commit: str | None, remote: str | None, git: dict
     autotrack_line = ("- autotrack: " + (f"{origin.get('version')}" if origin.get("version") else S.NOT_RECORDED)
                       + (f" from the checkout {origin['checkout']}" if origin.get("checkout") else "")
                       + ("; installed by reproduce.sh (distribution autotrack-ml)" if needs_autotrack
-                         else "; the run does not import it"))
+                         else "; the run's stored code does not import it" if needs_autotrack is False
+                         else "; whether the run's code imports it: not recorded (reproduce.sh installs it)"))
     parts = [
         f"# Reproducing run `{record.name}` ({record.id})",
         "",

@@ -163,9 +163,14 @@ def test_recorded_text_cannot_inject_shell(store, tmp_path):
 def test_source_not_recorded_is_said(store, tmp_path):
     with autotrack.start_run() as run:
         pass
-    readme = (reproduce(run.id, tmp_path / "b") / "README.md").read_text()
+    bundle = reproduce(run.id, tmp_path / "b")
+    readme = (bundle / "README.md").read_text()
     assert "Source (entry point, arguments, git commit, uncommitted changes): not recorded" in readme
     assert "not in a git repository" not in readme
+    # with no code stored, nothing says whether it imports autotrack: the bundle installs it anyway
+    assert "does not import" not in readme and "whether the run's code imports it: not recorded" in readme
+    script = (bundle / "reproduce.sh").read_text()
+    assert "AUTOTRACK_VERSION=''" in script and 'pip install -q "autotrack-ml${AUTOTRACK_VERSION:+==' in script
 
 
 # The same kind of script with nothing but the run: its sections come from the real start capture.
