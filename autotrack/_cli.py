@@ -158,27 +158,12 @@ def runs_command(store_path: str, experiment: Sequence[str], status: Sequence[st
 
 
 def _varying_columns(frame: pd.DataFrame, prefix: str, limit: int) -> list[str]:
-    """The columns most worth a glance: those that differ between runs; metrics in the readers'
-    order (losses, validation and test metrics first; machine and per-layer metrics only when a
-    run has nothing else), then the ones most runs have first."""
-    from ._sections import metric_order
+    """The columns most worth a glance (:func:`autotrack._sections.table_columns`)."""
+    from ._sections import table_columns
 
-    cols = [c for c in frame.columns if c.startswith(prefix)]
-    if prefix == "params.":
-        # differ among the runs that have it: a setting every Lightning run shares is no column to
-        # compare by, even beside scikit-learn runs that lack it
-        varying = [c for c in cols if frame[c].dropna().astype(str).nunique() > 1] or cols
-    else:  # a metric one run has is that run's result: worth its column
-        varying = [c for c in cols if frame[c].astype(str).nunique(dropna=False) > 1] or cols
-    if prefix == "metrics.":
-        # timings (cv/mean_fit_time, train/fit_time) after the scores of the same rank
-        varying.sort(key=lambda c: (metric_order(c[len(prefix):])[0], c.endswith("_time"),
-                                    -int(frame[c].notna().sum())))
-        foreground = [c for c in varying if metric_order(c[len(prefix):])[0] < 4]
-        varying = foreground or varying  # machine and per-layer metrics only when there is nothing else
-    else:
-        varying.sort(key=lambda c: -int(frame[c].notna().sum()))
-    return varying[:limit]
+    values = {c[len(prefix):]: [None if missing else v for v, missing in zip(frame[c].tolist(), frame[c].isna())]
+              for c in frame.columns if c.startswith(prefix)}  # NaN, pd.NA: not set
+    return [prefix + k for k in table_columns(values, metrics=prefix == "metrics.", limit=limit)]
 
 
 def _label(column: str) -> str:
@@ -203,9 +188,9 @@ def _print_runs_table(frame: pd.DataFrame, columns: str | None) -> None:
     # A column is as wide as its widest value (a number cut to "0.0…" reads as another number).
     # Names and experiments give up width first (down to 12 / 10); chosen columns that still do
     # not fit the terminal are left out and named below the table.
-    name_w = min(28, max(8, *map(len, frame["name"].astype(str))))
-    exp_w = min(20, max(10, *map(len, frame["experiment"].astype(str))))  # 10: its header
-    for name_w, exp_w in ((name_w, exp_w), (min(name_w, 12), min(exp_w, 10))):
+    full_name = min(28, max(8, *map(len, frame["name"].astype(str))))
+    full_exp = min(20, max(10, *map(len, frame["experiment"].astype(str))))  # 10: its header
+    for name_w, exp_w in ((full_name, full_exp), (min(full_name, 12), 10)):
         room = console.width - (8 + name_w + exp_w + 8 + 16 + 8) - 2 * 5  # 2 spaces between columns
         shown, left_out = [], []
         for column in extra:

@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._sections import table_columns
+
 if TYPE_CHECKING:
     from ._query import RunRecord
 
@@ -157,11 +159,17 @@ def render_report(payloads: list[dict[str, Any]], *, metric: str | None = None, 
     summary_keys = sorted({k for p in payloads for k in p["summary"] if not k.startswith("system/")})
     if metric is None or metric not in summary_keys:
         metric = next((k for k in ("val/loss", "train/loss") if k in summary_keys), summary_keys[0] if summary_keys else "")
-    show_keys = [k for k in summary_keys if not k.startswith("grad_norm/")][:8]
-    run_rows = [[p["name"], p["id"][:8], p["experiment"], p["status"], _when(p["start_time"]),
-                 None if p["duration"] is None else round(p["duration"], 1)] + [p["summary"].get(k) for k in show_keys]
-                for p in payloads]
     all_params = sorted({k for p in payloads for k in p["params"]})
+    # the columns of the CLI's table: params that differ, then metrics in the readers' order
+    param_keys = table_columns({k: [p["params"].get(k) for p in payloads] for k in all_params}, metrics=False, limit=4)
+    metric_keys = table_columns({k: [p["summary"].get(k) for p in payloads] for k in summary_keys}, metrics=True,
+                                limit=8)
+    run_rows = [[p["name"], p["id"][:8], p["experiment"], p["status"], _when(p["start_time"]),
+                 None if p["duration"] is None else round(p["duration"], 1)]
+                + [p["params"].get(k) for k in param_keys]
+                + [p["summary"].get(k) for k in metric_keys]
+                for p in payloads]
+    show_keys = param_keys + metric_keys
     missing = object()
     differing = [k for k in all_params
                  if len({json.dumps(p["params"][k], default=repr) if k in p["params"] else "\0missing" for p in payloads}) > 1]

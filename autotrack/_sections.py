@@ -14,7 +14,8 @@ This module imports nothing but the standard library: ``import autotrack`` stays
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 #: Version of the shapes below; bump it (and teach readers the old shape) when a key changes meaning.
@@ -409,3 +410,30 @@ def metric_order(key: str) -> tuple[int, str]:
     if key.startswith("train/"):
         return (3, key)
     return (2, key)
+
+
+def table_columns(values: Mapping[str, Sequence[Any]], *, metrics: bool, limit: int) -> list[str]:
+    """The keys most worth a column in a table of runs, from each key's values per run (None or
+    NaN where a run lacks it). Params: those whose values differ among the runs that have them (a
+    setting every Lightning run shares is no column to compare by, even beside scikit-learn runs
+    that lack it), the ones most runs have first. Metrics: those that differ at all (a metric one
+    run has is that run's result), in the readers' order (losses, validation and test metrics
+    first; machine and per-layer metrics only when there is nothing else; timings after the scores
+    of the same rank). Everything, in that order, when nothing differs."""
+
+    def present(v: Any) -> bool:
+        return v is not None and not (isinstance(v, float) and v != v)
+
+    def text(v: Any) -> str:
+        return json.dumps(v, sort_keys=True, default=repr) if present(v) else "\0missing"
+
+    count = {k: sum(map(present, vs)) for k, vs in values.items()}
+    if metrics:
+        varying = [k for k, vs in values.items() if len(set(map(text, vs))) > 1] or list(values)
+        varying.sort(key=lambda k: (metric_order(k)[0], k.endswith("_time"), -count[k], k))
+        foreground = [k for k in varying if metric_order(k)[0] < 4]
+        varying = foreground or varying
+    else:
+        varying = [k for k, vs in values.items() if len({text(v) for v in vs if present(v)}) > 1] or list(values)
+        varying.sort(key=lambda k: (-count[k], k))
+    return varying[:limit]

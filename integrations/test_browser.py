@@ -425,6 +425,18 @@ def test_report_of_a_mixed_store(ui: dict[str, Any], browser: Any, tmp_path: Pat
     assert all(u.startswith("file:") for u in requests), requests  # self-contained: no network
     _no_panel_errors(page)
     assert page.locator("table.runs tbody tr").count() == len(ids)
+    # the columns the CLI's table picks: the sweep's lr (only some runs have it, and there it
+    # differs) and the losses; not a setting the Lightning runs all share, nor timings first
+    headers = page.locator("table.runs thead th").all_inner_texts()
+    frame = autotrack.runs().set_index("id").loc[ids]
+    shared = [c[len("params."):] for c in frame.columns if c.startswith("params.")
+              and frame[c].dropna().astype(str).nunique() == 1]
+    assert {"lr", "train/loss", "val/loss"} <= set(headers) and not set(shared) & set(headers), headers
+    lr_column = headers.index("lr")
+    cells = {row.locator("td").nth(1).inner_text(): row.locator("td").nth(lr_column).inner_text()
+             for row in page.locator("table.runs tbody tr").all()}
+    for run_id, lr in frame["params.lr"].items():
+        assert cells[run_id[:8]] == ("" if lr is None or lr != lr else f"{lr:.6g}"), run_id
     assert page.locator("#metrics .at-chart canvas").count() > 0
     assert page.evaluate("document.querySelector('#parcoords')._at.lines") == len(ids)
     assert page.locator("table.diff td.missing").count() > 0  # params a run lacks are empty cells
