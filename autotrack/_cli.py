@@ -67,6 +67,7 @@ def _plain(value: Any) -> str:
 
 
 def _cell(value: Any) -> str:
+    """A table cell's text (not yet markup escaped): empty for a value a run lacks."""
     try:
         import pandas as pd
 
@@ -74,7 +75,7 @@ def _cell(value: Any) -> str:
             return ""
     except (TypeError, ValueError):
         pass
-    return _fmt(value)
+    return _plain(value)
 
 
 def _duration(seconds: float | None) -> str:
