@@ -351,6 +351,18 @@ def runs(
     return frame_of(st, rows)
 
 
+def find_records(where: str | None = None, order_by: str | list[str] | None = None, limit: int | None = None, *,
+                 offset: int | None = None, store: Backend | str | os.PathLike[str] | None = None) -> list[RunRecord]:
+    """The runs :func:`runs` would list, as records whose params, tags and metric stats are read
+    in one batch each (a page of the UI's table: four statements, not four per run)."""
+    query = _query(None, None, where, order_by, limit, offset)
+    st = _store_for(store)
+    if not st.exists():
+        return []
+    query.order = _check_order_columns(st, query.order)
+    return _prefetched(st, [RunRecord(st, row) for row in st.find_runs(query, _crashed(st))])
+
+
 def count_runs(experiment: Any = None, status: Any = None, where: str | None = None, *,
                store: Backend | str | os.PathLike[str] | None = None) -> int:
     """How many runs match (the same filters as :func:`runs`)."""

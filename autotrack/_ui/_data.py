@@ -70,7 +70,7 @@ def list_runs(store: Backend, *, where: str | None = None, order: str | None = N
     has (the page expands them with ``parent``); with a filter every matching run is listed flat.
     ``order`` is a column of the query language (``params.lr``, ``min(metrics.val/loss)``).
     """
-    from .._query import count_runs, runs
+    from .._query import count_runs, find_records, runs
 
     if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise InvalidArgumentError("limit", limit, f"ask for 1 to {MAX_PAGE} runs per page")
@@ -84,18 +84,16 @@ def list_runs(store: Backend, *, where: str | None = None, order: str | None = N
     order_by = None
     if order:
         order_by = f"{order} {'desc' if desc else 'asc'}"
-    frame = runs(where=query, order_by=order_by, limit=limit, offset=offset, store=store)
+    records = find_records(where=query, order_by=order_by, limit=limit, offset=offset, store=store)
     total = count_runs(where=query, store=store)
-    ids = [str(i) for i in frame["id"]] if len(frame) else []
+    ids = [r.id for r in records]
     children: dict[str, int] = {}
     if ids and parent is None and (nest and where is None):
         kids = runs(where="parent_id in (" + ",".join(_quote(i) for i in ids) + ")", store=store)
         if len(kids):
             for pid in kids["parent_id"]:
                 children[str(pid)] = children.get(str(pid), 0) + 1
-    from .._query import get_run
-
-    rows = [run_row(get_run(i, store=store), children.get(i, 0)) for i in ids]
+    rows = [run_row(r, children.get(r.id, 0)) for r in records]
     return {"runs": rows, "total": total, "offset": offset, "limit": limit, "where": where, "nested": scope is not None}
 
 
