@@ -20,6 +20,10 @@ from .._errors import QuerySyntaxError
 BASE_COLUMNS = ("id", "name", "experiment", "status", "start", "end", "duration", "parent_id")
 
 
+#: base columns the schema declares NOT NULL
+NOT_NULL_COLUMNS = frozenset({"id", "name", "experiment", "start", "status"})
+
+
 class Dialect:
     """SQLite flavour; PostgreSQL overrides what differs."""
 
@@ -80,6 +84,23 @@ class Dialect:
 
     def bool_literal(self, value: bool) -> str:
         return "1" if value else "0"
+
+    def nulls_last(self, make: Any, direction: str) -> list[str]:
+        """ORDER BY terms for ``make()`` with missing values last whatever the direction: one
+        evaluation of it with NULLS LAST (SQLite 3.30+; a metric's subquery per run: 0.34 ->
+        0.20 s for 100,000 runs), two before."""
+        import sqlite3
+
+        if sqlite3.sqlite_version_info >= (3, 30, 0):
+            return [f"{make()} {direction} NULLS LAST"]
+        return [f"({make()} IS NULL)", f"{make()} {direction}"]
+
+    def parent_null_test(self) -> str:
+        """``parent_id`` in an ``is null`` test. SQLite without ANALYZE statistics takes the parent
+        index for it, although most runs are top-level: every run is then read and sorted for a
+        page of 50 (0.3 s at 100,000 runs). The unary ``+`` keeps the term off that index, so the
+        start-time index gives the page in order; ``parent_id = 'x'`` still uses it."""
+        return "+r.parent_id"
 
 
 class Compiled:
@@ -173,10 +194,9 @@ class Compiler:
         if kind == "not":
             return f"(NOT {self.where(node[1])})"
         expr, col_kind = self.column(node[1])
-        if kind == "isnull":
-            return f"({expr()} IS NULL)"
-        if kind == "notnull":
-            return f"({expr()} IS NOT NULL)"
+        if kind in ("isnull", "notnull"):
+            sql = self.d.parent_null_test() if node[1] == "parent_id" else expr()
+            return f"({sql} IS {'NOT ' if kind == 'notnull' else ''}NULL)"
         if kind == "in":
             terms = [self._compare(expr, col_kind, "==", value) for value in node[2]]
             return "(" + " OR ".join(terms) + ")" if terms else "(1 = 0)"
@@ -205,13 +225,17 @@ class Compiler:
         for column, ascending in order:
             expr, kind = self.column(column)
             direction = "ASC" if ascending else "DESC"
-            terms.append(f"({expr()} IS NULL)")  # missing values last, whatever the direction
             if kind in ("param", "tag"):
+                terms.append(f"({expr()} IS NULL)")  # missing values last, whatever the direction
                 terms.append(f"({self.as_num(expr, kind)} IS NULL)")  # numbers before text
                 terms.append(f"{self.as_num(expr, kind)} {direction}")
                 terms.append(f"{self.as_text(expr, kind)} {direction}")
-            else:
+            elif column in NOT_NULL_COLUMNS:
+                # no null test: it would keep the store from walking its index and stopping at the
+                # page (0.3 s instead of 0.4 ms for a page of 100,000 runs)
                 terms.append(f"{expr()} {direction}")
+            else:
+                terms.extend(self.d.nulls_last(expr, direction))
         terms.append("r.start_time DESC")
         terms.append("r.id")
         return ", ".join(terms)

@@ -180,6 +180,14 @@ def test_order_by_and_paging_in_the_store(thirty_runs):
     assert _ids(frame) == [r["id"] for r in best[::-1][3:7]]
     # runs without the metric come last whatever the direction
     assert _ids(autotrack.runs(order_by="metrics.val/loss DESC"))[-1] == thirty_runs[-1]["id"]
+    assert _ids(autotrack.runs(order_by="min(metrics.val/loss)"))[-1] == thirty_runs[-1]["id"]
+    with_acc = sorted((r for r in thirty_runs if "val/acc" in r), key=lambda r: r["val/acc"])
+    for descending in (False, True):
+        got = _ids(autotrack.runs(order_by="metrics.val/acc" + (" DESC" if descending else "")))
+        assert got[:len(with_acc)] == [r["id"] for r in (with_acc[::-1] if descending else with_acc)]
+        assert set(got[len(with_acc):]) == {r["id"] for r in thirty_runs if "val/acc" not in r}
+    top = _ids(autotrack.runs(where="parent_id is null", limit=3))  # newest first, from the start-time order
+    assert top == _ids(autotrack.runs())[:3] == [r["id"] for r in thirty_runs[::-1][:3]]
     by_lr = sorted(thirty_runs, key=lambda r: (r["lr"], ))
     assert _ids(autotrack.runs(order_by="params.lr")) == [r["id"] for r in by_lr]
     both = sorted(thirty_runs, key=lambda r: (r.get("depth") is None, -(r.get("depth") or 0), r["lr"]))
