@@ -16,9 +16,9 @@ Targets (issue 17): table < 1 s (10k) and < 2 s (100k); sort/filter < 300 ms; co
 
 Chart library, measured with this benchmark's predecessor before the switch (plotly.js, 3.5 MB, on 101
 runs, same machine, same day): table 0.70 s, sort 409 ms, 1M-point run page 2.49 s. With uPlot 1.6
-(51 KB), measured here on 2 shared cores: 10,051 runs: table 0.26 s, sort 270 ms, filter 237 ms;
-compare 50 x 3 x 100k 1.60 s; 1M-point run page 0.24 s. 100,000 runs: table 1.28 s, sort 2.2 s,
-filter 2.5 s (the store's query; not met). See README.
+(51 KB), measured here on 2 shared cores: 10,000 runs: table 0.29 s, sort 197 ms, filter 283 ms;
+compare 50 x 3 x 100k 1.60 s; 1M-point run page 0.24 s. 100,000 runs: table 0.21 s, sort 0.86 s,
+filter 1.34 s (the store's query, evaluated for the page and its total; not met). See README.
 """
 
 from __future__ import annotations
