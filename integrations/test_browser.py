@@ -214,6 +214,13 @@ def test_columns_nesting_and_selection_live_in_the_url(ui: dict[str, Any], brows
     page, errors = _page(browser)
     grid = ui["ids"]["sklearn grid"]
     _open(page, ui["url"], "runs")
+    # the default columns: params whose values differ among the page's runs that have them (one
+    # run's setting, or one every run that has it shares, is no column), the training loss first
+    shown = page.evaluate("Array.from(document.querySelectorAll('#runs-table thead th[data-col]')).map(t => t.dataset.col)")
+    top = autotrack.runs(where="parent_id is null")
+    differing = {c for c in top.columns if c.startswith("params.") and top[c].dropna().astype(str).nunique() > 1}
+    assert [c for c in shown if c.startswith("params.")] and {c for c in shown if c.startswith("params.")} <= differing
+    assert [c for c in shown if c.startswith("metrics.")][0] == "metrics.train/loss", shown
     page.click(f"tr[data-id='{grid}'] .twisty")
     children = set(autotrack.runs(where=f"parent_id = '{grid}'")["id"])
     _wait_for(page, f"document.querySelectorAll('#runs-table tbody tr.child').length === {len(children)}")

@@ -88,19 +88,36 @@
     if (c === "duration") return r.duration === null ? (r.status === "running" ? "running" : "") : dur(r.duration);
     return r[c];
   }
+  /* The columns the CLI's and the report's tables pick (autotrack._sections.table_columns): metrics
+     in the readers' order (training loss, validation and test metrics, the user's own, the rest of
+     train/; timings after the scores of the same rank), then the ones most runs have; params whose
+     values differ among the runs that have them (not a setting all Lightning runs share beside
+     scikit-learn runs that lack it), the ones most runs have first. */
+  function metricRank(k) {
+    if (k === "train/loss") return 0;
+    if (/^(val|valid|validation|test|eval)\//.test(k)) return 1;
+    return /^train\//.test(k) ? 3 : 2;
+  }
   function defaultCols(rows) {
-    var mcount = {}, pvals = {};
+    var mvals = {}, pvals = {}, pcount = {};
     rows.forEach(function (r) {
-      Object.keys(r.metrics).forEach(function (k) { if (!/^(system|grad_norm)\//.test(k)) mcount[k] = (mcount[k] || 0) + 1; });
-      Object.keys(r.params).forEach(function (k) { (pvals[k] = pvals[k] || new Set()).add(JSON.stringify(r.params[k])); });
+      Object.keys(r.metrics).forEach(function (k) {
+        if (!/^(system|grad_norm)\//.test(k)) (mvals[k] = mvals[k] || []).push(r.metrics[k].last);
+      });
+      Object.keys(r.params).forEach(function (k) {
+        if (r.params[k] === null) return;
+        (pvals[k] = pvals[k] || new Set()).add(JSON.stringify(r.params[k]));
+        pcount[k] = (pcount[k] || 0) + 1;
+      });
     });
-    var first = ["val/loss", "train/loss"];
-    var mk = Object.keys(mcount).sort(function (a, b) {
-      var ia = first.indexOf(a), ib = first.indexOf(b); ia = ia < 0 ? 9 : ia; ib = ib < 0 ? 9 : ib;
-      return ia - ib || mcount[b] - mcount[a] || (a < b ? -1 : 1); }).slice(0, 4);
-    var pk = Object.keys(pvals).filter(function (k) {
-      return pvals[k].size > 1 || rows.some(function (r) { return !(k in r.params); }); })
-      .sort(function (a, b) { return a.split(".").length - b.split(".").length || (a < b ? -1 : 1); }).slice(0, 5);
+    var mk = Object.keys(mvals), differs = mk.filter(function (k) {
+      return mvals[k].length < rows.length || new Set(mvals[k].map(String)).size > 1; });
+    mk = (differs.length ? differs : mk).sort(function (a, b) {
+      return metricRank(a) - metricRank(b) || (/_time$/.test(a) - /_time$/.test(b)) ||
+        mvals[b].length - mvals[a].length || (a < b ? -1 : 1); }).slice(0, 4);
+    var pk = Object.keys(pvals), varying = pk.filter(function (k) { return pvals[k].size > 1; });
+    pk = (varying.length ? varying : pk).sort(function (a, b) {
+      return pcount[b] - pcount[a] || (a < b ? -1 : 1); }).slice(0, 5);
     var cols = ["status", "experiment", "start", "duration"];
     mk.forEach(function (k) { cols.push("metrics." + k); if (/loss|err|rmse|mae/.test(k)) cols.push("min(metrics." + k + ")"); });
     return cols.concat(pk.map(function (k) { return "params." + k; }));
