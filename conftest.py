@@ -28,3 +28,10 @@ def store(tmp_path: Path) -> Iterator[Store]:
         run.end()
     autotrack.flush()
     _run._store_override = previous
+    # the test's writer threads stop with it: hundreds of idle writers, each waking every 0.25 s,
+    # slowed the rest of the suite (93 % system time by its end)
+    from autotrack import _recorder
+
+    for rec in _recorder.all_recorders():
+        if str(getattr(rec.backend, "location", "")).startswith(str(tmp_path)):
+            rec.close(timeout=5.0)
