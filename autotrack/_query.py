@@ -340,12 +340,7 @@ def runs(
     ``Int64`` where some runs lack them)."""
     import pandas as pd
 
-    query = _query(experiment, status, where, order_by, limit, offset)
-    st = _store_for(store)
-    if not st.exists():
-        return pd.DataFrame(columns=BASE_COLUMNS)
-    query.order = _check_order_columns(st, query.order)
-    rows = st.find_runs(query, _crashed(st))
+    st, rows = _found(experiment, status, where, order_by, limit, offset, store)
     if not rows:
         return pd.DataFrame(columns=BASE_COLUMNS)
     return frame_of(st, rows)
@@ -355,12 +350,19 @@ def find_records(where: str | None = None, order_by: str | list[str] | None = No
                  offset: int | None = None, store: Backend | str | os.PathLike[str] | None = None) -> list[RunRecord]:
     """The runs :func:`runs` would list, as records whose params, tags and metric stats are read
     in one batch each (a page of the UI's table: four statements, not four per run)."""
-    query = _query(None, None, where, order_by, limit, offset)
+    st, rows = _found(None, None, where, order_by, limit, offset, store)
+    return _prefetched(st, [RunRecord(st, row) for row in rows])
+
+
+def _found(experiment: Any, status: Any, where: str | None, order_by: Any, limit: Any, offset: Any,
+           store: Backend | str | os.PathLike[str] | None) -> tuple[Backend, list[RunRow]]:
+    """The store and the rows of the runs matching the filters, sorted and paged by the store."""
+    query = _query(experiment, status, where, order_by, limit, offset)
     st = _store_for(store)
     if not st.exists():
-        return []
+        return st, []
     query.order = _check_order_columns(st, query.order)
-    return _prefetched(st, [RunRecord(st, row) for row in st.find_runs(query, _crashed(st))])
+    return st, st.find_runs(query, _crashed(st))
 
 
 def count_runs(experiment: Any = None, status: Any = None, where: str | None = None, *,

@@ -350,6 +350,16 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def _id_list(run_ids: Sequence[str]) -> tuple[str, str | list[str]]:
+    """SQL for ``= ANY(...)`` over ``run_ids`` and its argument: one comma-joined string split by the
+    server (a text[] parameter of thousands of ids costs psycopg ~25 ms to send), or, for ids that
+    hold a comma themselves, the list."""
+    ids = list(run_ids)
+    if any("," in rid for rid in ids):
+        return "%s", ids
+    return "string_to_array(%s, ',')", ",".join(ids)
+
+
 def _url_password(url: str) -> str | None:
     parts = urlsplit(url)
     password = parts.password
@@ -386,14 +396,14 @@ class PgDialect(_sql.Dialect):
     def param_num_of(self, make: Any) -> str:
         return make(self.param_num)
 
+    def param_text_of(self, make: Any) -> str:
+        return make(self.param_text)
+
     def nulls_last(self, make: Any, direction: str) -> list[str]:
         return [f"{make()} {direction} NULLS LAST"]
 
     def parent_null_test(self) -> str:
         return "r.parent_id"  # PostgreSQL's statistics (autovacuum's ANALYZE) say most runs are top-level
-
-    def param_text_of(self, make: Any) -> str:
-        return make(self.param_text)
 
     def like(self, expr: str, ph: str) -> str:
         # SQLite's LIKE: case-insensitive (ASCII), % and _, no escape character
@@ -1138,13 +1148,3 @@ class PostgresBackend(Backend):
 
 
 __all__ = ["PgDialect", "PostgresBackend", "blob_store_for", "redact_url"]
-
-
-def _id_list(run_ids: Sequence[str]) -> tuple[str, str | list[str]]:
-    """SQL for ``= ANY(...)`` over ``run_ids`` and its argument: one comma-joined string split by the
-    server (a text[] parameter of thousands of ids costs psycopg ~25 ms to send), or, for ids that
-    hold a comma themselves, the list."""
-    ids = list(run_ids)
-    if any("," in rid for rid in ids):
-        return "%s", ids
-    return "string_to_array(%s, ',')", ",".join(ids)

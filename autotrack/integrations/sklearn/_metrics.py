@@ -172,6 +172,12 @@ def _classifier(est: Any, X: Any, y: Any, prefix: str, fail: Fail, w: np.ndarray
     return out
 
 
+def _usable_weights(w: np.ndarray, n: int) -> bool:
+    """Weights the direct computations take: one per row, finite, non-negative, a positive sum
+    (anything else goes to scikit-learn's functions, which say what is wrong with it)."""
+    return bool(w.shape == (n,) and np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0)
+
+
 def _sorted(labels: np.ndarray) -> bool:
     try:
         return bool(np.all(labels[:-1] < labels[1:]))
@@ -187,8 +193,8 @@ def _log_loss(y_true: np.ndarray, proba: np.ndarray, labels: np.ndarray, w: np.n
     (probabilities outside [0, 1], labels not in order, odd weights) goes to scikit-learn."""
     floating = proba.dtype in (np.float16, np.float32, np.float64)
     p = proba if floating else proba.astype(np.float64)
-    sane_weights = w is None or (w.shape == (len(y_true),) and np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0)
-    if not (len(labels) >= 2 and _sorted(labels) and sane_weights and p.min() >= 0 and p.max() <= 1):
+    usable = w is None or _usable_weights(w, len(y_true))
+    if not (len(labels) >= 2 and _sorted(labels) and usable and p.min() >= 0 and p.max() <= 1):
         return float(skm.log_loss(y_true, proba, labels=labels, sample_weight=w))
     rows = p[np.arange(len(y_true)), np.searchsorted(labels, y_true)]
     eps = np.finfo(p.dtype).eps
@@ -232,7 +238,7 @@ def label_scores(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray,
         return None  # a label outside classes_: scikit-learn decides what that means
     cm = counts.astype(np.float64)
     if w is not None:
-        if w.shape != (len(y_true),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        if not _usable_weights(w, len(y_true)):
             return None
         cm = _evalplots.confusion_matrix(y_true, y_pred, classes, w).astype(np.float64)
     present = (counts.sum(axis=0) + counts.sum(axis=1)) > 0
